@@ -1,0 +1,38 @@
+# cdrmix_add_plugin(NAME <name> KIND <block|router|backend|data> SOURCES <files...>)
+#
+# Builds libcdrmix-<kind>-<name>.so: a MODULE library that links the SDK, hides
+# every symbol except the entry point (version script), and refuses undefined
+# symbols at link time (-z defs) instead of at dlopen time. In-tree plugins land
+# in CDRMIX_PLUGIN_OUTPUT_DIR (build/plugins); out-of-tree ones in their own build dir.
+set(_CDRMIX_PLUGIN_VERSION_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/plugin.version")
+
+function(cdrmix_add_plugin)
+  cmake_parse_arguments(ARG "" "NAME;KIND;OUTPUT_DIR" "SOURCES" ${ARGN})
+  if(NOT ARG_NAME OR NOT ARG_KIND OR NOT ARG_SOURCES)
+    message(FATAL_ERROR "cdrmix_add_plugin: NAME, KIND and SOURCES are required")
+  endif()
+  set(target cdrmix-${ARG_KIND}-${ARG_NAME})
+  add_library(${target} MODULE ${ARG_SOURCES})
+  if(TARGET cdrmix::sdk)
+    target_link_libraries(${target} PRIVATE cdrmix::sdk)
+  else()
+    target_link_libraries(${target} PRIVATE cdrmix_sdk)
+  endif()
+  set_target_properties(${target} PROPERTIES
+    PREFIX "lib"
+    CXX_STANDARD 17
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON)
+  target_link_options(${target} PRIVATE
+    "-Wl,--version-script=${_CDRMIX_PLUGIN_VERSION_SCRIPT}" "-Wl,-z,defs")
+  set(out_dir "${ARG_OUTPUT_DIR}")
+  if(NOT out_dir AND DEFINED CDRMIX_PLUGIN_OUTPUT_DIR)
+    set(out_dir "${CDRMIX_PLUGIN_OUTPUT_DIR}")
+  endif()
+  if(out_dir)
+    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${out_dir}")
+  endif()
+  if(DEFINED CDRMIX_INSTALL_PLUGIN_DIR)
+    install(TARGETS ${target} LIBRARY DESTINATION ${CDRMIX_INSTALL_PLUGIN_DIR})
+  endif()
+endfunction()

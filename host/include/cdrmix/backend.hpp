@@ -1,0 +1,34 @@
+// Backend contract: a compute device, whether it is usable here (and why not),
+// memory statistics, synchronisation and its collective communication backend.
+// Kernels themselves are registered into PyTorch's dispatcher under cdrmix::
+// ops, so the tensor's device picks the implementation.
+#pragma once
+
+#include <c10/core/DeviceType.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cdrmix {
+
+struct MemoryStats {
+    int64_t used_bytes = -1;  // -1: unknown
+    int64_t total_bytes = -1;
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string name() const = 0;
+    virtual c10::DeviceType device_type() const = 0;
+    virtual int64_t device_count() const = 0;
+    // Empty when usable; otherwise a one-line reason with a fix.
+    virtual std::string unavailable_reason() const = 0;
+    virtual MemoryStats memory() const = 0;
+    virtual void synchronize() const = 0;
+    virtual std::string collective_backend() const = 0; // "gloo", "nccl"
+    virtual std::vector<std::string> kernels() const = 0; // cdrmix:: ops implemented for this device
+};
+
+} // namespace cdrmix

@@ -1,0 +1,53 @@
+// Block contract: a torch::nn::Module mapping hidden states [B,T,C] to [B,T,C],
+// optionally carrying a recurrent state so a sequence can be processed in pieces
+// (streaming) with the same result as processing it whole.
+#pragma once
+
+#include <cdrmix/router.hpp>
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cdrmix {
+
+// A block's recurrent state: an ordered list of tensors the block defines.
+// Empty means "start of sequence".
+using BlockState = std::vector<torch::Tensor>;
+
+// What the model tells a block factory about where the block sits.
+struct BlockContext {
+    int64_t hidden_size = 0;
+    int64_t layer = 0;      // 0-based layer index
+    int64_t num_layers = 1;
+    // Built as an MoE expert: only forward_tokens is used, and the MoE layer owns
+    // anything sequence-level (such as RWKV's token shift).
+    bool expert = false;
+};
+
+// Per-forward scratch shared by all blocks of one model call.
+struct ForwardContext {
+    // RWKV-7 value residual: layer 0's values, read by later layers.
+    torch::Tensor v_first;
+    // Auxiliary losses added to the training objective, e.g. "layer1.load_balance".
+    std::vector<NamedLoss> aux_losses;
+    // Statistics from every MoE layer of this call.
+    std::vector<RouterStats> router_stats;
+    int64_t layer = 0;
+};
+
+class Block : public torch::nn::Module {
+public:
+    // x: [B,T,C]. state: nullptr for a stateless call; otherwise read as the
+    // initial state (empty = zeros) and overwritten with the final state.
+    virtual torch::Tensor forward(const torch::Tensor &x, BlockState *state, ForwardContext &ctx) = 0;
+
+    // Token-wise blocks (feed-forward networks) can serve as MoE experts: they
+    // map [N,C] to [N,C] with no dependence on neighbouring tokens.
+    virtual bool tokenwise() const { return false; }
+    virtual torch::Tensor forward_tokens(const torch::Tensor &x);
+};
+
+} // namespace cdrmix

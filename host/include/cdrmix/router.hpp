@@ -1,0 +1,56 @@
+// Router contract: given token features [N,C], choose k experts per token and
+// their combine weights. Routers never move tokens; the MoE block dispatches.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cdrmix {
+
+struct NamedLoss {
+    std::string name;
+    torch::Tensor value; // scalar, already scaled by its coefficient
+};
+
+struct RouterContext {
+    int64_t hidden_size = 0;
+    int64_t num_experts = 0;
+    int64_t layer = 0;
+};
+
+struct RouterOutput {
+    torch::Tensor indices; // [N,k] int64 expert ids
+    torch::Tensor weights; // [N,k] combine weights (differentiable)
+    torch::Tensor probs;   // [N,E] routing distribution, for statistics
+    std::vector<NamedLoss> losses;
+};
+
+// What every MoE layer reports each step (what the dashboard draws).
+struct RouterStats {
+    int64_t layer = 0;
+    std::vector<int64_t> tokens_per_expert;
+    double token_entropy = 0;  // mean per-token routing entropy / log(E), in [0,1]
+    double load_entropy = 0;   // entropy of the load distribution / log(E), in [0,1]
+    int64_t dropped_tokens = 0;
+    int64_t dead_experts = 0;  // experts that received no token
+    double load_cv = 0;        // coefficient of variation of tokens per expert
+    std::vector<std::pair<std::string, double>> losses;
+};
+
+class Router : public torch::nn::Module {
+public:
+    // x: [N,C] token features.
+    virtual RouterOutput route(const torch::Tensor &x) = 0;
+    virtual int64_t num_experts() const = 0;
+    virtual int64_t top_k() const = 0;
+};
+
+// Fills the statistics shared by all routers from a routing decision.
+// dropped: tokens that got no expert (capacity-limited modes).
+RouterStats compute_router_stats(const RouterOutput &out, int64_t num_experts, int64_t layer,
+                                 int64_t dropped = 0);
+
+} // namespace cdrmix

@@ -1,0 +1,151 @@
+#include "cli/commands.hpp"
+
+#include "core/plugin_loader.hpp"
+#include "core/system_info.hpp"
+#include "lua/lua_util.hpp"
+#include "lua/runtime.hpp"
+
+#include <cdrmix/error.hpp>
+#include <cdrmix/plugin_abi.h>
+#include <cdrmix/registry.hpp>
+#include <cdrmix/version.hpp>
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+namespace cdrmix {
+
+namespace {
+
+struct GlobalOptions {
+    std::vector<std::string> plugin_paths;
+    int threads = 0;
+};
+
+PluginLoader load_plugins(const GlobalOptions &g) {
+    PluginLoader loader(Registry::global());
+    loader.load_all(PluginLoader::search_path(g.plugin_paths));
+    return loader;
+}
+
+void print_problems(const PluginLoader &loader) {
+    for (const auto &p : loader.problems()) std::fprintf(stderr, "cdrmix: warning: %s\n", p.message.c_str());
+}
+
+int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
+            bool headless, const std::string &runs_dir) {
+    if (!std::filesystem::is_regular_file(script)) {
+        std::fprintf(stderr, "cdrmix: error: script '%s' not found\n", script.c_str());
+        return 1;
+    }
+    PluginLoader loader = load_plugins(g);
+    print_problems(loader);
+    lua::RunOptions opts;
+    opts.script = script;
+    opts.overrides = overrides;
+    opts.headless = headless;
+    opts.runs_root = runs_dir;
+    opts.plugins = loader.loaded();
+    lua::Runtime runtime(opts);
+    return runtime.run();
+}
+
+int cmd_plugins(const GlobalOptions &g) {
+    PluginLoader loader = load_plugins(g);
+    std::printf("%-8s %-20s %-10s %s\n", "KIND", "NAME", "VERSION", "FILE");
+    for (const auto &f : Registry::global().list())
+        std::printf("%-8s %-20s %-10s %s\n", kind_name(f.kind), f.name.c_str(), f.plugin_version.c_str(),
+                    f.file.c_str());
+    print_problems(loader);
+    return loader.problems().empty() ? 0 : 1;
+}
+
+int cmd_doctor(const GlobalOptions &g) {
+    PluginLoader loader = load_plugins(g);
+    int problems = 0;
+    auto row = [](const char *key, const std::string &value) { std::printf("  %-10s %s\n", key, value.c_str()); };
+    auto problem = [&](const std::string &what, const std::string &fix) {
+        std::printf("  PROBLEM    %s\n             fix: %s\n", what.c_str(), fix.c_str());
+        ++problems;
+    };
+    std::printf("cdrmix doctor\n");
+    row("cdrmix", std::string(kSdkVersion) + " (plugin ABI " + std::to_string(CDRMIX_ABI_VERSION_MAJOR) + "." +
+                      std::to_string(CDRMIX_ABI_VERSION_MINOR) + ")");
+    row("LibTorch", torch_version_string() + " (C++11 ABI " + std::to_string(_GLIBCXX_USE_CXX11_ABI) + ")");
+    row("threads", std::to_string(at::get_num_threads()) + " intra-op of " +
+                       std::to_string(std::thread::hardware_concurrency()) + " hardware threads (set with --threads)");
+
+    const double gflops = measure_gemm_gflops();
+    const BlasInfo blas = detect_blas(); // after the GEMM, so a lazily loaded BLAS is mapped
+    row("BLAS", blas.library.empty() ? "none found in the process" : blas.name + ": " + blas.library);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.1f GFLOP/s (float32, 1024^3 matmul)", gflops);
+    row("GEMM", buf);
+    if (!blas.optimised)
+        problem("matrix products use an unoptimised BLAS (about 20-30x slower than OpenBLAS)",
+                "apt-get install libopenblas0-openmp");
+
+    for (const auto &f : Registry::global().list()) {
+        if (f.kind != PluginKind::Backend) continue;
+        try {
+            auto b = Registry::global().create_backend(Config(Json{{"type", f.name}}, "doctor", ""));
+            const std::string why = b->unavailable_reason();
+            std::string line = f.name + ": " + (why.empty() ? "usable, " + std::to_string(b->device_count()) +
+                                                                  " device(s), collectives: " + b->collective_backend()
+                                                            : "not usable: " + why);
+            row("device", line);
+        } catch (const std::exception &e) {
+            problem("backend " + f.name + " failed to start: " + lua::exception_message(e), "see the plugin's docs");
+        }
+    }
+    row("plugins", std::to_string(loader.loaded().size()) + " loaded, " +
+                       std::to_string(Registry::global().list().size()) + " factories (see `cdrmix plugins`)");
+    for (const auto &p : loader.problems()) problem(p.message, p.hint);
+    std::printf("%s\n", problems == 0 ? "  all good" : ("  " + std::to_string(problems) + " problem(s)").c_str());
+    return problems == 0 ? 0 : 1;
+}
+
+} // namespace
+
+int cli_main(int argc, char **argv) {
+    CLI::App app{"cdrmix: a workbench for sparse Mixture-of-Experts language models"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("cdrmix ") + kSdkVersion);
+    GlobalOptions g;
+    app.add_option("--plugin-path", g.plugin_paths, "Extra plugin folder (searched after $CDRMIX_PLUGIN_PATH)");
+    app.add_option("--threads", g.threads, "LibTorch intra-op threads (default: all cores)");
+    app.fallthrough();
+
+    std::string script, runs_dir = "runs";
+    std::vector<std::string> overrides;
+    bool headless = false;
+    auto *run = app.add_subcommand("run", "Run a Lua experiment script");
+    run->add_option("script", script, "The .lua script")->required();
+    run->add_option("overrides", overrides, "key=value settings for the script's cdrmix.config");
+    run->add_flag("--headless", headless, "One JSON object per log interval on stdout instead of a progress bar");
+    run->add_option("--runs-dir", runs_dir, "Where run directories are created (default: runs)");
+    auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
+    auto *doctor = app.add_subcommand("doctor", "Check LibTorch, threads, BLAS, devices and plugins");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e);
+    }
+    try {
+        configure_threads(g.threads);
+        if (*run) return cmd_run(g, script, overrides, headless, runs_dir);
+        if (*plugins) return cmd_plugins(g);
+        if (*doctor) return cmd_doctor(g);
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "cdrmix: error: %s\n", lua::exception_message(e).c_str());
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace cdrmix

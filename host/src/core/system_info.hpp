@@ -1,0 +1,26 @@
+// Facts about this machine that decide training speed: LibTorch version,
+// thread counts, which BLAS is really loaded, and a measured GEMM rate.
+#pragma once
+
+#include <string>
+
+namespace cdrmix {
+
+// Sets LibTorch's intra-op thread count. n <= 0 means all hardware threads
+// (LibTorch 1.13 would otherwise use half of them, assuming SMT).
+int configure_threads(int n);
+
+struct BlasInfo {
+    std::string library;  // resolved path of the loaded BLAS, or "" if none found
+    std::string name;     // "OpenBLAS (OpenMP)", "reference BLAS", ...
+    bool optimised = false;
+};
+
+BlasInfo detect_blas();
+
+// Best-of-several float32 GFLOP/s of an n x n x n matrix product.
+double measure_gemm_gflops(int n = 1024, int repeats = 5);
+
+std::string torch_version_string();
+
+} // namespace cdrmix

@@ -1,0 +1,130 @@
+#include "lua/runtime.hpp"
+
+#include "lua/lua_util.hpp"
+#include "metrics/progress.hpp"
+
+#include <cdrmix/error.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace cdrmix::lua {
+
+namespace {
+const char *kRuntimeKey = "cdrmix.runtime";
+}
+
+Runtime &Runtime::from(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, kRuntimeKey);
+    auto *rt = static_cast<Runtime *>(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+    return *rt;
+}
+
+Runtime::Runtime(RunOptions options) : options_(std::move(options)) {
+    for (const auto &o : options_.overrides) {
+        auto eq = o.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw Error("bad override '" + o + "': expected key=value, e.g. train.steps=100");
+        overrides_.push_back({o.substr(0, eq), o.substr(eq + 1), false});
+    }
+    L_ = luaL_newstate();
+    if (!L_) throw Error("cannot create a Lua state (out of memory)");
+    luaL_openlibs(L_);
+    lua_pushlightuserdata(L_, this);
+    lua_setfield(L_, LUA_REGISTRYINDEX, kRuntimeKey);
+    progress_ = std::make_shared<ProgressSink>(!options_.headless && isatty(STDOUT_FILENO), 10);
+    bus_.add_sink(progress_);
+    open_module();
+}
+
+Runtime::~Runtime() {
+    if (L_) lua_close(L_);
+}
+
+void Runtime::open_module() {
+    lua_newtable(L_);
+    open_tensor(L_);
+    open_model(L_);
+    open_data(L_);
+    open_train(L_);
+    lua_pushstring(L_, options_.script.c_str());
+    lua_setfield(L_, -2, "script");
+    // Reachable both as the global `cdrmix` and through require("cdrmix").
+    lua_getglobal(L_, "package");
+    lua_getfield(L_, -1, "loaded");
+    lua_pushvalue(L_, -3);
+    lua_setfield(L_, -2, "cdrmix");
+    lua_pop(L_, 2);
+    lua_setglobal(L_, "cdrmix");
+}
+
+void Runtime::set_log_every(int64_t n) { progress_->set_log_every(n); }
+
+RunDir &Runtime::run_dir(const std::string &name) {
+    if (run_dir_) return *run_dir_;
+    run_dir_ = std::make_unique<RunDir>(options_.runs_root, name);
+    std::error_code ec;
+    fs::copy_file(options_.script, run_dir_->file(fs::path(options_.script).filename().string()), ec);
+    Json plugins = Json::array();
+    for (const auto &p : options_.plugins)
+        plugins.push_back({{"name", p.name}, {"version", p.version}, {"file", p.file}});
+    write_json_atomic(run_dir_->file("plugins.json"), plugins);
+    bus_.add_sink(std::make_shared<JsonlSink>(run_dir_->file("metrics.jsonl")));
+    write_resolved_config();
+    bus_.publish({{"event", "run"}, {"dir", run_dir_->path()}});
+    return *run_dir_;
+}
+
+void Runtime::write_resolved_config() {
+    if (!run_dir_) return;
+    Json j = resolved_;
+    j["script"] = options_.script;
+    j["overrides"] = options_.overrides;
+    write_json_atomic(run_dir_->file("config.json"), j);
+}
+
+int Runtime::run() {
+    lua_pushcfunction(L_, traceback_handler);
+    const int handler = lua_gettop(L_);
+    if (luaL_loadfile(L_, options_.script.c_str()) != 0) {
+        std::fprintf(stderr, "cdrmix: error: %s\n", lua_tostring(L_, -1));
+        return 1;
+    }
+    // The script sees its own path as arg[0] and the overrides as arg[1..n], like `luajit script.lua`.
+    lua_createtable(L_, static_cast<int>(options_.overrides.size()), 1);
+    lua_pushstring(L_, options_.script.c_str());
+    lua_rawseti(L_, -2, 0);
+    for (size_t i = 0; i < options_.overrides.size(); ++i) {
+        lua_pushstring(L_, options_.overrides[i].c_str());
+        lua_rawseti(L_, -2, static_cast<int>(i + 1));
+    }
+    lua_setglobal(L_, "arg");
+
+    int code = 0;
+    if (lua_pcall(L_, 0, 0, handler) != 0) {
+        std::string msg = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "(error object is not a string)";
+        auto nl = msg.find('\n');
+        std::fprintf(stderr, "cdrmix: error: %s\n", msg.substr(0, nl).c_str());
+        if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
+        code = 1;
+    } else {
+        for (const auto &o : overrides_) {
+            if (!o.used) {
+                std::fprintf(stderr, "cdrmix: error: override '%s=%s' was never applied: the script %s\n",
+                             o.key.c_str(), o.value.c_str(),
+                             resolved_.contains("config") ? "has no such key" : "never called cdrmix.config{...}");
+                code = 1;
+            }
+        }
+    }
+    bus_.finish();
+    return code;
+}
+
+} // namespace cdrmix::lua

@@ -1,0 +1,157 @@
+// cdrmix.Model in Lua: assembled from a table or a YAML preset.
+//   local model = cdrmix.model("configs/models/cdrmix-tiny.yaml", {vocab_size = data:vocab_size()})
+//   local logits = model:forward(tokens)          -- [B,T] -> [B,T,V]
+//   local loss, parts = model:loss(batch)         -- [B,T+1] -> scalar (+ {ce=, aux=})
+//   model:generate(data, "ROMEO:", {max_tokens = 100, on_text = io.write})
+#include "lua/wrap_model.hpp"
+
+#include "core/yaml_config.hpp"
+#include "lua/lua_util.hpp"
+#include "lua/runtime.hpp"
+#include "lua/wrap_data.hpp"
+#include "lua/wrap_tensor.hpp"
+#include "model/sampler.hpp"
+#include "train/checkpoint.hpp"
+
+#include <cdrmix/error.hpp>
+
+#include <torch/torch.h>
+
+#include <cstdio>
+
+namespace cdrmix::lua {
+
+std::shared_ptr<Model> &check_model(lua_State *L, int idx) { return check<std::shared_ptr<Model>>(L, idx, kModel); }
+
+namespace {
+
+int l_model(lua_State *L) {
+    Runtime &rt = Runtime::from(L);
+    Json spec;
+    std::string source = rt.options().script;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        source = lua_tostring(L, 1);
+        spec = load_yaml_file(source);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        spec = to_json(L, 1);
+    }
+    if (lua_istable(L, 2)) {
+        Json extra = to_json(L, 2);
+        for (auto it = extra.begin(); it != extra.end(); ++it) spec[it.key()] = it.value();
+    }
+    auto model = std::make_shared<Model>(ModelSpec::from_json(spec, source), Registry::global());
+    rt.resolved()["model"] = spec;
+    push<std::shared_ptr<Model>>(L, model, kModel);
+    return 1;
+}
+
+int l_forward(lua_State *L) {
+    auto &m = check_model(L, 1);
+    ForwardContext ctx;
+    push_tensor(L, m->forward(check_tensor(L, 2).to(torch::kInt64), nullptr, ctx));
+    return 1;
+}
+
+int l_loss(lua_State *L) {
+    auto &m = check_model(L, 1);
+    LossOutput out = m->loss(check_tensor(L, 2).to(torch::kInt64));
+    push_tensor(L, out.total);
+    lua_newtable(L);
+    push_tensor(L, out.ce);
+    lua_setfield(L, -2, "ce");
+    for (const auto &a : out.aux) {
+        push_tensor(L, a.value);
+        lua_setfield(L, -2, a.name.c_str());
+    }
+    return 2;
+}
+
+int l_num_parameters(lua_State *L) {
+    lua_pushnumber(L, static_cast<lua_Number>(check_model(L, 1)->num_parameters()));
+    return 1;
+}
+
+int l_train_mode(lua_State *L) {
+    check_model(L, 1)->train(lua_isnoneornil(L, 2) ? true : lua_toboolean(L, 2));
+    return 0;
+}
+
+int l_eval_mode(lua_State *L) {
+    check_model(L, 1)->eval();
+    return 0;
+}
+
+int l_spec(lua_State *L) {
+    push_json(L, check_model(L, 1)->spec().source_json);
+    return 1;
+}
+
+int l_load(lua_State *L) {
+    load_model_weights(*check_model(L, 1), luaL_checkstring(L, 2));
+    return 0;
+}
+
+int l_generate(lua_State *L) {
+    auto &m = check_model(L, 1);
+    auto tok = check_tokenizer(L, 2);
+    const std::string prompt = luaL_checkstring(L, 3);
+    SampleOptions o;
+    o.max_tokens = static_cast<int64_t>(opt_number_field(L, 4, "max_tokens", double(o.max_tokens)));
+    o.temperature = opt_number_field(L, 4, "temperature", o.temperature);
+    o.top_k = static_cast<int64_t>(opt_number_field(L, 4, "top_k", 0));
+    o.top_p = opt_number_field(L, 4, "top_p", 1.0);
+    o.seed = static_cast<uint64_t>(opt_number_field(L, 4, "seed", 0));
+    std::function<void(const std::string &)> on_text;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "on_text");
+        if (lua_isfunction(L, -1)) {
+            const int fn = lua_gettop(L);
+            on_text = [L, fn](const std::string &piece) {
+                lua_pushvalue(L, fn);
+                call_with_json(L, piece);
+            };
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    std::string text = generate(*m, *tok, prompt, o, on_text);
+    lua_pushlstring(L, text.data(), text.size());
+    return 1;
+}
+
+int l_model_tostring(lua_State *L) {
+    auto &m = check_model(L, 1);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "cdrmix.Model(%s: %lld layers, hidden %lld, vocab %lld, %.2fM parameters)",
+                  m->spec().name.c_str(), static_cast<long long>(m->spec().num_layers),
+                  static_cast<long long>(m->spec().hidden_size), static_cast<long long>(m->spec().vocab_size),
+                  double(m->num_parameters()) / 1e6);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+int l_yaml(lua_State *L) {
+    push_json(L, load_yaml_file(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+} // namespace
+
+void open_model(lua_State *L) {
+    static const luaL_Reg methods[] = {{"forward", safe<l_forward>},
+                                       {"loss", safe<l_loss>},
+                                       {"num_parameters", safe<l_num_parameters>},
+                                       {"train", safe<l_train_mode>},
+                                       {"eval", safe<l_eval_mode>},
+                                       {"spec", safe<l_spec>},
+                                       {"load", safe<l_load>},
+                                       {"generate", safe<l_generate>},
+                                       {nullptr, nullptr}};
+    static const luaL_Reg meta[] = {{"__tostring", safe<l_model_tostring>}, {nullptr, nullptr}};
+    define_class<std::shared_ptr<Model>>(L, kModel, methods, meta);
+    static const luaL_Reg functions[] = {{"model", safe<l_model>}, {"yaml", safe<l_yaml>}, {nullptr, nullptr}};
+    luaL_register(L, nullptr, functions);
+}
+
+} // namespace cdrmix::lua

@@ -1,0 +1,45 @@
+// The metrics bus: the training thread publishes one JSON record per event
+// (step, eval, checkpoint, sample, log); sinks (the terminal, metrics.jsonl,
+// later the dashboard) consume them.
+#pragma once
+
+#include <cdrmix/config.hpp>
+
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace cdrmix {
+
+class MetricsSink {
+public:
+    virtual ~MetricsSink() = default;
+    virtual void write(const Json &record) = 0;
+    virtual void finish() {}
+};
+
+class MetricsBus {
+public:
+    void add_sink(std::shared_ptr<MetricsSink> sink);
+    // Every record gets "event" set by the caller and "time" (unix seconds) added here.
+    void publish(Json record);
+    void finish();
+
+private:
+    std::mutex mutex_;
+    std::vector<std::shared_ptr<MetricsSink>> sinks_;
+};
+
+// Appends one JSON object per line, flushed per record so a reader (or a crash) sees whole lines.
+class JsonlSink : public MetricsSink {
+public:
+    explicit JsonlSink(const std::string &path);
+    void write(const Json &record) override;
+
+private:
+    std::ofstream out_;
+};
+
+} // namespace cdrmix

@@ -1,0 +1,90 @@
+// Model assembly: embedding -> N layers of (pre-norm time mixer + pre-norm FFN
+// or MoE), each a block plugin -> final norm -> head. Parameter names follow
+// RWKV-LM (emb, blocks.N.ln0/ln1/ln2, blocks.N.att.*, blocks.N.ffn.*, ln_out, head)
+// so weights move between this workbench and the reference tools unrenamed.
+#pragma once
+
+#include <cdrmix/block.hpp>
+#include <cdrmix/config.hpp>
+#include <cdrmix/registry.hpp>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cdrmix {
+
+// One layer's blocks, as configs for the registry.
+struct LayerSpec {
+    Json mixer; // {type: rwkv7_time_mix, ...}
+    Json ffn;   // {type: rwkv_channel_mix, ...} or {type: moe, ...}
+};
+
+struct ModelSpec {
+    std::string name = "model";
+    int64_t vocab_size = 0;
+    int64_t hidden_size = 0;
+    int64_t num_layers = 0;
+    double norm_eps = 1e-5;
+    std::vector<LayerSpec> layers;
+    Json source_json; // the spec as given, resolved (written to runs and checkpoints)
+    std::string source; // file or script it came from, for messages
+
+    // Keys: name, vocab_size, hidden_size, num_layers, norm_eps, mixer, ffn,
+    // moe_every, num_experts, top_k, router, expert, layers (explicit per-layer list).
+    static ModelSpec from_json(const Json &j, const std::string &source);
+};
+
+// Recurrent state of the whole model: one BlockState per block.
+struct ModelState {
+    std::vector<BlockState> mixer;
+    std::vector<BlockState> ffn;
+};
+
+struct LossOutput {
+    torch::Tensor total; // cross-entropy + auxiliary losses: what backward() is called on
+    torch::Tensor ce;    // mean token cross-entropy
+    std::vector<NamedLoss> aux;
+    std::vector<RouterStats> router_stats;
+};
+
+class Layer : public torch::nn::Module {
+public:
+    Layer(const LayerSpec &spec, const BlockContext &ctx, double eps, const Registry &registry,
+          const std::string &source);
+    torch::Tensor forward(torch::Tensor x, BlockState *mixer_state, BlockState *ffn_state, ForwardContext &ctx);
+
+private:
+    torch::nn::LayerNorm ln0{nullptr}; // layer 0 only: normalises the embedding (RWKV's ln0)
+    torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
+    std::shared_ptr<Block> att, ffn;
+};
+
+class Model : public torch::nn::Module {
+public:
+    Model(ModelSpec spec, const Registry &registry);
+
+    // tokens: int64 [B,T] -> logits [B,T,V]. state: nullptr, or in/out recurrent state.
+    torch::Tensor forward(const torch::Tensor &tokens, ModelState *state, ForwardContext &ctx);
+    // batch: int64 [B,T+1]; predicts batch[:,1:] from batch[:,:-1].
+    LossOutput loss(const torch::Tensor &batch);
+
+    const ModelSpec &spec() const { return spec_; }
+    int64_t num_parameters() const;
+
+private:
+    ModelSpec spec_;
+    torch::nn::Embedding emb{nullptr};
+    torch::nn::ModuleList blocks;
+    std::vector<std::shared_ptr<Layer>> layers_;
+    torch::nn::LayerNorm ln_out{nullptr};
+    torch::nn::Linear head{nullptr};
+};
+
+} // namespace cdrmix

@@ -1,0 +1,176 @@
+#include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
+
+namespace cdrmix {
+
+const char *kind_name(PluginKind kind) {
+    switch (kind) {
+    case PluginKind::Block: return "block";
+    case PluginKind::Router: return "router";
+    case PluginKind::Backend: return "backend";
+    case PluginKind::DataSource: return "data";
+    }
+    return "?";
+}
+
+Registry &Registry::global() {
+    static Registry registry;
+    return registry;
+}
+
+namespace {
+std::string origin(const FactoryInfo &info) { return info.file.empty() ? info.plugin : info.file; }
+} // namespace
+
+void Registry::add(Entry entry) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (staging_) {
+        entry.info.plugin = staging_info_.plugin;
+        entry.info.plugin_version = staging_info_.plugin_version;
+        entry.info.file = staging_info_.file;
+        staged_.push_back(std::move(entry));
+        return;
+    }
+    if (entry.info.plugin.empty()) entry.info.plugin = "builtin";
+    auto key = std::make_pair(entry.info.kind, entry.info.name);
+    auto it = entries_.find(key);
+    if (it != entries_.end())
+        throw Error(std::string("duplicate ") + kind_name(entry.info.kind) + " '" + entry.info.name +
+                    "': already registered by " + origin(it->second.info));
+    entries_.emplace(key, std::move(entry));
+}
+
+void Registry::add_block(const std::string &name, const std::string &description, BlockFactory factory) {
+    Entry e;
+    e.info = {PluginKind::Block, name, description, "", "", ""};
+    e.block = std::move(factory);
+    add(std::move(e));
+}
+
+void Registry::add_router(const std::string &name, const std::string &description, RouterFactory factory) {
+    Entry e;
+    e.info = {PluginKind::Router, name, description, "", "", ""};
+    e.router = std::move(factory);
+    add(std::move(e));
+}
+
+void Registry::add_backend(const std::string &name, const std::string &description, BackendFactory factory) {
+    Entry e;
+    e.info = {PluginKind::Backend, name, description, "", "", ""};
+    e.backend = std::move(factory);
+    add(std::move(e));
+}
+
+void Registry::add_data_source(const std::string &name, const std::string &description,
+                               DataSourceFactory factory) {
+    Entry e;
+    e.info = {PluginKind::DataSource, name, description, "", "", ""};
+    e.data = std::move(factory);
+    add(std::move(e));
+}
+
+void Registry::begin_plugin(const std::string &plugin, const std::string &version, const std::string &file) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    staging_ = true;
+    staging_info_ = {PluginKind::Block, "", "", plugin, version, file};
+    staged_.clear();
+}
+
+void Registry::commit_plugin() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    staging_ = false;
+    std::vector<Entry> staged = std::move(staged_);
+    staged_.clear();
+    for (size_t i = 0; i < staged.size(); ++i) {
+        const FactoryInfo &info = staged[i].info;
+        auto it = entries_.find({info.kind, info.name});
+        if (it != entries_.end())
+            throw Error(std::string("duplicate ") + kind_name(info.kind) + " '" + info.name +
+                        "': already registered by " + origin(it->second.info));
+        for (size_t j = 0; j < i; ++j)
+            if (staged[j].info.kind == info.kind && staged[j].info.name == info.name)
+                throw Error(std::string("duplicate ") + kind_name(info.kind) + " '" + info.name +
+                            "' registered twice by " + info.file);
+    }
+    for (auto &e : staged) {
+        auto key = std::make_pair(e.info.kind, e.info.name);
+        entries_.emplace(key, std::move(e));
+    }
+}
+
+void Registry::abort_plugin() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    staging_ = false;
+    staged_.clear();
+}
+
+bool Registry::has(PluginKind kind, const std::string &name) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return entries_.count({kind, name}) > 0;
+}
+
+std::vector<FactoryInfo> Registry::list() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<FactoryInfo> out;
+    for (const auto &kv : entries_) out.push_back(kv.second.info);
+    return out;
+}
+
+const Registry::Entry &Registry::find(PluginKind kind, const std::string &name, const Config &config) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find({kind, name});
+    if (it != entries_.end()) return it->second;
+    std::string known;
+    for (const auto &kv : entries_)
+        if (kv.first.first == kind) known += (known.empty() ? "" : ", ") + kv.first.second;
+    throw Error(config.where() + ": unknown " + kind_name(kind) + " '" + name + "' (loaded: " +
+                (known.empty() ? "none" : known) + "; see `cdrmix plugins`)");
+}
+
+Config Registry::prepare(const Config &config, PluginKind kind, const Entry &entry) const {
+    Json value = config.value();
+    value.erase("type");
+    return Config(std::move(value), std::string(kind_name(kind)) + " '" + entry.info.name + "'", config.source());
+}
+
+namespace {
+std::string type_of_config(const Config &config, PluginKind kind) {
+    std::string type = config.get_string("type", "");
+    if (type.empty()) throw Error(config.where() + ": missing key 'type' (which " + kind_name(kind) + " to use)");
+    return type;
+}
+} // namespace
+
+std::shared_ptr<Block> Registry::create_block(const Config &config, const BlockContext &ctx) const {
+    const Entry &e = find(PluginKind::Block, type_of_config(config, PluginKind::Block), config);
+    Config c = prepare(config, PluginKind::Block, e);
+    auto block = e.block(c, ctx);
+    c.check_unused();
+    return block;
+}
+
+std::shared_ptr<Router> Registry::create_router(const Config &config, const RouterContext &ctx) const {
+    const Entry &e = find(PluginKind::Router, type_of_config(config, PluginKind::Router), config);
+    Config c = prepare(config, PluginKind::Router, e);
+    auto router = e.router(c, ctx);
+    c.check_unused();
+    return router;
+}
+
+std::shared_ptr<Backend> Registry::create_backend(const Config &config) const {
+    const Entry &e = find(PluginKind::Backend, type_of_config(config, PluginKind::Backend), config);
+    Config c = prepare(config, PluginKind::Backend, e);
+    auto backend = e.backend(c);
+    c.check_unused();
+    return backend;
+}
+
+std::shared_ptr<DataSource> Registry::create_data_source(const Config &config) const {
+    const Entry &e = find(PluginKind::DataSource, type_of_config(config, PluginKind::DataSource), config);
+    Config c = prepare(config, PluginKind::DataSource, e);
+    auto data = e.data(c);
+    c.check_unused();
+    return data;
+}
+
+} // namespace cdrmix

@@ -1,0 +1,57 @@
+// RWKV-7 channel mixing: k = relu(W_k (x + (x_{t-1} - x) * x_k))^2, out = W_v k,
+// hidden size expansion * C (reference: 4). Token-wise apart from the shift, so
+// it is the default MoE expert: as an expert the MoE layer applies the shift once
+// and each expert runs W_v relu(W_k x)^2 on its tokens.
+// Config: expansion (4). State: {previous token's x [B,C]}.
+#include <cdrmix/sdk.hpp>
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace {
+
+using torch::Tensor;
+
+class RWKVChannelMix : public cdrmix::Block {
+public:
+    RWKVChannelMix(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
+        const int64_t C = ctx.hidden_size;
+        const double expansion = cfg.get_double("expansion", 4.0);
+        const int64_t hidden = static_cast<int64_t>(std::lround(expansion * double(C)));
+        if (hidden <= 0) throw cdrmix::Error(cfg.where() + ": key 'expansion' must be positive");
+        torch::NoGradGuard no_grad;
+        if (!ctx.expert) {
+            const double r10 = 1.0 - double(ctx.layer) / double(ctx.num_layers);
+            x_k = register_parameter("x_k", 1.0 - cdrmix::channel_ramp(C).pow(std::pow(r10, 4.0)));
+        }
+        key = register_module("key", torch::nn::Linear(torch::nn::LinearOptions(C, hidden).bias(false)));
+        value = register_module("value", torch::nn::Linear(torch::nn::LinearOptions(hidden, C).bias(false)));
+        key->weight.uniform_(-0.5 / std::sqrt(double(C)), 0.5 / std::sqrt(double(C)));
+        value->weight.zero_();
+    }
+
+    Tensor forward(const Tensor &x, cdrmix::BlockState *state, cdrmix::ForwardContext &) override {
+        TORCH_CHECK(x_k.defined(), "rwkv_channel_mix built as an MoE expert has no token shift; use forward_tokens");
+        const bool has_state = state && state->size() == 1;
+        Tensor xk = x + (cdrmix::shift_tokens(x, has_state ? (*state)[0] : Tensor()) - x) * x_k;
+        if (state) *state = {x.select(1, x.size(1) - 1)};
+        return forward_tokens(xk);
+    }
+
+    bool tokenwise() const override { return true; }
+    Tensor forward_tokens(const Tensor &x) override { return value(torch::relu(key(x)).square()); }
+
+private:
+    Tensor x_k;
+    torch::nn::Linear key{nullptr}, value{nullptr};
+};
+
+} // namespace
+
+CDRMIX_PLUGIN("rwkv_channel_mix", "1.0.0", "RWKV-7 channel mixing (squared-ReLU FFN with token shift)") {
+    registry.add_block("rwkv_channel_mix", "RWKV-7 channel mixing: W_v relu(W_k shifted x)^2",
+                       [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
+                           return std::make_shared<RWKVChannelMix>(c, ctx);
+                       });
+}

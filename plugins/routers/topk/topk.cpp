@@ -1,0 +1,71 @@
+// Top-k softmax router (Switch / GShard). Per token: p = softmax(W x) over E
+// experts, keep the k largest (renormalised to sum to 1 unless normalize=false).
+// Auxiliary losses:
+//   load_balance = alpha * E * sum_i f_i P_i   (f_i: share of routed slots sent to
+//                  expert i, P_i: mean router probability of expert i; 1*alpha when balanced)
+//   z_loss       = beta * mean(logsumexp(logits)^2)   (ST-MoE: keeps logits small)
+// Optional multiplicative jitter noise on the input during training.
+// Config: top_k (2), load_balance_alpha (0.01), z_loss (0.001), jitter (0), normalize (true).
+#include <cdrmix/sdk.hpp>
+
+#include <torch/torch.h>
+
+namespace {
+
+using torch::Tensor;
+
+class TopKRouter : public cdrmix::Router {
+public:
+    TopKRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts) {
+        k_ = cfg.get_int("top_k", 2);
+        alpha_ = cfg.get_double("load_balance_alpha", 0.01);
+        z_coef_ = cfg.get_double("z_loss", 0.001);
+        jitter_ = cfg.get_double("jitter", 0.0);
+        normalize_ = cfg.get_bool("normalize", true);
+        if (k_ < 1 || k_ > E_)
+            throw cdrmix::Error(cfg.where() + ": key 'top_k' must be between 1 and num_experts (" + std::to_string(E_) + ")");
+        gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(ctx.hidden_size, E_).bias(false)));
+        torch::NoGradGuard no_grad;
+        gate->weight.normal_(0.0, 0.02);
+    }
+
+    cdrmix::RouterOutput route(const Tensor &x_in) override {
+        Tensor x = x_in;
+        if (is_training() && jitter_ > 0) x = x * torch::empty_like(x).uniform_(1.0 - jitter_, 1.0 + jitter_);
+        // Routing decisions are made in float32 at least, whatever the activations' dtype.
+        Tensor logits = gate(x);
+        if (logits.scalar_type() != torch::kFloat64) logits = logits.to(torch::kFloat32);
+        Tensor probs = torch::softmax(logits, -1);
+        auto [top_p, top_i] = probs.topk(k_, -1);
+        cdrmix::RouterOutput out;
+        out.indices = top_i;
+        out.weights = normalize_ ? top_p / top_p.sum(-1, true) : top_p;
+        out.probs = probs.detach();
+        if (is_training()) {
+            const double slots = double(x.size(0) * k_);
+            Tensor f = torch::bincount(top_i.reshape({-1}), {}, E_).to(probs.dtype()) / slots;
+            Tensor P = probs.mean(0);
+            if (alpha_ > 0) out.losses.push_back({"load_balance", alpha_ * double(E_) * (f * P).sum()});
+            if (z_coef_ > 0) out.losses.push_back({"z_loss", z_coef_ * torch::logsumexp(logits, -1).square().mean()});
+        }
+        return out;
+    }
+
+    int64_t num_experts() const override { return E_; }
+    int64_t top_k() const override { return k_; }
+
+private:
+    int64_t E_, k_;
+    double alpha_, z_coef_, jitter_;
+    bool normalize_;
+    torch::nn::Linear gate{nullptr};
+};
+
+} // namespace
+
+CDRMIX_PLUGIN("topk", "1.0.0", "Top-k softmax router with Switch load-balance and z-loss") {
+    registry.add_router("topk", "Top-k softmax router (Switch/GShard load balance, ST-MoE z-loss, jitter)",
+                        [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
+                            return std::make_shared<TopKRouter>(c, ctx);
+                        });
+}
