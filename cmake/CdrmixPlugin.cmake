@@ -1,4 +1,5 @@
-# cdrmix_add_plugin(NAME <name> KIND <block|router|backend|data> SOURCES <files...>)
+# cdrmix_add_plugin(NAME <name> KIND <block|router|backend|data> SOURCES <files...>
+#                   [OUTPUT_DIR <dir>] [NO_INSTALL])
 #
 # Builds libcdrmix-<kind>-<name>.so: a MODULE library that links the SDK, hides
 # every symbol except the entry point (version script), and refuses undefined
@@ -7,7 +8,7 @@
 set(_CDRMIX_PLUGIN_VERSION_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/plugin.version")
 
 function(cdrmix_add_plugin)
-  cmake_parse_arguments(ARG "" "NAME;KIND;OUTPUT_DIR" "SOURCES" ${ARGN})
+  cmake_parse_arguments(ARG "NO_INSTALL" "NAME;KIND;OUTPUT_DIR" "SOURCES" ${ARGN})
   if(NOT ARG_NAME OR NOT ARG_KIND OR NOT ARG_SOURCES)
     message(FATAL_ERROR "cdrmix_add_plugin: NAME, KIND and SOURCES are required")
   endif()
@@ -32,7 +33,7 @@ function(cdrmix_add_plugin)
   if(out_dir)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${out_dir}")
   endif()
-  if(DEFINED CDRMIX_INSTALL_PLUGIN_DIR)
+  if(DEFINED CDRMIX_INSTALL_PLUGIN_DIR AND NOT ARG_NO_INSTALL)
     install(TARGETS ${target} LIBRARY DESTINATION ${CDRMIX_INSTALL_PLUGIN_DIR})
   endif()
 endfunction()

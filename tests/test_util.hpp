@@ -1,0 +1,56 @@
+// Shared helpers for the C++ suites: creating blocks through the registry,
+// perturbing parameters away from their (often zero) initialisation, and
+// finite-difference gradient checks.
+#pragma once
+
+#include <cdrmix/registry.hpp>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <functional>
+
+namespace cdrmix::test {
+
+inline std::shared_ptr<Block> make_block(const Json &cfg, BlockContext ctx) {
+    return Registry::global().create_block(Config(cfg, "test", "test"), ctx);
+}
+
+// Reference inits zero several projections (outputs would be identically 0);
+// tests need every path active.
+inline void perturb(torch::nn::Module &m, double scale, uint64_t seed) {
+    torch::manual_seed(seed);
+    torch::NoGradGuard no_grad;
+    for (auto &p : m.parameters()) p.add_(torch::randn_like(p) * scale);
+}
+
+inline double max_abs_diff(const torch::Tensor &a, const torch::Tensor &b) {
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+// Compares d loss / d x[i] from autograd with central differences at `samples`
+// evenly spread elements of x (float64).
+inline void expect_gradient_matches(torch::Tensor x, const std::function<torch::Tensor()> &loss, int samples = 6,
+                                    double eps = 1e-6, double tol = 1e-6) {
+    ASSERT_EQ(x.scalar_type(), torch::kFloat64);
+    if (x.grad().defined()) x.mutable_grad().zero_();
+    loss().backward();
+    torch::Tensor analytic = x.grad().clone().reshape({-1});
+    torch::NoGradGuard no_grad;
+    torch::Tensor flat = x.view({-1});
+    const int64_t n = flat.numel();
+    for (int s = 0; s < samples; ++s) {
+        const int64_t i = (n - 1) * s / std::max(1, samples - 1);
+        const double orig = flat[i].item<double>();
+        flat[i] = orig + eps;
+        const double up = loss().item<double>();
+        flat[i] = orig - eps;
+        const double down = loss().item<double>();
+        flat[i] = orig;
+        const double numeric = (up - down) / (2 * eps);
+        const double a = analytic[i].item<double>();
+        EXPECT_NEAR(a, numeric, tol * std::max(1.0, std::abs(numeric))) << "element " << i;
+    }
+}
+
+} // namespace cdrmix::test

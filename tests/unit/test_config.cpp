@@ -1,0 +1,105 @@
+#include "core/yaml_config.hpp"
+#include "test_util.hpp"
+
+#include <cdrmix/error.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using cdrmix::Config;
+using cdrmix::Error;
+using cdrmix::Json;
+
+namespace {
+
+std::string error_of(const std::function<void()> &f) {
+    try {
+        f();
+    } catch (const Error &e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST(Config, TypedReadsAndDefaults) {
+    Config c(Json{{"n", 3}, {"x", 0.5}, {"flag", true}, {"s", "hi"}, {"lua_int", 4.0}}, "router 'topk'", "a.yaml");
+    EXPECT_EQ(c.get_int("n", 0), 3);
+    EXPECT_DOUBLE_EQ(c.get_double("x", 0), 0.5);
+    EXPECT_DOUBLE_EQ(c.get_double("n", 0), 3.0); // integers are numbers too
+    EXPECT_TRUE(c.get_bool("flag", false));
+    EXPECT_EQ(c.get_string("s", ""), "hi");
+    EXPECT_EQ(c.get_int("lua_int", 0), 4); // Lua numbers are doubles
+    EXPECT_EQ(c.get_int("absent", 7), 7);
+    EXPECT_NO_THROW(c.check_unused());
+}
+
+TEST(Config, UnknownKeyNamesKeyOwnerAndSource) {
+    Config c(Json{{"top_k", 2}, {"top_kk", 3}}, "router 'topk'", "configs/x.yaml");
+    c.get_int("top_k", 1);
+    EXPECT_EQ(error_of([&] { c.check_unused(); }), "router 'topk' (configs/x.yaml): unknown key 'top_kk'");
+}
+
+TEST(Config, WrongTypeNamesKeyAndValue) {
+    Config c(Json{{"top_k", "two"}, {"alpha", 0.5}}, "router 'topk'", "x.lua");
+    EXPECT_EQ(error_of([&] { c.get_int("top_k", 1); }),
+              "router 'topk' (x.lua): key 'top_k' must be an integer, got a string (\"two\")");
+    EXPECT_NE(error_of([&] { c.get_int("alpha", 1); }).find("must be an integer, got a number"), std::string::npos);
+    EXPECT_NE(error_of([&] { c.get_bool("alpha", false); }).find("must be true or false"), std::string::npos);
+}
+
+TEST(Config, NotATable) {
+    EXPECT_NE(error_of([] { Config(Json(3), "data", "s.lua"); }).find("expected a table"), std::string::npos);
+}
+
+TEST(Registry, DuplicateNameIsRefused) {
+    cdrmix::Registry r;
+    auto factory = [](const Config &, const cdrmix::RouterContext &) -> std::shared_ptr<cdrmix::Router> { return nullptr; };
+    r.add_router("same", "", factory);
+    EXPECT_NE(error_of([&] { r.add_router("same", "", factory); }).find("duplicate router 'same'"), std::string::npos);
+    // A block may share a router's name: kinds are separate namespaces.
+    EXPECT_NO_THROW(r.add_block("same", "", [](const Config &, const cdrmix::BlockContext &) -> std::shared_ptr<cdrmix::Block> {
+        return nullptr;
+    }));
+}
+
+TEST(Registry, UnknownTypeListsWhatIsLoaded) {
+    const std::string msg = error_of([] {
+        cdrmix::Registry::global().create_router(Config(Json{{"type", "nope"}}, "moe router", "m.yaml"), {8, 4, 0});
+    });
+    EXPECT_NE(msg.find("moe router (m.yaml): unknown router 'nope'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("topk"), std::string::npos) << msg;
+}
+
+TEST(Registry, FactoryConfigIsCheckedForUnknownKeys) {
+    const std::string msg = error_of([] {
+        cdrmix::Registry::global().create_router(Config(Json{{"type", "topk"}, {"top_kk", 2}}, "r", "m.yaml"), {8, 4, 0});
+    });
+    EXPECT_EQ(msg, "router 'topk' (m.yaml): unknown key 'top_kk'");
+}
+
+TEST(Registry, MissingTypeKey) {
+    EXPECT_NE(error_of([] { cdrmix::Registry::global().create_data_source(Config(Json{{"path", "x"}}, "data", "s.lua")); })
+                  .find("missing key 'type'"),
+              std::string::npos);
+}
+
+TEST(Yaml, TypesAndErrors) {
+    const auto dir = std::filesystem::temp_directory_path() / "cdrmix_yaml_test";
+    std::filesystem::create_directories(dir);
+    const std::string good = (dir / "good.yaml").string(), bad = (dir / "bad.yaml").string();
+    std::ofstream(good) << "a: 1\nb: 2.5\nc: true\nd: \"007\"\ne: [1, two]\nf: {g: null}\n";
+    std::ofstream(bad) << "a: 1\nb: [1, 2\nc: 3\n";
+    Json j = cdrmix::load_yaml_file(good);
+    EXPECT_TRUE(j["a"].is_number_integer());
+    EXPECT_TRUE(j["b"].is_number_float());
+    EXPECT_TRUE(j["c"].is_boolean());
+    EXPECT_EQ(j["d"], "007"); // quoted stays a string
+    EXPECT_EQ(j["e"][1], "two");
+    EXPECT_TRUE(j["f"]["g"].is_null());
+    const std::string msg = error_of([&] { cdrmix::load_yaml_file(bad); });
+    EXPECT_NE(msg.find(bad + ":"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("invalid YAML"), std::string::npos) << msg;
+    EXPECT_NE(error_of([&] { cdrmix::load_yaml_file((dir / "none.yaml").string()); }).find("no such file"), std::string::npos);
+}

@@ -1,0 +1,73 @@
+// Tokenizers, learning-rate schedule, safetensors, progress formatting.
+#include "metrics/progress.hpp"
+#include "train/safetensors.hpp"
+#include "train/schedule.hpp"
+
+#include <cdrmix/error.hpp>
+#include <cdrmix/tokenizer.hpp>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+TEST(Tokenizer, ByteRoundTrip) {
+    auto t = cdrmix::make_byte_tokenizer();
+    const std::string s = "héllo\n\x01";
+    EXPECT_EQ(t->decode(t->encode(s)), s);
+    EXPECT_EQ(t->vocab_size(), 256);
+}
+
+TEST(Tokenizer, CharVocabularyAndJsonRoundTrip) {
+    auto t = cdrmix::make_char_tokenizer("abcaé€");
+    EXPECT_EQ(t->vocab_size(), 5); // a b c é €: one token per UTF-8 character
+    const auto ids = t->encode("€ba");
+    EXPECT_EQ(t->decode(ids), "€ba");
+    auto u = cdrmix::tokenizer_from_json(t->to_json());
+    EXPECT_EQ(u->encode("é€"), t->encode("é€"));
+    EXPECT_THROW(t->encode("z"), cdrmix::Error);
+}
+
+TEST(Schedule, WarmupThenCosine) {
+    cdrmix::LrSchedule s;
+    s.lr = 1.0;
+    s.min_lr = 0.1;
+    s.warmup_steps = 10;
+    s.total_steps = 110;
+    EXPECT_DOUBLE_EQ(s.at(0), 0.1);
+    EXPECT_DOUBLE_EQ(s.at(9), 1.0);
+    EXPECT_DOUBLE_EQ(s.at(10), 1.0);
+    EXPECT_NEAR(s.at(60), 0.55, 1e-12); // halfway: mean of lr and min_lr
+    EXPECT_NEAR(s.at(110), 0.1, 1e-12);
+    s.kind = "linear";
+    EXPECT_NEAR(s.at(60), 0.55, 1e-12);
+    s.kind = "constant";
+    EXPECT_DOUBLE_EQ(s.at(100), 1.0);
+    s.kind = "bogus";
+    EXPECT_THROW(s.at(50), cdrmix::Error);
+}
+
+TEST(Safetensors, RoundTripAndTruncation) {
+    const auto path = (std::filesystem::temp_directory_path() / "cdrmix_st_test.safetensors").string();
+    torch::Tensor a = torch::randn({3, 4}), b = torch::arange(5, torch::kInt64), c = torch::randn({2}, torch::kFloat64);
+    cdrmix::save_safetensors(path, {{"a", a}, {"b", b}, {"c", c}}, {{"format", "pt"}});
+    // Header: 8-byte little-endian length, JSON, data aligned to 8 bytes.
+    std::ifstream in(path, std::ios::binary);
+    uint64_t n = 0;
+    in.read(reinterpret_cast<char *>(&n), 8);
+    EXPECT_EQ(n % 8, 0u);
+    auto loaded = cdrmix::load_safetensors(path);
+    EXPECT_TRUE(torch::equal(loaded.at("a"), a));
+    EXPECT_TRUE(torch::equal(loaded.at("b"), b));
+    EXPECT_TRUE(torch::equal(loaded.at("c"), c));
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);
+    EXPECT_THROW(cdrmix::load_safetensors(path), cdrmix::Error);
+}
+
+TEST(Progress, DurationFormat) {
+    EXPECT_EQ(cdrmix::format_duration(5), "5s");
+    EXPECT_EQ(cdrmix::format_duration(185), "3m05s");
+    EXPECT_EQ(cdrmix::format_duration(3720), "1h02m");
+}
