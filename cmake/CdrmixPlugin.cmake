@@ -23,7 +23,8 @@ function(cdrmix_add_plugin)
     PREFIX "lib"
     CXX_STANDARD 17
     CXX_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON)
+    VISIBILITY_INLINES_HIDDEN ON
+    INSTALL_RPATH "$ORIGIN/../..") # lib/cdrmix/plugins -> lib, where libcdrmix lives
   target_link_options(${target} PRIVATE
     "-Wl,--version-script=${_CDRMIX_PLUGIN_VERSION_SCRIPT}" "-Wl,-z,defs")
   set(out_dir "${ARG_OUTPUT_DIR}")

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: installs anything missing, builds if needed, runs the whole
+# suite (C++ GoogleTest suites, Lua scripts through the host, bad-input checks,
+# an out-of-tree plugin build). The exit code is the result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+scripts/build.sh
+cd build
+ctest --output-on-failure -j "$(nproc)" "$@"
