@@ -22,7 +22,7 @@ public:
         centers = register_parameter("centers", torch::randn({experts_, dim}));
     }
 
-    cdrmix::RouterOutput route(const torch::Tensor &x) override {
+    cdrmix::RouterOutput route(const torch::Tensor &x, const cdrmix::RouteInput &) override {
         auto unit = F::NormalizeFuncOptions().dim(-1);
         torch::Tensor logits = F::normalize(proj(x), unit).matmul(F::normalize(centers, unit).t()) / temperature_;
         torch::Tensor probs = torch::softmax(logits.to(torch::kFloat32), -1);

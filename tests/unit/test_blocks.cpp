@@ -156,7 +156,7 @@ TEST(Router, TopKWeightsAndLoadBalanceLoss) {
         cdrmix::RouterContext{16, 8, 0});
     torch::manual_seed(7);
     Tensor x = torch::randn({64, 16});
-    auto out = router->route(x);
+    auto out = router->route(x, {});
     EXPECT_EQ(out.indices.sizes(), (std::vector<int64_t>{64, 2}));
     EXPECT_LT(max_abs_diff(out.weights.sum(-1), torch::ones({64})), 1e-6);
     EXPECT_TRUE((out.indices.select(1, 0) != out.indices.select(1, 1)).all().item<bool>());
@@ -165,7 +165,7 @@ TEST(Router, TopKWeightsAndLoadBalanceLoss) {
         torch::NoGradGuard no_grad;
         for (auto &p : router->parameters()) p.zero_();
     }
-    auto uniform = router->route(x);
+    auto uniform = router->route(x, {});
     ASSERT_EQ(uniform.losses.size(), 2u);
     EXPECT_NEAR(uniform.losses[0].value.item<double>(), 0.01, 1e-7);
     EXPECT_NEAR(uniform.losses[1].value.item<double>(), 0.001 * std::pow(std::log(8.0), 2), 1e-7); // z-loss

@@ -29,6 +29,10 @@ struct BlockContext {
 
 // Per-forward scratch shared by all blocks of one model call.
 struct ForwardContext {
+    // The model's input tokens [B,T] (hash routing reads them), or undefined.
+    torch::Tensor token_ids;
+    // Set while generating token by token with carried state.
+    bool decoding = false;
     // RWKV-7 value residual: layer 0's values, read by later layers.
     torch::Tensor v_first;
     // Auxiliary losses added to the training objective, e.g. "layer1.load_balance".

@@ -73,6 +73,9 @@ private:
     void add(Entry entry);
     const Entry &find(PluginKind kind, const std::string &name, const Config &config) const;
     Config prepare(const Config &config, PluginKind kind, const Entry &entry) const;
+    // find + prepare + call the factory + reject unread keys.
+    template <class Factory, class... Args>
+    auto build(PluginKind kind, Factory Entry::*factory, const Config &config, Args &&...args) const;
 
     mutable std::mutex mutex_;
     std::map<std::pair<PluginKind, std::string>, Entry> entries_;

@@ -21,8 +21,18 @@ struct RouterContext {
     int64_t layer = 0;
 };
 
+// What a router may look at besides the features.
+struct RouteInput {
+    torch::Tensor token_ids; // [N] int64 token ids (for hash routing), or undefined
+    // True while generating token by token: routers whose choice depends on the
+    // whole batch (expert choice, Sinkhorn) must fall back to a causal top-k.
+    bool decoding = false;
+};
+
 struct RouterOutput {
-    torch::Tensor indices; // [N,k] int64 expert ids
+    // [N,k] int64 expert ids; -1 marks an empty slot (the token gets fewer than k
+    // experts, e.g. under expert choice or a capacity limit): its weight is ignored.
+    torch::Tensor indices;
     torch::Tensor weights; // [N,k] combine weights (differentiable)
     torch::Tensor probs;   // [N,E] routing distribution, for statistics
     std::vector<NamedLoss> losses;
@@ -43,13 +53,13 @@ struct RouterStats {
 class Router : public torch::nn::Module {
 public:
     // x: [N,C] token features.
-    virtual RouterOutput route(const torch::Tensor &x) = 0;
+    virtual RouterOutput route(const torch::Tensor &x, const RouteInput &in) = 0;
     virtual int64_t num_experts() const = 0;
     virtual int64_t top_k() const = 0;
 };
 
-// Fills the statistics shared by all routers from a routing decision.
-// dropped: tokens that got no expert (capacity-limited modes).
+// Fills the statistics shared by all routers from a routing decision (slots
+// with index -1 are not counted). dropped: tokens that got no expert at all.
 RouterStats compute_router_stats(const RouterOutput &out, int64_t num_experts, int64_t layer,
                                  int64_t dropped = 0);
 

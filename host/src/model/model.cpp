@@ -104,6 +104,7 @@ torch::Tensor Model::forward(const torch::Tensor &tokens, ModelState *state, For
     }
     torch::Tensor x = emb(tokens);
     ctx.v_first = torch::Tensor();
+    ctx.token_ids = tokens;
     for (size_t i = 0; i < layers_.size(); ++i) {
         ctx.layer = static_cast<int64_t>(i);
         x = layers_[i]->forward(x, state ? &state->mixer[i] : nullptr, state ? &state->ffn[i] : nullptr, ctx);

@@ -65,6 +65,7 @@ std::string generate(Model &model, const Tokenizer &tokenizer, const std::string
             pending_ids.clear();
         }
         ForwardContext step_ctx;
+        step_ctx.decoding = true;
         logits = model.forward(torch::tensor({next}, torch::kInt64).unsqueeze(0), &state, step_ctx);
     }
     if (was_training) model.train();

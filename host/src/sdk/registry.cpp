@@ -141,36 +141,29 @@ std::string type_of_config(const Config &config, PluginKind kind) {
 }
 } // namespace
 
-std::shared_ptr<Block> Registry::create_block(const Config &config, const BlockContext &ctx) const {
-    const Entry &e = find(PluginKind::Block, type_of_config(config, PluginKind::Block), config);
-    Config c = prepare(config, PluginKind::Block, e);
-    auto block = e.block(c, ctx);
+template <class Factory, class... Args>
+auto Registry::build(PluginKind kind, Factory Entry::*factory, const Config &config, Args &&...args) const {
+    const Entry &e = find(kind, type_of_config(config, kind), config);
+    Config c = prepare(config, kind, e);
+    auto object = (e.*factory)(c, std::forward<Args>(args)...);
     c.check_unused();
-    return block;
+    return object;
+}
+
+std::shared_ptr<Block> Registry::create_block(const Config &config, const BlockContext &ctx) const {
+    return build(PluginKind::Block, &Entry::block, config, ctx);
 }
 
 std::shared_ptr<Router> Registry::create_router(const Config &config, const RouterContext &ctx) const {
-    const Entry &e = find(PluginKind::Router, type_of_config(config, PluginKind::Router), config);
-    Config c = prepare(config, PluginKind::Router, e);
-    auto router = e.router(c, ctx);
-    c.check_unused();
-    return router;
+    return build(PluginKind::Router, &Entry::router, config, ctx);
 }
 
 std::shared_ptr<Backend> Registry::create_backend(const Config &config) const {
-    const Entry &e = find(PluginKind::Backend, type_of_config(config, PluginKind::Backend), config);
-    Config c = prepare(config, PluginKind::Backend, e);
-    auto backend = e.backend(c);
-    c.check_unused();
-    return backend;
+    return build(PluginKind::Backend, &Entry::backend, config);
 }
 
 std::shared_ptr<DataSource> Registry::create_data_source(const Config &config) const {
-    const Entry &e = find(PluginKind::DataSource, type_of_config(config, PluginKind::DataSource), config);
-    Config c = prepare(config, PluginKind::DataSource, e);
-    auto data = e.data(c);
-    c.check_unused();
-    return data;
+    return build(PluginKind::DataSource, &Entry::data, config);
 }
 
 } // namespace cdrmix

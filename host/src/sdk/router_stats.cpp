@@ -12,7 +12,8 @@ RouterStats compute_router_stats(const RouterOutput &out, int64_t num_experts, i
     s.layer = layer;
     s.dropped_tokens = dropped;
 
-    torch::Tensor counts = torch::bincount(out.indices.reshape({-1}).cpu(), {}, num_experts);
+    torch::Tensor ids = out.indices.reshape({-1}).cpu();
+    torch::Tensor counts = torch::bincount(ids.masked_select(ids >= 0), {}, num_experts);
     s.tokens_per_expert.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + num_experts);
 
     const double log_e = std::log(static_cast<double>(std::max<int64_t>(num_experts, 2)));

@@ -5,8 +5,19 @@
 // every expert on every token and masks: the reference the tests and benchmarks
 // compare against.
 //
+// Capacity: with capacity_factor phi > 0 each expert takes at most
+// ceil(phi * N * k / E) of the N*k routed slots; the rest are dropped by
+// drop_policy ("probability": lowest router weight first; "position": first
+// choices before second choices, earlier tokens first, as in Switch). A token
+// that loses all its slots passes through the residual unchanged and is counted.
+// Shared experts (DeepSeekMoE) see every token and are added with weight 1.
+// Fine-grained experts (DeepSeekMoE): granularity m multiplies num_experts and
+// top_k by m and divides the expert's expansion by m, keeping compute unchanged.
+//
 // Config: num_experts (8), top_k (2), router ({type: topk}), expert
-// ({type: rwkv_channel_mix}), token_shift (true: RWKV's shift, shared by all
+// ({type: rwkv_channel_mix}), num_shared_experts (0), granularity (1),
+// capacity_factor (0: dropless), eval_capacity_factor (same as capacity_factor),
+// drop_policy ("probability"), token_shift (true: RWKV's shift, shared by all
 // experts, applied before routing), dispatch ("sparse" | "dense").
 // State: {previous token's x [B,C]} when token_shift is on.
 #include <cdrmix/sdk.hpp>
@@ -23,8 +34,16 @@ class MoE : public cdrmix::Block {
 public:
     MoE(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) : layer_(ctx.layer) {
         const int64_t C = ctx.hidden_size;
-        E_ = cfg.get_int("num_experts", 8);
-        const int64_t k = cfg.get_int("top_k", 2);
+        const int64_t granularity = cfg.get_int("granularity", 1);
+        if (granularity < 1) throw cdrmix::Error(cfg.where() + ": key 'granularity' must be at least 1");
+        E_ = cfg.get_int("num_experts", 8) * granularity;
+        const int64_t k = cfg.get_int("top_k", 2) * granularity;
+        capacity_factor_ = cfg.get_double("capacity_factor", 0.0);
+        eval_capacity_factor_ = cfg.get_double("eval_capacity_factor", capacity_factor_);
+        const std::string policy = cfg.get_string("drop_policy", "probability");
+        if (policy != "probability" && policy != "position")
+            throw cdrmix::Error(cfg.where() + ": key 'drop_policy' must be \"probability\" or \"position\"");
+        drop_by_position_ = policy == "position";
         if (E_ < 1 || k < 1 || k > E_)
             throw cdrmix::Error(cfg.where() + ": need 1 <= top_k <= num_experts (got top_k " + std::to_string(k) +
                                 ", num_experts " + std::to_string(E_) + ")");
@@ -37,6 +56,10 @@ public:
         if (!router_cfg.is_object()) throw cdrmix::Error(cfg.where() + ": key 'router' must be a table");
         if (!router_cfg.contains("top_k")) router_cfg["top_k"] = k;
         cdrmix::Json expert_cfg = cfg.has("expert") ? cfg.raw("expert") : cdrmix::Json{{"type", "rwkv_channel_mix"}};
+        if (!expert_cfg.is_object()) throw cdrmix::Error(cfg.where() + ": key 'expert' must be a table");
+        const int64_t num_shared = cfg.get_int("num_shared_experts", 0);
+        cdrmix::Json routed_cfg = expert_cfg;
+        if (granularity > 1) routed_cfg["expansion"] = expert_cfg.value("expansion", 4.0) / double(granularity);
 
         if (cfg.get_bool("token_shift", true)) {
             torch::NoGradGuard no_grad;
@@ -49,17 +72,22 @@ public:
         if (router->num_experts() != E_)
             throw cdrmix::Error(cfg.where() + ": router reports " + std::to_string(router->num_experts()) +
                                 " experts, layer has " + std::to_string(E_));
-        experts = register_module("experts", torch::nn::ModuleList());
         cdrmix::BlockContext ectx = ctx;
         ectx.expert = true;
-        for (int64_t e = 0; e < E_; ++e) {
-            auto block = registry.create_block(cdrmix::Config(expert_cfg, cfg.owner() + " expert", cfg.source()), ectx);
-            if (!block->tokenwise())
-                throw cdrmix::Error(cfg.where() + ": expert type '" + expert_cfg.value("type", "?") +
-                                    "' is not token-wise, so it cannot be an expert");
-            experts->push_back(block);
-            expert_blocks_.push_back(block);
-        }
+        auto make_experts = [&](const char *name, const cdrmix::Json &ecfg, int64_t count,
+                                std::vector<std::shared_ptr<cdrmix::Block>> &out) {
+            auto list = register_module(name, torch::nn::ModuleList());
+            for (int64_t e = 0; e < count; ++e) {
+                auto block = registry.create_block(cdrmix::Config(ecfg, cfg.owner() + " expert", cfg.source()), ectx);
+                if (!block->tokenwise())
+                    throw cdrmix::Error(cfg.where() + ": expert type '" + ecfg.value("type", "?") +
+                                        "' is not token-wise, so it cannot be an expert");
+                list->push_back(block);
+                out.push_back(block);
+            }
+        };
+        make_experts("experts", routed_cfg, E_, expert_blocks_);
+        if (num_shared > 0) make_experts("shared_experts", expert_cfg, num_shared, shared_blocks_);
     }
 
     Tensor forward(const Tensor &x, cdrmix::BlockState *state, cdrmix::ForwardContext &ctx) override {
@@ -71,14 +99,49 @@ public:
             if (state) *state = {x.select(1, T - 1)};
         }
         Tensor flat = h.reshape({B * T, C});
-        cdrmix::RouterOutput route = router->route(flat);
+        cdrmix::RouteInput in;
+        if (ctx.token_ids.defined()) in.token_ids = ctx.token_ids.reshape({-1});
+        in.decoding = ctx.decoding;
+        cdrmix::RouterOutput route = router->route(flat, in);
+        const double phi = is_training() ? capacity_factor_ : eval_capacity_factor_;
+        if (phi > 0) apply_capacity(route, phi);
         Tensor out = dense_ ? dispatch_dense(flat, route) : dispatch_sparse(flat, route);
+        for (const auto &shared : shared_blocks_) out = out + shared->forward_tokens(flat);
         if (is_training()) {
             for (const auto &l : route.losses)
                 ctx.aux_losses.push_back({"layer" + std::to_string(layer_) + "." + l.name, l.value});
-            ctx.router_stats.push_back(cdrmix::compute_router_stats(route, E_, layer_));
+            const int64_t dropped = (route.indices >= 0).sum(1).eq(0).sum().item<int64_t>();
+            ctx.router_stats.push_back(cdrmix::compute_router_stats(route, E_, layer_, dropped));
         }
         return out.view({B, T, C});
+    }
+
+    // Marks slots beyond each expert's capacity as empty (-1).
+    void apply_capacity(cdrmix::RouterOutput &route, double phi) const {
+        torch::NoGradGuard no_grad;
+        const int64_t N = route.indices.size(0), k = route.indices.size(1);
+        const int64_t capacity = static_cast<int64_t>(std::ceil(phi * double(N * k) / double(E_)));
+        Tensor expert_of = route.indices.reshape({-1});
+        // Priority within an expert: 0 is kept first.
+        Tensor priority;
+        if (drop_by_position_) {
+            // slot (n, j) -> j * N + n: every first choice before any second choice, earlier tokens first.
+            priority = (torch::arange(k, expert_of.options()).unsqueeze(0) * N +
+                        torch::arange(N, expert_of.options()).unsqueeze(1))
+                           .reshape({-1});
+        } else {
+            priority = torch::argsort(torch::argsort(-route.weights.reshape({-1}).to(torch::kFloat64)));
+        }
+        // Empty slots sort after every expert and are never kept.
+        Tensor group = torch::where(expert_of >= 0, expert_of, torch::full_like(expert_of, E_));
+        Tensor order = torch::argsort(group * (N * k) + priority);
+        Tensor sorted_group = group.index_select(0, order);
+        Tensor counts = torch::bincount(sorted_group, {}, E_ + 1);
+        Tensor starts = counts.cumsum(0) - counts;
+        Tensor rank = torch::arange(N * k, expert_of.options()) - starts.index_select(0, sorted_group);
+        Tensor keep_sorted = (rank < capacity) & (sorted_group < E_);
+        Tensor keep = torch::empty_like(keep_sorted).scatter_(0, order, keep_sorted);
+        route.indices = torch::where(keep, expert_of, torch::full_like(expert_of, -1)).view({N, k});
     }
 
 private:
@@ -87,6 +150,12 @@ private:
         Tensor expert_of = route.indices.reshape({-1});                              // [N*k]
         Tensor token_of = torch::arange(N, expert_of.options()).repeat_interleave(k); // [N*k]
         Tensor weight_of = route.weights.reshape({-1});
+        Tensor filled = (expert_of >= 0).nonzero().reshape({-1}); // skip empty slots
+        if (filled.size(0) != expert_of.size(0)) {
+            expert_of = expert_of.index_select(0, filled);
+            token_of = token_of.index_select(0, filled);
+            weight_of = weight_of.index_select(0, filled);
+        }
         Tensor order = std::get<1>(expert_of.sort(/*stable=*/true, 0, false));
         Tensor counts = torch::bincount(expert_of, {}, E_).cpu();
         const int64_t *count = counts.data_ptr<int64_t>();
@@ -105,8 +174,9 @@ private:
 
     Tensor dispatch_dense(const Tensor &flat, const cdrmix::RouterOutput &route) {
         // combine[n, e] = router weight of expert e for token n (0 when not chosen).
+        Tensor filled = route.indices >= 0;
         Tensor combine = torch::zeros({flat.size(0), E_}, route.weights.options())
-                             .scatter_add(1, route.indices, route.weights);
+                             .scatter_add(1, route.indices.clamp_min(0), route.weights * filled.to(route.weights.dtype()));
         Tensor out = torch::zeros_like(flat);
         for (int64_t e = 0; e < E_; ++e)
             out = out + expert_blocks_[static_cast<size_t>(e)]->forward_tokens(flat) *
@@ -116,10 +186,11 @@ private:
 
     int64_t layer_, E_;
     bool dense_ = false;
+    double capacity_factor_ = 0, eval_capacity_factor_ = 0;
+    bool drop_by_position_ = false;
     Tensor x_k;
     std::shared_ptr<cdrmix::Router> router;
-    torch::nn::ModuleList experts;
-    std::vector<std::shared_ptr<cdrmix::Block>> expert_blocks_;
+    std::vector<std::shared_ptr<cdrmix::Block>> expert_blocks_, shared_blocks_;
 };
 
 } // namespace

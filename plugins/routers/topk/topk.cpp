@@ -29,7 +29,7 @@ public:
         gate->weight.normal_(0.0, 0.02);
     }
 
-    cdrmix::RouterOutput route(const Tensor &x_in) override {
+    cdrmix::RouterOutput route(const Tensor &x_in, const cdrmix::RouteInput &) override {
         Tensor x = x_in;
         if (is_training() && jitter_ > 0) x = x * torch::empty_like(x).uniform_(1.0 - jitter_, 1.0 + jitter_);
         // Routing decisions are made in float32 at least, whatever the activations' dtype.

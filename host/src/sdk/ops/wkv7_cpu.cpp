@@ -34,6 +34,19 @@ inline void load(const scalar_t *src, const Dims &d, int64_t b, int64_t t, int64
     for (int64_t n = 0; n < d.N; ++n) dst[n] = static_cast<acc_t>(p[n]);
 }
 
+// The per-step transition inputs w, k, v, a, b of (b, t, h).
+template <class scalar_t, class acc_t> struct TransitionInputs {
+    const scalar_t *w, *k, *v, *a, *b;
+    void load(const Dims &d, int64_t bi, int64_t t, int64_t h, acc_t *w_, acc_t *k_, acc_t *v_, acc_t *a_,
+              acc_t *b_) const {
+        cdrmix::ops::cpu::load(w, d, bi, t, h, w_);
+        cdrmix::ops::cpu::load(k, d, bi, t, h, k_);
+        cdrmix::ops::cpu::load(v, d, bi, t, h, v_);
+        cdrmix::ops::cpu::load(a, d, bi, t, h, a_);
+        cdrmix::ops::cpu::load(b, d, bi, t, h, b_);
+    }
+};
+
 // One recurrence step: S <- S diag(w) + (S a) b^T + v k^T; writes sa = S_{t-1} a.
 template <class acc_t>
 inline void step(acc_t *S, const acc_t *w, const acc_t *k, const acc_t *v, const acc_t *a, const acc_t *b,
@@ -57,8 +70,9 @@ void forward_kernel(const Tensor &r, const Tensor &w, const Tensor &k, const Ten
                     const Dims &d) {
     const int64_t N = d.N, NN = N * N;
     const int64_t NC = chunk > 0 ? (d.T + chunk - 1) / chunk : 0;
-    const scalar_t *pr = r.data_ptr<scalar_t>(), *pw = w.data_ptr<scalar_t>(), *pk = k.data_ptr<scalar_t>(),
-                   *pv = v.data_ptr<scalar_t>(), *pa = a.data_ptr<scalar_t>(), *pb = b.data_ptr<scalar_t>();
+    const scalar_t *pr = r.data_ptr<scalar_t>();
+    const TransitionInputs<scalar_t, acc_t> in{w.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+                                               a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>()};
     const acc_t *ps0 = s0.data_ptr<acc_t>();
     scalar_t *py = y.data_ptr<scalar_t>();
     acc_t *psT = sT.data_ptr<acc_t>();
@@ -72,11 +86,7 @@ void forward_kernel(const Tensor &r, const Tensor &w, const Tensor &k, const Ten
             for (int64_t t = 0; t < d.T; ++t) {
                 if (pch && t % chunk == 0) std::copy(S.begin(), S.end(), pch + (bh * NC + t / chunk) * NN);
                 load(pr, d, bi, t, h, vr.data());
-                load(pw, d, bi, t, h, vw.data());
-                load(pk, d, bi, t, h, vk.data());
-                load(pv, d, bi, t, h, vv.data());
-                load(pa, d, bi, t, h, va.data());
-                load(pb, d, bi, t, h, vb.data());
+                in.load(d, bi, t, h, vw.data(), vk.data(), vv.data(), va.data(), vb.data());
                 step(S.data(), vw.data(), vk.data(), vv.data(), va.data(), vb.data(), sa.data(), N);
                 scalar_t *out = py + ((bi * d.T + t) * d.H + h) * N;
                 for (int64_t i = 0; i < N; ++i) {
@@ -97,9 +107,9 @@ void backward_kernel(const Tensor &r, const Tensor &w, const Tensor &k, const Te
                      std::vector<Tensor> &grads, int64_t chunk, const Dims &d) {
     const int64_t N = d.N, NN = N * N;
     const int64_t NC = (d.T + chunk - 1) / chunk;
-    const scalar_t *pr = r.data_ptr<scalar_t>(), *pw = w.data_ptr<scalar_t>(), *pk = k.data_ptr<scalar_t>(),
-                   *pv = v.data_ptr<scalar_t>(), *pa = a.data_ptr<scalar_t>(), *pb = b.data_ptr<scalar_t>(),
-                   *pdy = dy.data_ptr<scalar_t>();
+    const scalar_t *pr = r.data_ptr<scalar_t>(), *pdy = dy.data_ptr<scalar_t>();
+    const TransitionInputs<scalar_t, acc_t> in{w.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+                                               a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>()};
     const acc_t *pch = chunks.data_ptr<acc_t>(), *pds = ds.data_ptr<acc_t>();
     scalar_t *gr = grads[0].data_ptr<scalar_t>(), *gw = grads[1].data_ptr<scalar_t>(),
              *gk = grads[2].data_ptr<scalar_t>(), *gv = grads[3].data_ptr<scalar_t>(),
@@ -120,11 +130,7 @@ void backward_kernel(const Tensor &r, const Tensor &w, const Tensor &k, const Te
                 for (int64_t t = t0; t < t1; ++t) {
                     acc_t *next = states.data() + (t - t0 + 1) * NN;
                     std::copy(states.data() + (t - t0) * NN, states.data() + (t - t0) * NN + NN, next);
-                    load(pw, d, bi, t, h, vw.data());
-                    load(pk, d, bi, t, h, vk.data());
-                    load(pv, d, bi, t, h, vv.data());
-                    load(pa, d, bi, t, h, va.data());
-                    load(pb, d, bi, t, h, vb.data());
+                    in.load(d, bi, t, h, vw.data(), vk.data(), vv.data(), va.data(), vb.data());
                     step(next, vw.data(), vk.data(), vv.data(), va.data(), vb.data(), sas.data() + (t - t0) * N, N);
                 }
                 for (int64_t t = t1 - 1; t >= t0; --t) {
@@ -132,11 +138,7 @@ void backward_kernel(const Tensor &r, const Tensor &w, const Tensor &k, const Te
                     const acc_t *Scur = Sprev + NN;
                     const acc_t *sa = sas.data() + (t - t0) * N;
                     load(pr, d, bi, t, h, vr.data());
-                    load(pw, d, bi, t, h, vw.data());
-                    load(pk, d, bi, t, h, vk.data());
-                    load(pv, d, bi, t, h, vv.data());
-                    load(pa, d, bi, t, h, va.data());
-                    load(pb, d, bi, t, h, vb.data());
+                    in.load(d, bi, t, h, vw.data(), vk.data(), vv.data(), va.data(), vb.data());
                     load(pdy, d, bi, t, h, vdy.data());
                     std::fill(dr.begin(), dr.end(), acc_t(0));
                     std::fill(dk.begin(), dk.end(), acc_t(0));
