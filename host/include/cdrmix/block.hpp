@@ -52,6 +52,12 @@ public:
     // map [N,C] to [N,C] with no dependence on neighbouring tokens.
     virtual bool tokenwise() const { return false; }
     virtual torch::Tensor forward_tokens(const torch::Tensor &x);
+
+    // For `cdrmix describe`: the parameters one token actually uses (an MoE layer
+    // counts its router, shared experts and top_k routed experts), and the size of
+    // one routed expert (0 when the block has none).
+    virtual int64_t active_parameters() const;
+    virtual int64_t expert_parameters() const { return 0; }
 };
 
 } // namespace cdrmix

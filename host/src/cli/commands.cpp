@@ -4,6 +4,8 @@
 #include "core/system_info.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
+#include "core/yaml_config.hpp"
+#include "model/describe.hpp"
 
 #include <cdrmix/error.hpp>
 #include <cdrmix/plugin_abi.h>
@@ -109,6 +111,34 @@ int cmd_doctor(const GlobalOptions &g) {
     return problems == 0 ? 0 : 1;
 }
 
+// A preset is a YAML path, or a name looked up in configs/models/ under the
+// working directory and beside the executable (build tree or install).
+std::string resolve_preset(const std::string &preset) {
+    namespace fs = std::filesystem;
+    if (fs::is_regular_file(preset)) return preset;
+    const fs::path exe = executable_dir();
+    for (const fs::path &dir : {fs::path("configs/models"), exe / ".." / ".." / "configs" / "models",
+                                exe / ".." / "share" / "cdrmix" / "configs" / "models"}) {
+        const fs::path candidate = dir / (preset + ".yaml");
+        if (fs::is_regular_file(candidate)) return candidate.lexically_normal().string();
+    }
+    throw Error("describe: no preset '" + preset + "' (give a YAML file or a name from configs/models/)");
+}
+
+int cmd_describe(const GlobalOptions &g, const std::string &preset, const DescribeOptions &options, int64_t vocab,
+                 bool json) {
+    PluginLoader loader = load_plugins(g);
+    print_problems(loader);
+    const std::string path = resolve_preset(preset);
+    Json spec = load_yaml_file(path);
+    if (vocab > 0) spec["vocab_size"] = vocab;
+    if (!spec.contains("vocab_size"))
+        throw Error(path + ": no vocab_size (the data decides it when training); pass --vocab-size N");
+    Json report = describe_model(ModelSpec::from_json(spec, path), Registry::global(), options);
+    std::fputs(json ? (report.dump(2) + "\n").c_str() : format_description(report).c_str(), stdout);
+    return 0;
+}
+
 } // namespace
 
 int cli_main(int argc, char **argv) {
@@ -130,6 +160,17 @@ int cli_main(int argc, char **argv) {
     run->add_option("--runs-dir", runs_dir, "Where run directories are created (default: runs)");
     auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
     auto *doctor = app.add_subcommand("doctor", "Check LibTorch, threads, BLAS, devices and plugins");
+    std::string preset;
+    DescribeOptions describe_options;
+    int64_t vocab = 0;
+    bool json = false;
+    auto *describe = app.add_subcommand("describe", "Parameters (total, active, per expert) and memory of a model preset");
+    describe->add_option("preset", preset, "A YAML file or a name from configs/models/")->required();
+    describe->add_option("--batch-size", describe_options.batch_size, "Batch size for the memory estimate (default 1)");
+    describe->add_option("--seq-len", describe_options.seq_len, "Sequence length (default: the preset's seq_length)");
+    describe->add_option("--dtype", describe_options.dtype, "float32, bfloat16 or float16 (default float32)");
+    describe->add_option("--vocab-size", vocab, "Vocabulary size, for presets that take it from the data");
+    describe->add_flag("--json", json, "Print the report as JSON");
 
     try {
         app.parse(argc, argv);
@@ -141,6 +182,7 @@ int cli_main(int argc, char **argv) {
         if (*run) return cmd_run(g, script, overrides, headless, runs_dir);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
+        if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);
     } catch (const std::exception &e) {
         std::fprintf(stderr, "cdrmix: error: %s\n", lua::exception_message(e).c_str());
         return 1;

@@ -144,6 +144,16 @@ public:
         route.indices = torch::where(keep, expert_of, torch::full_like(expert_of, -1)).view({N, k});
     }
 
+    int64_t expert_parameters() const override {
+        int64_t n = 0;
+        for (const auto &p : expert_blocks_.front()->parameters()) n += p.numel();
+        return n;
+    }
+
+    int64_t active_parameters() const override {
+        return cdrmix::Block::active_parameters() - (E_ - router->top_k()) * expert_parameters();
+    }
+
 private:
     Tensor dispatch_sparse(const Tensor &flat, const cdrmix::RouterOutput &route) {
         const int64_t N = flat.size(0), k = route.indices.size(1);

@@ -1,0 +1,31 @@
+// Counts the bytes of CPU memory LibTorch holds, by wrapping its CPU allocator.
+// `cdrmix describe` uses it to measure what a real forward pass keeps alive.
+#pragma once
+
+#include <c10/core/Allocator.h>
+
+#include <cstdint>
+
+namespace cdrmix {
+
+class MemoryTracker final : public c10::Allocator {
+public:
+    // Installs the tracker as LibTorch's CPU allocator for this object's lifetime.
+    MemoryTracker();
+    ~MemoryTracker() override;
+    MemoryTracker(const MemoryTracker &) = delete;
+    MemoryTracker &operator=(const MemoryTracker &) = delete;
+
+    // Bytes allocated through any tracker and not yet freed (tensors may outlive the tracker).
+    static int64_t live_bytes();
+
+    c10::DataPtr allocate(size_t n) const override;
+    c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+
+private:
+    static void release(void *ctx);
+
+    c10::Allocator *inner_;
+};
+
+} // namespace cdrmix

@@ -1,0 +1,30 @@
+// `cdrmix describe`: what a model spec costs, computed from the real modules.
+// Parameters are counted on real blocks built at full width, one distinct layer
+// at a time (layers with the same configuration share a measurement; layer 0 is
+// measured on its own because RWKV-7's first layer has a different shape).
+// Activation memory is measured, not modelled: the bytes a real forward pass
+// keeps alive for backward (batch 1, sequence lengths 32, 64, 128), fitted
+// exactly by a quadratic in the sequence length (attention scores grow with
+// T^2, everything else linearly) and scaled by the batch size.
+#pragma once
+
+#include "model/model.hpp"
+
+#include <cdrmix/config.hpp>
+
+#include <string>
+
+namespace cdrmix {
+
+struct DescribeOptions {
+    int64_t batch_size = 1;
+    int64_t seq_len = 0;          // 0: the spec's seq_length, else 1024
+    std::string dtype = "float32"; // float32 | bfloat16 | float16: bytes per weight and activation
+};
+
+// Returns a JSON report (parameters, per-layer kinds, memory in bytes).
+Json describe_model(const ModelSpec &spec, const Registry &registry, const DescribeOptions &options);
+// The report as an aligned text table.
+std::string format_description(const Json &report);
+
+} // namespace cdrmix
