@@ -6,6 +6,7 @@
 #include "lua/runtime.hpp"
 #include "core/yaml_config.hpp"
 #include "model/describe.hpp"
+#include "bench/bench.hpp"
 
 #include <cdrmix/error.hpp>
 #include <cdrmix/plugin_abi.h>
@@ -164,6 +165,9 @@ int cli_main(int argc, char **argv) {
     DescribeOptions describe_options;
     int64_t vocab = 0;
     bool json = false;
+    BenchOptions bench_options;
+    auto *bench = app.add_subcommand("bench", "Speed figures, each against a baseline measured in the same run");
+    bench->add_flag("--quick", bench_options.quick, "Smaller shapes and fewer repeats");
     auto *describe = app.add_subcommand("describe", "Parameters (total, active, per expert) and memory of a model preset");
     describe->add_option("preset", preset, "A YAML file or a name from configs/models/")->required();
     describe->add_option("--batch-size", describe_options.batch_size, "Batch size for the memory estimate (default 1)");
@@ -183,6 +187,11 @@ int cli_main(int argc, char **argv) {
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
         if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);
+        if (*bench) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return run_bench(Registry::global(), bench_options);
+        }
     } catch (const std::exception &e) {
         std::fprintf(stderr, "cdrmix: error: %s\n", lua::exception_message(e).c_str());
         return 1;
