@@ -1,0 +1,149 @@
+// Causal multi-head self-attention, nanoGPT / TardBot style (the model applies the
+// pre-norm, so the block sees normalised input), with grouped-query attention,
+// rotary position embeddings and an optional sliding window:
+//
+//   q_h = RoPE(W_q x)_h, k_g = RoPE(W_k x)_g, v_g = (W_v x)_g      per head, head_dim D
+//   y_h = softmax(q_h k_g^T / sqrt(D) + mask) v_g                  g = h / (num_heads / num_kv_heads)
+//   out = W_o [y_1 .. y_H]
+//
+// RoPE uses the rotate-half convention (channel i pairs with i + D/2 and turns by
+// pos * theta^(-2i/D)) at absolute positions, so a streamed chunk is rotated at
+// the position carried in the state. The mask lets the query at position i read
+// the key at position j iff j <= i and, with sliding_window W > 0, i - j < W
+// (at most the W most recent keys, itself included). Scores are a plain matmul
+// plus a masked softmax: LibTorch 1.13 has no fused scaled-dot-product attention.
+//
+// Config: num_heads (hidden_size/64, at least 1), num_kv_heads (num_heads; must
+// divide num_heads), head_dim (hidden_size/num_heads), rope (true), rope_theta
+// (10000), sliding_window (0 = full causal), bias (false).
+// Parameters: q_proj [H*D,C], k_proj and v_proj [Hkv*D,C], o_proj [C,H*D], with
+// LibTorch's default Linear init and zero biases; o_proj starts at zero (like the
+// RWKV blocks' output projections) so a fresh residual stack is the identity.
+// State (the KV cache): {k_cache [B,Hkv,Tc,D] after RoPE, v_cache [B,Hkv,Tc,D],
+// position (int64 scalar: tokens seen so far)}. With a sliding window only the
+// last W-1 keys and values are kept (all the next token can see besides itself),
+// so the cache stays bounded; without one it grows by one entry per token.
+// A state holding empty caches and position p starts a fresh sequence at p.
+#include <cdrmix/sdk.hpp>
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+namespace {
+
+using torch::Tensor;
+
+// x [..., T, D] rotated at positions start .. start+T-1. Angles are computed in
+// float64 so that large positions keep their precision in float32 models.
+Tensor apply_rope(const Tensor &x, int64_t start, double theta) {
+    const int64_t T = x.size(-2), D = x.size(-1), half = D / 2;
+    auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(x.device());
+    Tensor inv_freq = torch::pow(theta, torch::arange(half, f64) * (-2.0 / double(D)));
+    Tensor angles = torch::arange(start, start + T, f64).unsqueeze(1) * inv_freq;
+    Tensor cos = torch::cat({angles.cos(), angles.cos()}, -1).to(x.scalar_type());
+    Tensor sin = torch::cat({angles.sin(), angles.sin()}, -1).to(x.scalar_type());
+    Tensor rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return x * cos + rotated * sin;
+}
+
+// [T, cached+T] boolean: may query i (the chunk's i-th token) read key j (the
+// j-th entry of cache + chunk)? Keys are contiguous positions ending at the
+// chunk, so the query sits at key index cached + i and the absolute start cancels.
+Tensor visible_keys(int64_t T, int64_t cached, int64_t window, torch::Device device) {
+    auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+    Tensor q = torch::arange(T, i64).unsqueeze(1) + cached;
+    Tensor k = torch::arange(cached + T, i64).unsqueeze(0);
+    Tensor visible = k <= q;
+    if (window > 0) visible = visible.logical_and(q - k < window);
+    return visible;
+}
+
+class Attention : public cdrmix::Block {
+public:
+    Attention(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
+        const int64_t C = ctx.hidden_size;
+        H_ = cfg.get_int("num_heads", std::max<int64_t>(1, C / 64));
+        if (H_ < 1) throw cdrmix::Error(cfg.where() + ": key 'num_heads' must be at least 1");
+        Hkv_ = cfg.get_int("num_kv_heads", H_);
+        if (Hkv_ < 1 || H_ % Hkv_ != 0)
+            throw cdrmix::Error(cfg.where() + ": key 'num_kv_heads' must be a positive divisor of num_heads " +
+                                std::to_string(H_));
+        D_ = cfg.get_int("head_dim", C / H_);
+        if (D_ < 1) throw cdrmix::Error(cfg.where() + ": key 'head_dim' must be at least 1");
+        rope_ = cfg.get_bool("rope", true);
+        theta_ = cfg.get_double("rope_theta", 10000.0);
+        if (rope_ && D_ % 2 != 0)
+            throw cdrmix::Error(cfg.where() + ": key 'head_dim' must be even with rope (got " + std::to_string(D_) +
+                                ")");
+        if (!(theta_ > 0.0)) throw cdrmix::Error(cfg.where() + ": key 'rope_theta' must be positive");
+        window_ = cfg.get_int("sliding_window", 0);
+        if (window_ < 0) throw cdrmix::Error(cfg.where() + ": key 'sliding_window' must be 0 (off) or positive");
+        const bool bias = cfg.get_bool("bias", false);
+
+        auto lin = [&](const char *name, int64_t in, int64_t out) {
+            return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)));
+        };
+        q_proj = lin("q_proj", C, H_ * D_);
+        k_proj = lin("k_proj", C, Hkv_ * D_);
+        v_proj = lin("v_proj", C, Hkv_ * D_);
+        o_proj = lin("o_proj", H_ * D_, C);
+        torch::NoGradGuard no_grad;
+        o_proj->weight.zero_();
+        if (bias)
+            for (auto *l : {&q_proj, &k_proj, &v_proj, &o_proj}) (*l)->bias.zero_();
+    }
+
+    Tensor forward(const Tensor &x, cdrmix::BlockState *state, cdrmix::ForwardContext &) override {
+        const int64_t B = x.size(0), T = x.size(1), G = H_ / Hkv_;
+        const bool carried = state && state->size() == 3;
+        const int64_t start = carried ? (*state)[2].item<int64_t>() : 0;
+        Tensor q = q_proj(x).view({B, T, H_, D_}).transpose(1, 2);
+        Tensor k = k_proj(x).view({B, T, Hkv_, D_}).transpose(1, 2);
+        Tensor v = v_proj(x).view({B, T, Hkv_, D_}).transpose(1, 2);
+        if (rope_) {
+            q = apply_rope(q, start, theta_);
+            k = apply_rope(k, start, theta_);
+        }
+        if (carried) {
+            k = torch::cat({(*state)[0], k}, 2);
+            v = torch::cat({(*state)[1], v}, 2);
+        }
+        const int64_t L = k.size(2);
+
+        // The G query heads sharing one KV head are stacked along time, so one
+        // matmul per KV head serves the group without repeating K and V.
+        Tensor scores = torch::matmul(q.reshape({B, Hkv_, G * T, D_}), k.transpose(-2, -1)) / std::sqrt(double(D_));
+        scores = scores.view({B, Hkv_, G, T, L})
+                     .masked_fill(visible_keys(T, L - T, window_, x.device()).logical_not(),
+                                  -std::numeric_limits<double>::infinity());
+        Tensor probs = torch::softmax(scores, -1).view({B, Hkv_, G * T, L});
+        Tensor y = torch::matmul(probs, v).view({B, H_, T, D_}).transpose(1, 2).reshape({B, T, H_ * D_});
+
+        if (state) {
+            const int64_t keep = window_ > 0 ? std::min(L, window_ - 1) : L;
+            if (keep < L) { // copy, so the state does not pin the whole chunk's buffer
+                k = k.narrow(2, L - keep, keep).clone();
+                v = v.narrow(2, L - keep, keep).clone();
+            }
+            *state = {k, v, torch::scalar_tensor(start + T, torch::TensorOptions().dtype(torch::kInt64))};
+        }
+        return o_proj(y);
+    }
+
+private:
+    int64_t H_, Hkv_, D_, window_;
+    bool rope_;
+    double theta_;
+    torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+
+} // namespace
+
+CDRMIX_PLUGIN("attention", "1.0.0", "Causal multi-head self-attention (GQA, RoPE, sliding window, KV cache)") {
+    registry.add_block("attention", "Causal softmax attention: GQA, rotate-half RoPE, sliding window, KV-cache state",
+                       [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
+                           return std::make_shared<Attention>(c, ctx);
+                       });
+}
