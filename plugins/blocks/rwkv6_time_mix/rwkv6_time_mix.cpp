@@ -11,7 +11,9 @@
 //   y = wkv6(r, decay, k, v, u = time_faaaa);  out = W_o(GroupNorm_H(y) * g)
 //
 // Parameter names, shapes and initialisation follow the reference, so its
-// checkpoints map one to one (time_* [1,1,C] except time_faaaa [H,N]).
+// checkpoints map one to one: per-channel time_maa_{x,w,k,v,r,g} and time_decay
+// are [1,1,C], time_maa_w1 [C,5*mix_lora], time_maa_w2 [5,mix_lora,C],
+// time_decay_w1 [C,decay_lora], time_decay_w2 [decay_lora,C], time_faaaa [H,N].
 // Config: head_size (64), mix_lora (32), decay_lora (64).
 // State: {previous token's x [B,C], WKV state [B,H,N,N] (rows: key index)}.
 #include <cdrmix/sdk.hpp>
