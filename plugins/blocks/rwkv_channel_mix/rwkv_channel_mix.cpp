@@ -2,7 +2,11 @@
 // hidden size expansion * C (reference: 4). Token-wise apart from the shift, so
 // it is the default MoE expert: as an expert the MoE layer applies the shift once
 // and each expert runs W_v relu(W_k x)^2 on its tokens.
-// Config: expansion (4). State: {previous token's x [B,C]}.
+// With `receptance: true` it becomes RWKV-4..6's channel mixing: a sigmoid gate
+// from its own token-shift mix, out = sigmoid(W_r (x + (x_{t-1} - x) * x_r)) * W_v k,
+// W_r zero-initialised and x_r = 1 - ddd^r as in RWKV_CMix_x060. The gate needs
+// the shifted token, which the MoE layer owns, so experts reject the option.
+// Config: expansion (4), receptance (false). State: {previous token's x [B,C]}.
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -20,31 +24,42 @@ public:
         const double expansion = cfg.get_double("expansion", 4.0);
         const int64_t hidden = static_cast<int64_t>(std::lround(expansion * double(C)));
         if (hidden <= 0) throw cdrmix::Error(cfg.where() + ": key 'expansion' must be positive");
+        const bool gated = cfg.get_bool("receptance", false);
+        if (gated && ctx.expert)
+            throw cdrmix::Error(cfg.where() + ": key 'receptance' is not supported in an MoE expert (the gate needs "
+                                              "the token shift, which the MoE layer owns)");
         torch::NoGradGuard no_grad;
-        if (!ctx.expert) {
-            const double r10 = 1.0 - double(ctx.layer) / double(ctx.num_layers);
+        const double r10 = 1.0 - double(ctx.layer) / double(ctx.num_layers);
+        if (!ctx.expert)
             x_k = register_parameter("x_k", 1.0 - cdrmix::channel_ramp(C).pow(std::pow(r10, 4.0)));
-        }
         key = register_module("key", torch::nn::Linear(torch::nn::LinearOptions(C, hidden).bias(false)));
         value = register_module("value", torch::nn::Linear(torch::nn::LinearOptions(hidden, C).bias(false)));
         key->weight.uniform_(-0.5 / std::sqrt(double(C)), 0.5 / std::sqrt(double(C)));
         value->weight.zero_();
+        if (gated) {
+            x_r = register_parameter("x_r", 1.0 - cdrmix::channel_ramp(C).pow(r10));
+            receptance = register_module("receptance", torch::nn::Linear(torch::nn::LinearOptions(C, C).bias(false)));
+            receptance->weight.zero_();
+        }
     }
 
     Tensor forward(const Tensor &x, cdrmix::BlockState *state, cdrmix::ForwardContext &) override {
         TORCH_CHECK(x_k.defined(), "rwkv_channel_mix built as an MoE expert has no token shift; use forward_tokens");
         const bool has_state = state && state->size() == 1;
-        Tensor xk = x + (cdrmix::shift_tokens(x, has_state ? (*state)[0] : Tensor()) - x) * x_k;
+        Tensor xx = cdrmix::shift_tokens(x, has_state ? (*state)[0] : Tensor()) - x;
         if (state) *state = {x.select(1, x.size(1) - 1)};
-        return forward_tokens(xk);
+        Tensor out = forward_tokens(x + xx * x_k);
+        if (receptance) out = torch::sigmoid(receptance(x + xx * x_r)) * out;
+        return out;
     }
 
-    bool tokenwise() const override { return true; }
+    // The receptance gate reads the shifted token, which forward_tokens never sees.
+    bool tokenwise() const override { return !receptance; }
     Tensor forward_tokens(const Tensor &x) override { return value(torch::relu(key(x)).square()); }
 
 private:
-    Tensor x_k;
-    torch::nn::Linear key{nullptr}, value{nullptr};
+    Tensor x_k, x_r;
+    torch::nn::Linear key{nullptr}, value{nullptr}, receptance{nullptr};
 };
 
 } // namespace

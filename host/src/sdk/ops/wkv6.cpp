@@ -1,0 +1,102 @@
+// cdrmix::ops::wkv6: autograd around the dispatcher ops cdrmix::wkv6_forward /
+// wkv6_backward (whose device implementations live elsewhere), and the plain
+// per-token reference.
+#include <cdrmix/ops.hpp>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/torch.h>
+
+namespace cdrmix::ops {
+
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Steps between saved states: backward recomputes at most this many states per head.
+constexpr int64_t kChunk = 16;
+
+std::tuple<Tensor, Tensor, Tensor> forward_op(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v,
+                                              const Tensor &u, const Tensor &s0, int64_t chunk) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("cdrmix::wkv6_forward", "")
+                         .typed<std::tuple<Tensor, Tensor, Tensor>(const Tensor &, const Tensor &, const Tensor &,
+                                                                   const Tensor &, const Tensor &, const Tensor &,
+                                                                   int64_t)>();
+    return op.call(r, w, k, v, u, s0, chunk);
+}
+
+using Grads = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>;
+
+Grads backward_op(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v, const Tensor &u,
+                  const Tensor &chunks, const Tensor &dy, const Tensor &ds, int64_t chunk) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("cdrmix::wkv6_backward", "")
+                         .typed<Grads(const Tensor &, const Tensor &, const Tensor &, const Tensor &,
+                                      const Tensor &, const Tensor &, const Tensor &, const Tensor &, int64_t)>();
+    return op.call(r, w, k, v, u, chunks, dy, ds, chunk);
+}
+
+class WKV6Function : public torch::autograd::Function<WKV6Function> {
+public:
+    static variable_list forward(AutogradContext *ctx, Tensor r, Tensor w, Tensor k, Tensor v, Tensor u,
+                                 Tensor s0) {
+        auto [y, s_final, chunks] = forward_op(r, w, k, v, u, s0, kChunk);
+        ctx->save_for_backward({r, w, k, v, u, chunks, s_final});
+        return {y, s_final};
+    }
+
+    static variable_list backward(AutogradContext *ctx, variable_list grads) {
+        auto saved = ctx->get_saved_variables();
+        const Tensor &r = saved[0];
+        Tensor dy = grads[0].defined() ? grads[0].contiguous() : torch::zeros_like(r);
+        Tensor ds = grads[1].defined() ? grads[1].contiguous() : torch::zeros_like(saved[6]);
+        auto [dr, dw, dk, dv, du, ds0] =
+            backward_op(r, saved[1], saved[2], saved[3], saved[4], saved[5], dy, ds, kChunk);
+        return {dr, dw, dk, dv, du, ds0};
+    }
+};
+
+torch::ScalarType state_type(const Tensor &r) { return r.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat; }
+
+Tensor initial_state(const Tensor &r, const Tensor &state) {
+    if (state.defined()) return state.to(state_type(r));
+    return torch::zeros({r.size(0), r.size(2), r.size(3), r.size(3)}, r.options().dtype(state_type(r)));
+}
+
+} // namespace
+
+std::tuple<Tensor, Tensor> wkv6(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v, const Tensor &u,
+                                const Tensor &state) {
+    Tensor s0 = initial_state(r, state).contiguous();
+    // u is a parameter that may be kept in another dtype than the activations.
+    Tensor uu = u.to(r.scalar_type()).contiguous();
+    const bool needs_grad = torch::GradMode::is_enabled() &&
+                            (r.requires_grad() || w.requires_grad() || k.requires_grad() || v.requires_grad() ||
+                             uu.requires_grad() || s0.requires_grad());
+    if (!needs_grad) {
+        auto [y, s_final, chunks] =
+            forward_op(r.contiguous(), w.contiguous(), k.contiguous(), v.contiguous(), uu, s0, 0);
+        return {y, s_final};
+    }
+    auto out = WKV6Function::apply(r.contiguous(), w.contiguous(), k.contiguous(), v.contiguous(), uu, s0);
+    return {out[0], out[1]};
+}
+
+std::tuple<Tensor, Tensor> wkv6_reference(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v,
+                                          const Tensor &u, const Tensor &state) {
+    const auto acc = state_type(r);
+    Tensor S = initial_state(r, state);
+    Tensor uk = u.to(acc).unsqueeze(-1); // [H,N,1]: scales the key index
+    std::vector<Tensor> ys;
+    for (int64_t t = 0; t < r.size(1); ++t) {
+        auto at = [&](const Tensor &x) { return x.select(1, t).to(acc); }; // [B,H,N]
+        Tensor kv = at(k).unsqueeze(-1) * at(v).unsqueeze(-2);             // [B,H,N,N], rows: key index
+        ys.push_back((at(r).unsqueeze(-1) * (uk * kv + S)).sum(-2));
+        S = S * at(w).unsqueeze(-1) + kv;
+    }
+    return {torch::stack(ys, 1).to(r.scalar_type()), S};
+}
+
+} // namespace cdrmix::ops
