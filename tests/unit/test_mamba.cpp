@@ -3,7 +3,9 @@
 // plain token-by-token reference written here from the formulas (forward and
 // every gradient, float64, several chunk sizes, lengths that are not a multiple
 // of the chunk), streaming equal to parallel, finite-difference gradients, the
-// two FFNs against their formulas and as MoE experts.
+// two FFNs against their formulas and as MoE experts, and a whole model built
+// from them.
+#include "model/model.hpp"
 #include "test_util.hpp"
 
 #include <cdrmix/error.hpp>
@@ -204,6 +206,44 @@ TEST(Mamba2, ConfigErrorsNameTheKey) {
               std::string::npos);
     EXPECT_NE(message({{"type", "mamba2"}, {"chunk_size", 0}}).find("key 'chunk_size'"), std::string::npos);
     EXPECT_NE(message({{"type", "mamba2"}, {"d_stat", 8}}).find("unknown key 'd_stat'"), std::string::npos);
+}
+
+TEST(Mamba2, ModelWithSwigluAndRelu2ExpertsStreamsAndTrains) {
+    const Json spec = {{"vocab_size", 11},
+                       {"hidden_size", 16},
+                       {"num_layers", 2},
+                       {"mixer", kMamba},
+                       {"ffn", {{"type", "swiglu"}}},
+                       {"moe_every", 2},
+                       {"num_experts", 3},
+                       {"top_k", 2},
+                       {"expert", {{"type", "relu2"}, {"expansion", 2}}}};
+    auto m = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "test"), cdrmix::Registry::global());
+    auto params = m->named_parameters();
+    for (const char *name : {"blocks.0.att.in_proj.weight", "blocks.0.att.A_log", "blocks.0.att.norm.weight",
+                             "blocks.0.ffn.w3.weight", "blocks.1.att.conv1d.bias", "blocks.1.ffn.experts.2.key.weight"})
+        EXPECT_TRUE(params.contains(name)) << name;
+    m->to(torch::kFloat64);
+    cdrmix::test::perturb(*m, 0.05, 30);
+    torch::manual_seed(8);
+    Tensor batch = torch::randint(0, 11, {2, 10}, torch::kInt64);
+    auto out = m->loss(batch);
+    out.total.backward();
+    EXPECT_TRUE(params["blocks.0.att.A_log"].grad().isfinite().all().item<bool>());
+    EXPECT_GT(params["blocks.0.att.in_proj.weight"].grad().abs().max().item<double>(), 0.0);
+
+    m->eval();
+    torch::NoGradGuard no_grad;
+    Tensor tokens = batch.slice(1, 0, 9);
+    ForwardContext ctx;
+    Tensor whole = m->forward(tokens, nullptr, ctx);
+    cdrmix::ModelState state;
+    std::vector<Tensor> parts;
+    for (auto [s, e] : {std::pair<int64_t, int64_t>{0, 5}, {5, 6}, {6, 7}, {7, 9}}) {
+        ForwardContext c;
+        parts.push_back(m->forward(tokens.slice(1, s, e), &state, c));
+    }
+    EXPECT_LT(max_abs_diff(torch::cat(parts, 1), whole), 1e-10);
 }
 
 TEST(Ffn, DefaultsBuildAt64And128) {
