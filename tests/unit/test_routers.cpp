@@ -410,6 +410,34 @@ TEST(RoutersMoECapacity, PositionPolicyDropsLaterTokensAndDroppedTokensPassThrou
     EXPECT_EQ(c2.router_stats[0].dropped_tokens, 0);
 }
 
+TEST(RoutersMoECapacity, ProbabilityPolicyDropsLowestWeightsFirst) {
+    const int64_t C = 16, N = 24, E = 4;
+    // Without token shift the router sees x itself, so its decision can be replayed.
+    Json cfg = moe_with({{"type", "topk"}, {"normalize", false}}, 1, 0.5, "probability");
+    cfg["token_shift"] = false;
+    auto moe = make_moe(cfg, C, 22);
+    torch::manual_seed(23);
+    Tensor x = torch::randn({1, N, C}) + torch::randn({C});
+    ForwardContext ctx;
+    Tensor y = moe->forward(x, nullptr, ctx);
+    auto router = make_router({{"type", "topk"}, {"top_k", 1}, {"normalize", false}}, C, E);
+    {
+        torch::NoGradGuard no_grad;
+        router->named_parameters()["gate.weight"].copy_(moe->named_parameters()["router.gate.weight"]);
+    }
+    auto route = router->route(x.view({N, C}), {});
+    Tensor kept = y[0].abs().sum(-1) > 0;
+    const int64_t capacity = 3; // ceil(0.5 * 24 * 1 / 4)
+    EXPECT_GT(ctx.router_stats[0].dropped_tokens, 0);
+    for (int64_t e = 0; e < E; ++e) {
+        Tensor mine = route.indices.select(1, 0) == e;
+        Tensor w = route.weights.select(1, 0).detach();
+        EXPECT_EQ((mine & kept).sum().item<int64_t>(), std::min<int64_t>(capacity, mine.sum().item<int64_t>()));
+        if ((mine & ~kept).any().item<bool>())
+            EXPECT_GE(w.masked_select(mine & kept).min().item<double>(), w.masked_select(mine & ~kept).max().item<double>());
+    }
+}
+
 TEST(RoutersMoECapacity, ExpertChoiceAndHashRunForwardBackward) {
     const int64_t C = 16;
     torch::manual_seed(19);

@@ -34,12 +34,6 @@ public:
         gate->weight.normal_(0.0, 0.02);
     }
 
-    // Tokens each expert takes from a batch of n tokens.
-    int64_t capacity(int64_t n) const {
-        const auto c = static_cast<int64_t>(std::ceil(capacity_factor_ * double(n * k_) / double(E_)));
-        return std::min(n, c);
-    }
-
     cdrmix::RouterOutput route(const Tensor &x, const cdrmix::RouteInput &in) override {
         Tensor logits = gate(x);
         if (logits.scalar_type() != torch::kFloat64) logits = logits.to(torch::kFloat32);
@@ -69,6 +63,12 @@ public:
     int64_t top_k() const override { return k_; }
 
 private:
+    // Tokens each expert takes from a batch of n tokens.
+    int64_t capacity(int64_t n) const {
+        const auto c = static_cast<int64_t>(std::ceil(capacity_factor_ * double(n * k_) / double(E_)));
+        return std::min(n, c);
+    }
+
     int64_t E_, k_;
     double capacity_factor_;
     torch::nn::Linear gate{nullptr};
