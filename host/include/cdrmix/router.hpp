@@ -58,6 +58,17 @@ public:
     virtual int64_t top_k() const = 0;
 };
 
+// Auxiliary losses shared by routers (the router decides when to add them).
+// Load balance (Switch / Megatron top-k form): alpha * E * sum_i f_i P_i, where
+// f_i is the share of filled slots (index >= 0) routed to expert i and P_i the
+// mean of probs[:, i]. It equals alpha at perfect balance and grows as routing
+// concentrates; gradients flow through probs only (f is a count).
+torch::Tensor load_balance_loss(const torch::Tensor &probs, const torch::Tensor &indices, int64_t num_experts,
+                                double alpha);
+// Router z-loss (ST-MoE): coef * mean over tokens of logsumexp(logits)^2; keeps
+// logits small so the softmax stays in float32's comfortable range.
+torch::Tensor router_z_loss(const torch::Tensor &logits, double coef);
+
 // Fills the statistics shared by all routers from a routing decision (slots
 // with index -1 are not counted). dropped: tokens that got no expert at all.
 RouterStats compute_router_stats(const RouterOutput &out, int64_t num_experts, int64_t layer,

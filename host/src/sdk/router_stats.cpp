@@ -6,6 +6,21 @@
 
 namespace cdrmix {
 
+torch::Tensor load_balance_loss(const torch::Tensor &probs, const torch::Tensor &indices, int64_t num_experts,
+                                double alpha) {
+    torch::Tensor ids = indices.reshape({-1});
+    torch::Tensor filled = ids.masked_select(ids >= 0);
+    // No filled slot: nothing is routed, so nothing is imbalanced.
+    if (filled.numel() == 0) return probs.sum() * 0.0;
+    torch::Tensor f = torch::bincount(filled, {}, num_experts).to(probs.dtype()) / double(filled.numel());
+    torch::Tensor P = probs.mean(0);
+    return alpha * double(num_experts) * (f * P).sum();
+}
+
+torch::Tensor router_z_loss(const torch::Tensor &logits, double coef) {
+    return coef * torch::logsumexp(logits, -1).square().mean();
+}
+
 RouterStats compute_router_stats(const RouterOutput &out, int64_t num_experts, int64_t layer, int64_t dropped) {
     torch::NoGradGuard no_grad;
     RouterStats s;

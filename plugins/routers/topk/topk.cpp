@@ -42,11 +42,8 @@ public:
         out.weights = normalize_ ? top_p / top_p.sum(-1, true) : top_p;
         out.probs = probs.detach();
         if (is_training()) {
-            const double slots = double(x.size(0) * k_);
-            Tensor f = torch::bincount(top_i.reshape({-1}), {}, E_).to(probs.dtype()) / slots;
-            Tensor P = probs.mean(0);
-            if (alpha_ > 0) out.losses.push_back({"load_balance", alpha_ * double(E_) * (f * P).sum()});
-            if (z_coef_ > 0) out.losses.push_back({"z_loss", z_coef_ * torch::logsumexp(logits, -1).square().mean()});
+            if (alpha_ > 0) out.losses.push_back({"load_balance", cdrmix::load_balance_loss(probs, top_i, E_, alpha_)});
+            if (z_coef_ > 0) out.losses.push_back({"z_loss", cdrmix::router_z_loss(logits, z_coef_)});
         }
         return out;
     }
