@@ -20,7 +20,7 @@ public:
     static int64_t live_bytes();
 
     c10::DataPtr allocate(size_t n) const override;
-    c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+    c10::DeleterFnPtr raw_deleter() const override { return &MemoryTracker::release; }
 
 private:
     static void release(void *ctx);
