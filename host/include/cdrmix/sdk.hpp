@@ -1,6 +1,7 @@
 // Everything a plugin may include, in one header.
 #pragma once
 
+#include <cdrmix/attention_utils.hpp>
 #include <cdrmix/backend.hpp>
 #include <cdrmix/block.hpp>
 #include <cdrmix/config.hpp>

@@ -38,30 +38,8 @@ namespace {
 
 using torch::Tensor;
 
-// The helpers below repeat the attention block's: plugins share only the SDK.
-
-// x [..., T, D] rotated (rotate-half) at positions start .. start+T-1, angles in float64.
-Tensor apply_rope(const Tensor &x, int64_t start, double theta) {
-    const int64_t T = x.size(-2), D = x.size(-1), half = D / 2;
-    auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(x.device());
-    Tensor inv_freq = torch::pow(theta, torch::arange(half, f64) * (-2.0 / double(D)));
-    Tensor angles = torch::arange(start, start + T, f64).unsqueeze(1) * inv_freq;
-    Tensor cos = torch::cat({angles.cos(), angles.cos()}, -1).to(x.scalar_type());
-    Tensor sin = torch::cat({angles.sin(), angles.sin()}, -1).to(x.scalar_type());
-    Tensor rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-    return x * cos + rotated * sin;
-}
-
-// [T, cached+T]: may the chunk's query i read entry j of cache + chunk? The query
-// sits at entry cached + i; keys are contiguous positions ending at the chunk.
-Tensor visible_keys(int64_t T, int64_t cached, int64_t window, torch::Device device) {
-    auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
-    Tensor q = torch::arange(T, i64).unsqueeze(1) + cached;
-    Tensor k = torch::arange(cached + T, i64).unsqueeze(0);
-    Tensor visible = k <= q;
-    if (window > 0) visible = visible.logical_and(q - k < window);
-    return visible;
-}
+using cdrmix::apply_rope;
+using cdrmix::visible_keys;
 
 class RMSNormImpl : public torch::nn::Module {
 public:

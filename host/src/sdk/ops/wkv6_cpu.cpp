@@ -23,7 +23,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <vector>
+#include "wkv_cpu_common.hpp"
 
 namespace cdrmix::ops::cpu {
 
@@ -31,18 +31,10 @@ namespace {
 
 using at::Tensor;
 
-struct Dims {
-    int64_t B, T, H, N;
-};
-
-template <class acc_t> using Buf = std::vector<acc_t>;
-
-// Copies the N-vector of (b, t, h) into acc precision.
-template <class scalar_t, class acc_t>
-inline void load(const scalar_t *src, const Dims &d, int64_t b, int64_t t, int64_t h, acc_t *dst) {
-    const scalar_t *p = src + ((b * d.T + t) * d.H + h) * d.N;
-    for (int64_t n = 0; n < d.N; ++n) dst[n] = static_cast<acc_t>(p[n]);
-}
+using detail::Buf;
+using detail::Dims;
+using detail::load;
+using detail::state_type;
 
 // One recurrence step: S <- diag(w) S + k v^T.
 template <class acc_t>
@@ -175,19 +167,10 @@ void backward_kernel(const Tensor &r, const Tensor &w, const Tensor &k, const Te
     });
 }
 
-Dims dims_of(const Tensor &r) {
-    TORCH_CHECK(r.dim() == 4, "wkv6: expected inputs of shape [B,T,H,N], got ", r.sizes());
-    return {r.size(0), r.size(1), r.size(2), r.size(3)};
-}
-
-at::ScalarType state_type(const Tensor &r) {
-    return r.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
 std::tuple<Tensor, Tensor, Tensor> wkv6_forward_cpu(const Tensor &r, const Tensor &w, const Tensor &k,
                                                     const Tensor &v, const Tensor &u, const Tensor &s0,
                                                     int64_t chunk) {
-    const Dims d = dims_of(r);
+    const Dims d = detail::dims_of(r, "wkv6");
     for (const Tensor *t : {&w, &k, &v})
         TORCH_CHECK(t->sizes() == r.sizes() && t->scalar_type() == r.scalar_type() && t->is_contiguous(),
                     "wkv6: r, w, k, v must be contiguous with the same shape and dtype");
@@ -210,7 +193,7 @@ std::tuple<Tensor, Tensor, Tensor> wkv6_forward_cpu(const Tensor &r, const Tenso
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
 wkv6_backward_cpu(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v, const Tensor &u,
                   const Tensor &chunks, const Tensor &dy, const Tensor &ds, int64_t chunk) {
-    const Dims d = dims_of(r);
+    const Dims d = detail::dims_of(r, "wkv6");
     TORCH_CHECK(chunk > 0, "wkv6_backward: chunk must be positive");
     TORCH_CHECK(dy.sizes() == r.sizes() && dy.is_contiguous() && ds.is_contiguous(), "wkv6_backward: bad gradients");
     std::vector<Tensor> grads;

@@ -13,7 +13,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <vector>
+#include "wkv_cpu_common.hpp"
 
 namespace cdrmix::ops::cpu {
 
@@ -21,29 +21,21 @@ namespace {
 
 using at::Tensor;
 
-struct Dims {
-    int64_t B, T, H, N;
-};
-
-template <class acc_t> using Buf = std::vector<acc_t>;
-
-// Copies the N-vector of (b, t, h) into acc precision.
-template <class scalar_t, class acc_t>
-inline void load(const scalar_t *src, const Dims &d, int64_t b, int64_t t, int64_t h, acc_t *dst) {
-    const scalar_t *p = src + ((b * d.T + t) * d.H + h) * d.N;
-    for (int64_t n = 0; n < d.N; ++n) dst[n] = static_cast<acc_t>(p[n]);
-}
+using detail::Buf;
+using detail::Dims;
+using detail::load;
+using detail::state_type;
 
 // The per-step transition inputs w, k, v, a, b of (b, t, h).
 template <class scalar_t, class acc_t> struct TransitionInputs {
     const scalar_t *w, *k, *v, *a, *b;
     void load(const Dims &d, int64_t bi, int64_t t, int64_t h, acc_t *w_, acc_t *k_, acc_t *v_, acc_t *a_,
               acc_t *b_) const {
-        cdrmix::ops::cpu::load(w, d, bi, t, h, w_);
-        cdrmix::ops::cpu::load(k, d, bi, t, h, k_);
-        cdrmix::ops::cpu::load(v, d, bi, t, h, v_);
-        cdrmix::ops::cpu::load(a, d, bi, t, h, a_);
-        cdrmix::ops::cpu::load(b, d, bi, t, h, b_);
+        detail::load(w, d, bi, t, h, w_);
+        detail::load(k, d, bi, t, h, k_);
+        detail::load(v, d, bi, t, h, v_);
+        detail::load(a, d, bi, t, h, a_);
+        detail::load(b, d, bi, t, h, b_);
     }
 };
 
@@ -182,19 +174,10 @@ void backward_kernel(const Tensor &r, const Tensor &w, const Tensor &k, const Te
     });
 }
 
-Dims dims_of(const Tensor &r) {
-    TORCH_CHECK(r.dim() == 4, "wkv7: expected inputs of shape [B,T,H,N], got ", r.sizes());
-    return {r.size(0), r.size(1), r.size(2), r.size(3)};
-}
-
-at::ScalarType state_type(const Tensor &r) {
-    return r.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
 std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cpu(const Tensor &r, const Tensor &w, const Tensor &k,
                                                     const Tensor &v, const Tensor &a, const Tensor &b,
                                                     const Tensor &s0, int64_t chunk) {
-    const Dims d = dims_of(r);
+    const Dims d = detail::dims_of(r, "wkv7");
     for (const Tensor *t : {&w, &k, &v, &a, &b})
         TORCH_CHECK(t->sizes() == r.sizes() && t->scalar_type() == r.scalar_type() && t->is_contiguous(),
                     "wkv7: all inputs must be contiguous with the same shape and dtype as r");
@@ -215,7 +198,7 @@ std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cpu(const Tensor &r, const Tenso
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
 wkv7_backward_cpu(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v, const Tensor &a,
                   const Tensor &b, const Tensor &chunks, const Tensor &dy, const Tensor &ds, int64_t chunk) {
-    const Dims d = dims_of(r);
+    const Dims d = detail::dims_of(r, "wkv7");
     TORCH_CHECK(chunk > 0, "wkv7_backward: chunk must be positive");
     TORCH_CHECK(dy.sizes() == r.sizes() && dy.is_contiguous() && ds.is_contiguous(), "wkv7_backward: bad gradients");
     std::vector<Tensor> grads;
