@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <thread>
 #include <cmath>
 
 namespace cdrmix {
@@ -160,6 +161,9 @@ Json Trainer::run(const TrainCallbacks &cb) {
     double last_loss = 0;
     bool stop = false;
     while (step_ < config_.steps && !stop) {
+        while (control_ && control_->pause && !control_->stop)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (control_ && control_->stop) break;
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = config_.schedule.at(step_);
         set_lr(*optimizer_, lr);
@@ -192,6 +196,7 @@ Json Trainer::run(const TrainCallbacks &cb) {
         bus_.publish(rec);
         if (cb.on_step && !cb.on_step(rec)) stop = true;
 
+        if (control_ && control_->stop) stop = true;
         const bool last = step_ == config_.steps || stop;
         if ((config_.eval_every > 0 && step_ % config_.eval_every == 0) || last) {
             last_val_loss_ = evaluate();
@@ -201,7 +206,8 @@ Json Trainer::run(const TrainCallbacks &cb) {
             if (cb.on_eval && !cb.on_eval(ev)) stop = true;
         }
         if (!checkpoint_root_.empty() &&
-            ((config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) || last || stop)) {
+            ((config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) || last || stop ||
+             (control_ && control_->checkpoint_now.exchange(false)))) {
             std::string path = checkpoint();
             if (cb.on_checkpoint && !cb.on_checkpoint({{"event", "checkpoint"}, {"step", step_}, {"path", path}}))
                 stop = true;

@@ -5,6 +5,7 @@
 
 #include "metrics/metrics.hpp"
 #include "model/model.hpp"
+#include "train/run_control.hpp"
 #include "train/schedule.hpp"
 
 #include <cdrmix/data_source.hpp>
@@ -56,6 +57,8 @@ public:
     double evaluate();
     std::string checkpoint();
     void set_checkpoint_root(std::string root) { checkpoint_root_ = std::move(root); }
+    // Polled between steps; may be null. Owned by the caller and must outlive run().
+    void set_control(RunControl *control) { control_ = control; }
 
     const TrainConfig &config() const { return config_; }
     int64_t step() const { return step_; }
@@ -74,6 +77,7 @@ private:
     double elapsed_ = 0;
     int64_t tokens_ = 0;
     double last_val_loss_ = -1;
+    RunControl *control_ = nullptr;
 };
 
 } // namespace cdrmix
