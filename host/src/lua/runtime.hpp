@@ -7,6 +7,7 @@
 #include "metrics/metrics.hpp"
 #include "metrics/progress.hpp"
 #include "metrics/run_dir.hpp"
+#include "train/run_control.hpp"
 
 #include <cdrmix/config.hpp>
 
@@ -47,6 +48,8 @@ public:
     const RunOptions &options() const { return options_; }
     std::vector<Override> &overrides() { return overrides_; }
     MetricsBus &bus() { return bus_; }
+    // Shared by every trainer the script makes: Ctrl-C and the dashboard steer through it.
+    RunControl &control() { return control_; }
     // Creates runs/<name>-<stamp>/ on first use (with script copy and plugin list).
     RunDir &run_dir(const std::string &name);
     bool has_run_dir() const { return static_cast<bool>(run_dir_); }
@@ -65,6 +68,7 @@ private:
     std::vector<Override> overrides_;
     lua_State *L_ = nullptr;
     MetricsBus bus_;
+    RunControl control_;
     std::unique_ptr<RunDir> run_dir_;
     std::shared_ptr<ProgressSink> progress_;
     Json resolved_ = Json::object();

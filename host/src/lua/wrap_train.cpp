@@ -156,6 +156,7 @@ int l_trainer(lua_State *L) {
     push<TrainerBox>(L, TrainerBox{nullptr, name}, kTrainer);
     auto &box = check<TrainerBox>(L, -1, kTrainer);
     box.trainer = std::make_shared<Trainer>(model, data, tc, rt.bus(), std::string());
+    box.trainer->set_control(&rt.control());
     return 1;
 }
 
