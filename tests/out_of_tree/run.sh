@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh BUILD_DIR WORK_DIR
+# run.sh BUILD_DIR WORK_DIR [CORPUS]
 # Builds the router in this folder outside the main build twice, against the
 # build tree's SDK and against an installed SDK (cmake --install), and runs a Lua
 # script that names it with each host, found through $CDRMIX_PLUGIN_PATH.
@@ -7,7 +7,7 @@ set -euo pipefail
 build=$(realpath "$1")
 work=$2
 here=$(cd "$(dirname "$0")" && pwd)
-corpus=/usr/share/games/fortunes/fortunes
+corpus=${3:-/usr/share/games/fortunes/fortunes}
 rm -rf "$work"
 mkdir -p "$work"
 work=$(realpath "$work")

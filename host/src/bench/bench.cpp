@@ -77,6 +77,7 @@ double block_seconds(cdrmix::Block &block, int64_t B, int64_t T, int64_t C, int 
 } // namespace
 
 int run_bench(const Registry &registry, const BenchOptions &o) {
+    if (o.device.type() != c10::DeviceType::CPU) return run_gpu_bench(o);
     torch::manual_seed(0);
     const int reps = o.quick ? 2 : 5;
     std::printf("cdrmix bench%s: %d threads\n", o.quick ? " --quick" : "", at::get_num_threads());

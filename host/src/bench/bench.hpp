@@ -4,13 +4,18 @@
 
 #include <cdrmix/registry.hpp>
 
+#include <c10/core/Device.h>
+
 namespace cdrmix {
 
 struct BenchOptions {
     bool quick = false; // smaller shapes and fewer repeats
+    c10::Device device = c10::Device(c10::DeviceType::CPU); // a GPU runs the GPU table instead
 };
 
 // Prints the table to stdout; returns 0.
 int run_bench(const Registry &registry, const BenchOptions &options);
+// The GPU table (bench_gpu.cpp): WKV kernels at the published anchors' shape.
+int run_gpu_bench(const BenchOptions &options);
 
 } // namespace cdrmix

@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 
+#include "core/device.hpp"
 #include "core/plugin_loader.hpp"
 #include "core/system_info.hpp"
 #include "lua/lua_util.hpp"
@@ -27,6 +28,7 @@ namespace {
 struct GlobalOptions {
     std::vector<std::string> plugin_paths;
     int threads = 0;
+    std::string device = "cpu";
 };
 
 PluginLoader load_plugins(const GlobalOptions &g) {
@@ -53,6 +55,7 @@ int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector
     opts.headless = headless;
     opts.runs_root = runs_dir;
     opts.plugins = loader.loaded();
+    opts.device = resolve_device(Registry::global(), g.device);
     lua::Runtime runtime(opts);
     return runtime.run();
 }
@@ -149,6 +152,7 @@ int cli_main(int argc, char **argv) {
     GlobalOptions g;
     app.add_option("--plugin-path", g.plugin_paths, "Extra plugin folder (searched after $CDRMIX_PLUGIN_PATH)");
     app.add_option("--threads", g.threads, "LibTorch intra-op threads (default: all cores)");
+    app.add_option("--device", g.device, "Compute device: cpu (default), cuda, cuda:N, rocm, tenstorrent");
     app.fallthrough();
 
     std::string script, runs_dir = "runs";
@@ -190,6 +194,7 @@ int cli_main(int argc, char **argv) {
         if (*bench) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);
+            bench_options.device = resolve_device(Registry::global(), g.device);
             return run_bench(Registry::global(), bench_options);
         }
     } catch (const std::exception &e) {

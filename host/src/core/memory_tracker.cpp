@@ -34,7 +34,7 @@ int64_t MemoryTracker::live_bytes() { return g_live.load(); }
 
 MemoryTracker::~MemoryTracker() { c10::SetCPUAllocator(inner_, kTrackerPriority); }
 
-c10::DataPtr MemoryTracker::allocate(size_t n) const {
+c10::DataPtr MemoryTracker::allocate(size_t n) CDRMIX_ALLOCATE_CONST {
     c10::DataPtr inner = inner_->allocate(n);
     void *data = inner.release_context(); // the default CPU allocator's context is the data pointer
     {

@@ -2,6 +2,8 @@
 // `cdrmix describe` uses it to measure what a real forward pass keeps alive.
 #pragma once
 
+#include <cdrmix/torch_compat.hpp>
+
 #include <c10/core/Allocator.h>
 
 #include <cstdint>
@@ -19,7 +21,10 @@ public:
     // Bytes allocated through any tracker and not yet freed (tensors may outlive the tracker).
     static int64_t live_bytes();
 
-    c10::DataPtr allocate(size_t n) const override;
+    c10::DataPtr allocate(size_t n) CDRMIX_ALLOCATE_CONST override;
+#if CDRMIX_ALLOCATOR_HAS_COPY_DATA
+    void copy_data(void *dest, const void *src, std::size_t count) const override { default_copy_data(dest, src, count); }
+#endif
     c10::DeleterFnPtr raw_deleter() const override { return &MemoryTracker::release; }
 
 private:

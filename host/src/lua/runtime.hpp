@@ -11,6 +11,7 @@
 
 #include <cdrmix/config.hpp>
 
+#include <c10/core/Device.h>
 #include <lua.hpp>
 
 #include <memory>
@@ -25,6 +26,7 @@ struct RunOptions {
     std::string runs_root = "runs";
     bool headless = false;               // JSON lines on stdout instead of a progress bar
     std::vector<LoadedPlugin> plugins;   // written to the run directory
+    c10::Device device = c10::Device(c10::DeviceType::CPU); // where models are created (--device)
 };
 
 struct Override {

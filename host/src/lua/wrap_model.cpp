@@ -41,6 +41,7 @@ int l_model(lua_State *L) {
         for (auto it = extra.begin(); it != extra.end(); ++it) spec[it.key()] = it.value();
     }
     auto model = std::make_shared<Model>(ModelSpec::from_json(spec, source), Registry::global());
+    if (rt.options().device != model->device()) model->to(rt.options().device);
     rt.resolved()["model"] = spec;
     push<std::shared_ptr<Model>>(L, model, kModel);
     return 1;

@@ -166,9 +166,11 @@ torch::Tensor Model::forward(const torch::Tensor &tokens, ModelState *state, For
         state->mixer.assign(layers_.size(), {});
         state->ffn.assign(layers_.size(), {});
     }
-    torch::Tensor x = emb(tokens);
+    // Data sources produce CPU batches; the model's device decides.
+    const torch::Tensor on_device = tokens.device() == device() ? tokens : tokens.to(device());
+    torch::Tensor x = emb(on_device);
     ctx.v_first = torch::Tensor();
-    ctx.token_ids = tokens;
+    ctx.token_ids = on_device;
     for (size_t i = 0; i < layers_.size(); ++i) {
         ctx.layer = static_cast<int64_t>(i);
         x = layers_[i]->forward(x, state ? &state->mixer[i] : nullptr, state ? &state->ffn[i] : nullptr, ctx);
@@ -180,16 +182,19 @@ LossOutput Model::loss(const torch::Tensor &batch) {
     TORCH_CHECK(batch.dim() == 2 && batch.size(1) >= 2, "model.loss: batch must be [B,T+1], got ", batch.sizes());
     const int64_t T = batch.size(1) - 1;
     ForwardContext ctx;
-    torch::Tensor logits = forward(batch.slice(1, 0, T), nullptr, ctx);
+    const torch::Tensor on_device = batch.device() == device() ? batch : batch.to(device());
+    torch::Tensor logits = forward(on_device.slice(1, 0, T), nullptr, ctx);
     LossOutput out;
     out.ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                                  batch.slice(1, 1, T + 1).reshape({-1}));
+                                                  on_device.slice(1, 1, T + 1).reshape({-1}));
     out.total = out.ce;
     for (const auto &l : ctx.aux_losses) out.total = out.total + l.value;
     out.aux = std::move(ctx.aux_losses);
     out.router_stats = std::move(ctx.router_stats);
     return out;
 }
+
+c10::Device Model::device() const { return emb->weight.device(); }
 
 int64_t Model::num_parameters() const {
     int64_t n = 0;

@@ -101,6 +101,8 @@ public:
     torch::Tensor forward(const torch::Tensor &tokens, ModelState *state, ForwardContext &ctx);
     // batch: int64 [B,T+1]; predicts batch[:,1:] from batch[:,:-1].
     LossOutput loss(const torch::Tensor &batch);
+    // Where the parameters live; forward() and loss() move CPU inputs there.
+    c10::Device device() const;
 
     const ModelSpec &spec() const { return spec_; }
     int64_t num_parameters() const;

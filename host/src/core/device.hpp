@@ -1,0 +1,18 @@
+// `--device NAME`: which compute device the models of a run live on. CPU needs
+// nothing; any other name goes through its backend plugin, so an unusable
+// device fails at once with the backend's own reason instead of mid-run.
+#pragma once
+
+#include <cdrmix/registry.hpp>
+
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace cdrmix {
+
+// "cpu", "cuda", "cuda:1", "rocm", "tenstorrent": throws cdrmix::Error naming the
+// backend and why it cannot be used.
+c10::Device resolve_device(const Registry &registry, const std::string &name);
+
+} // namespace cdrmix

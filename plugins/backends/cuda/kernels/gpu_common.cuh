@@ -1,0 +1,64 @@
+// Pieces shared by the WKV kernels: element loads/stores in float, and the
+// dispatch from (dtype, head size) to a kernel instantiation. CUDA and HIP alike.
+#pragma once
+
+#include "wkv_cuda.hpp"
+
+#if defined(CDRMIX_HIP)
+#include <hip/hip_bf16.h>
+#include <hip/hip_fp16.h>
+#include <hip/hip_runtime.h>
+using cdrmix_bf16 = __hip_bfloat16;
+#else
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+using cdrmix_bf16 = __nv_bfloat16;
+#endif
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace cdrmix::gpu::detail {
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(cdrmix_bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+
+template <class T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ cdrmix_bf16 from_f<cdrmix_bf16>(float x) { return __float2bfloat16(x); }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half(x); }
+
+inline void check_launch(const char *what) {
+#if defined(CDRMIX_HIP)
+    hipError_t e = hipGetLastError();
+    if (e != hipSuccess) throw std::runtime_error(std::string(what) + ": " + hipGetErrorString(e));
+#else
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+#endif
+}
+
+// Calls f(T{}, std::integral_constant<int, N>{}) for the runtime dtype and head size.
+template <class F> void dispatch(DType dt, int N, const char *what, F &&f) {
+    auto by_n = [&](auto tag) {
+        using T = decltype(tag);
+        switch (N) {
+        case 16: f(T{}, std::integral_constant<int, 16>{}); return;
+        case 32: f(T{}, std::integral_constant<int, 32>{}); return;
+        case 64: f(T{}, std::integral_constant<int, 64>{}); return;
+        default: throw std::runtime_error(std::string(what) + ": head size " + std::to_string(N) +
+                                          " has no GPU kernel (16, 32 or 64)");
+        }
+    };
+    switch (dt) {
+    case DType::F32: by_n(float{}); break;
+    case DType::BF16: by_n(cdrmix_bf16{}); break;
+    case DType::F16: by_n(__half{}); break;
+    }
+    check_launch(what);
+}
+
+} // namespace cdrmix::gpu::detail

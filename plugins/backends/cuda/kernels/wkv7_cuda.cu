@@ -1,0 +1,176 @@
+// RWKV-7 WKV on the GPU: one thread block per (batch, head), one thread per
+// state row/column, the state in registers and the step's vectors in shared
+// memory. Derivation of the backward in cdrmix/ops.hpp and wkv7_cpu.cpp.
+#include "gpu_common.cuh"
+
+namespace cdrmix::gpu {
+
+namespace {
+
+using detail::from_f;
+using detail::to_f;
+
+
+// Thread i owns row i of S. Per step: sa_i = S_i. a; S_i. <- S_i. * w + sa_i b + v_i k; y_i = S_i. r.
+template <class T, int N>
+__global__ void __launch_bounds__(N) forward_kernel(WkvDims d, const T *__restrict__ r, const T *__restrict__ w,
+                                                   const T *__restrict__ k, const T *__restrict__ v,
+                                                   const T *__restrict__ a, const T *__restrict__ b,
+                                                   const float *__restrict__ s0, T *__restrict__ y,
+                                                   float *__restrict__ s_final, float *__restrict__ states,
+                                                   float *__restrict__ sa_out, int chunk) {
+    const int h = blockIdx.x, bi = blockIdx.y, i = threadIdx.x;
+    __shared__ float sr[N], sw[N], sk[N], sa[N], sb[N];
+    const size_t bh = size_t(bi) * d.H + h;
+    float S[N];
+#pragma unroll
+    for (int j = 0; j < N; ++j) S[j] = s0[bh * N * N + size_t(i) * N + j];
+    const int nchunks = chunk > 0 ? (d.T + chunk - 1) / chunk : 0;
+    for (int t = 0; t < d.T; ++t) {
+        const size_t idx = ((size_t(bi) * d.T + t) * d.H + h) * N + i;
+        __syncthreads();
+        sr[i] = to_f(r[idx]);
+        sw[i] = to_f(w[idx]);
+        sk[i] = to_f(k[idx]);
+        sa[i] = to_f(a[idx]);
+        sb[i] = to_f(b[idx]);
+        const float vi = to_f(v[idx]);
+        __syncthreads();
+        float sai = 0;
+#pragma unroll
+        for (int j = 0; j < N; ++j) sai += S[j] * sa[j];
+        float yi = 0;
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+            S[j] = S[j] * sw[j] + sai * sb[j] + vi * sk[j];
+            yi += S[j] * sr[j];
+        }
+        y[idx] = from_f<T>(yi);
+        if (states) {
+            sa_out[idx] = sai;
+            if ((t + 1) % chunk == 0 || t == d.T - 1) {
+                float *dst = states + (bh * nchunks + t / chunk) * N * N + size_t(i) * N;
+#pragma unroll
+                for (int j = 0; j < N; ++j) dst[j] = S[j];
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < N; ++j) s_final[bh * N * N + size_t(i) * N + j] = S[j];
+}
+
+// Thread i owns column i of S (ST[j] = S[j][i]) and row and column i of
+// G = dL/dS_t (G_row[j] = G[i][j], G_col[j] = G[j][i]), so every reduction is
+// within the thread; only dsa is exchanged through shared memory.
+template <class T, int N>
+__global__ void __launch_bounds__(N)
+    backward_kernel(WkvDims d, const T *__restrict__ r, const T *__restrict__ w, const T *__restrict__ k,
+                    const T *__restrict__ v, const T *__restrict__ a, const T *__restrict__ b,
+                    const float *__restrict__ states, const float *__restrict__ sa_in, const T *__restrict__ dy,
+                    const float *__restrict__ ds, T *__restrict__ dr, T *__restrict__ dw, T *__restrict__ dk,
+                    T *__restrict__ dv, T *__restrict__ da, T *__restrict__ db, float *__restrict__ ds0, int chunk) {
+    const int h = blockIdx.x, bi = blockIdx.y, i = threadIdx.x;
+    __shared__ float sr[N], sw[N], sk[N], sv[N], sa[N], sb[N], sdy[N], ssa[N], sdsa[N];
+    const size_t bh = size_t(bi) * d.H + h;
+    const int nchunks = (d.T + chunk - 1) / chunk;
+    float ST[N], G_row[N], G_col[N];
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+        G_row[j] = ds[bh * N * N + size_t(i) * N + j];
+        G_col[j] = ds[bh * N * N + size_t(j) * N + i];
+    }
+    for (int t = d.T - 1; t >= 0; --t) {
+        if (t == d.T - 1 || (t + 1) % chunk == 0) {
+            const float *src = states + (bh * nchunks + t / chunk) * N * N + i;
+#pragma unroll
+            for (int j = 0; j < N; ++j) ST[j] = src[size_t(j) * N];
+        }
+        const size_t idx = ((size_t(bi) * d.T + t) * d.H + h) * N + i;
+        __syncthreads();
+        const float ri = sr[i] = to_f(r[idx]);
+        const float wi = sw[i] = to_f(w[idx]);
+        const float ki = sk[i] = to_f(k[idx]);
+        sv[i] = to_f(v[idx]);
+        const float ai = sa[i] = to_f(a[idx]);
+        const float bi_ = sb[i] = to_f(b[idx]);
+        const float dyi = sdy[i] = to_f(dy[idx]);
+        ssa[i] = sa_in[idx];
+        __syncthreads();
+        // G = dL/dS_t: add y_t's part, dy r^T.
+        float dri = 0;
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+            G_row[j] += dyi * sr[j];
+            G_col[j] += sdy[j] * ri;
+            dri += ST[j] * sdy[j];
+        }
+        // Step the state back to S_{t-1}.
+        const float inv_w = 1.0f / wi;
+#pragma unroll
+        for (int j = 0; j < N; ++j) ST[j] = (ST[j] - ssa[j] * bi_ - sv[j] * ki) * inv_w;
+        float dvi = 0, dsai = 0, dki = 0, dbi = 0, dwi = 0;
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+            dvi += G_row[j] * sk[j];
+            dsai += G_row[j] * sb[j];
+            dki += G_col[j] * sv[j];
+            dbi += G_col[j] * ssa[j];
+            dwi += G_col[j] * ST[j];
+        }
+        sdsa[i] = dsai;
+        __syncthreads();
+        float dai = 0;
+#pragma unroll
+        for (int j = 0; j < N; ++j) dai += sdsa[j] * ST[j];
+        // dL/dS_{t-1} = G diag(w) + dsa a^T.
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+            G_row[j] = G_row[j] * sw[j] + dsai * sa[j];
+            G_col[j] = G_col[j] * wi + sdsa[j] * ai;
+        }
+        dr[idx] = from_f<T>(dri);
+        dw[idx] = from_f<T>(dwi);
+        dk[idx] = from_f<T>(dki);
+        dv[idx] = from_f<T>(dvi);
+        da[idx] = from_f<T>(dai);
+        db[idx] = from_f<T>(dbi);
+    }
+#pragma unroll
+    for (int j = 0; j < N; ++j) ds0[bh * N * N + size_t(i) * N + j] = G_row[j];
+}
+
+} // namespace
+
+bool wkv_head_size_supported(int N) { return N == 16 || N == 32 || N == 64; }
+
+void wkv7_forward(DType dt, WkvDims d, const void *r, const void *w, const void *k, const void *v, const void *a,
+                  const void *b, const float *s0, void *y, float *s_final, float *states, float *sa, int chunk,
+                  cdrmixStream_t stream) {
+    if (d.B == 0 || d.H == 0) return;
+    detail::dispatch(dt, d.N, "wkv7_forward", [&](auto tag, auto n) {
+        using T = decltype(tag);
+        constexpr int N = decltype(n)::value;
+        forward_kernel<T, N><<<dim3(d.H, d.B), N, 0, stream>>>(
+            d, static_cast<const T *>(r), static_cast<const T *>(w), static_cast<const T *>(k),
+            static_cast<const T *>(v), static_cast<const T *>(a), static_cast<const T *>(b), s0, static_cast<T *>(y),
+            s_final, states, sa, chunk);
+    });
+}
+
+void wkv7_backward(DType dt, WkvDims d, const void *r, const void *w, const void *k, const void *v,
+                   const void *a, const void *b, const float *states, const float *sa, const void *dy,
+                   const float *ds, void *dr, void *dw, void *dk, void *dv, void *da, void *db, float *ds0,
+                   int chunk, cdrmixStream_t stream) {
+    if (d.B == 0 || d.H == 0) return;
+    detail::dispatch(dt, d.N, "wkv7_backward", [&](auto tag, auto n) {
+        using T = decltype(tag);
+        constexpr int N = decltype(n)::value;
+        backward_kernel<T, N><<<dim3(d.H, d.B), N, 0, stream>>>(
+            d, static_cast<const T *>(r), static_cast<const T *>(w), static_cast<const T *>(k),
+            static_cast<const T *>(v), static_cast<const T *>(a), static_cast<const T *>(b), states, sa,
+            static_cast<const T *>(dy), ds, static_cast<T *>(dr), static_cast<T *>(dw), static_cast<T *>(dk),
+            static_cast<T *>(dv), static_cast<T *>(da), static_cast<T *>(db), ds0, chunk);
+    });
+}
+
+} // namespace cdrmix::gpu
