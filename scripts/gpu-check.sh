@@ -40,7 +40,7 @@ if [[ -d "$DEBS" ]] && ls "$DEBS"/*.deb >/dev/null 2>&1; then
   export PATH=$PREFIX/usr/bin:$PATH
   export PKG_CONFIG_PATH=$PREFIX/usr/lib/x86_64-linux-gnu/pkgconfig:$PREFIX/usr/share/pkgconfig
   export LD_LIBRARY_PATH=$PREFIX/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-  EXTRA_PREFIX="$PREFIX/usr;"
+  EXTRA_PREFIX="$PREFIX/usr:"
 else
   EXTRA_PREFIX=""
 fi
@@ -59,7 +59,7 @@ TORCH_CMAKE=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(t
 CORPUS=${CDRMIX_TEST_CORPUS:-/usr/share/games/fortunes/fortunes}
 [[ -f "$CORPUS" ]] || CORPUS=$PWD/.gpu/fortunes
 SHAKESPEARE=${CDRMIX_SHAKESPEARE:-$PWD/.gpu/tinyshakespeare.txt}
-export CMAKE_PREFIX_PATH="${EXTRA_PREFIX}$TORCH_CMAKE" # also for the out-of-tree plugin test
+export CMAKE_PREFIX_PATH="${EXTRA_PREFIX}$TORCH_CMAKE" # ':'-separated; also read by the out-of-tree plugin test
 B=build-gpu/build
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCDRMIX_TEST_CORPUS="$CORPUS" > "$OUTDIR/configure.log" 2>&1 ||
   { tail -30 "$OUTDIR/configure.log"; exit 1; }
