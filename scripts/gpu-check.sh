@@ -70,7 +70,7 @@ cmake --build $B -j "$JOBS" > "$OUTDIR/build.log" 2>&1 || { grep -E "error|FAILE
 echo "built in ${SECONDS}s"
 
 echo "== doctor"
-$B/bin/cdrmix doctor | tee "$OUTDIR/doctor.txt"
+$B/bin/cdrmix doctor | tee "$OUTDIR/doctor.txt" || true # a CPU-side problem must not stop the GPU check
 
 echo "== GPU kernel tests (against the CPU kernels)"
 $B/bin/cdrmix_tests --gtest_filter='CudaKernels.*' 2>&1 | tee "$OUTDIR/cuda_tests.txt" | grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED) *\]|Failure|rel_err|Expected|Which is|y|error" | head -60

@@ -27,6 +27,10 @@ BlasInfo detect_blas() {
         std::string path = line.substr(pos);
         std::string file = std::filesystem::path(path).filename().string();
         if (file.find("blas") == std::string::npos && file.find("mkl") == std::string::npos) continue;
+        // GPU BLAS libraries (a CUDA or ROCm LibTorch maps them) do not serve CPU products.
+        if (file.find("cublas") != std::string::npos || file.find("hipblas") != std::string::npos ||
+            file.find("rocblas") != std::string::npos)
+            continue;
         info.library = path;
         if (path.find("openblas") != std::string::npos) {
             info.optimised = true;
@@ -46,6 +50,12 @@ BlasInfo detect_blas() {
             break;
         }
         info.name = "reference BLAS (unoptimised)";
+    }
+    if (info.library.empty()) {
+        // PyTorch's own builds link MKL statically: nothing separate is mapped.
+        info.optimised = true;
+        info.name = "linked into LibTorch";
+        info.library = "(no separate BLAS library mapped)";
     }
     return info;
 }
