@@ -121,6 +121,13 @@ int run_gpu_bench(const BenchOptions &o) {
                 ratio = fmt("%.2fx vs 17 ms", 0.017 / t);
             }
             row(op + " fwd+bwd B8 T" + std::to_string(T) + " C4096 " + dts, fmt("%.2f ms", t * 1e3), anchor, ratio);
+            const double tf = gpu_time(
+                [&] {
+                    torch::NoGradGuard no_grad;
+                    (void)call(v7, true, in);
+                },
+                reps);
+            row("  of which forward (no saved states)", fmt("%.2f ms", tf * 1e3), "-", "-");
         }
         // Against the per-token reference on the same GPU, at a length the
         // reference's autograd graph fits in memory.

@@ -56,7 +56,8 @@ std::string generate(Model &model, const Tokenizer &tokenizer, const std::string
     std::string out;
     std::vector<int64_t> pending_ids;
     for (int64_t i = 0; i < opts.max_tokens; ++i) {
-        const int64_t next = sample_token(logits.select(1, logits.size(1) - 1).squeeze(0), opts, gen);
+        // Sampling runs on the CPU (its generator is seeded there), whatever the model's device.
+        const int64_t next = sample_token(logits.select(1, logits.size(1) - 1).squeeze(0).to(torch::kCPU), opts, gen);
         pending_ids.push_back(next);
         std::string piece = tokenizer.decode(pending_ids);
         if (utf8_complete(piece)) {

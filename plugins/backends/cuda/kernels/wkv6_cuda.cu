@@ -23,13 +23,18 @@ __global__ void __launch_bounds__(N) forward_kernel(WkvDims d, const T *__restri
     float S[N];
 #pragma unroll
     for (int i = 0; i < N; ++i) S[i] = s0[bh * N * N + size_t(i) * N + j];
-    for (int t = 0; t < d.T; ++t) {
-        const size_t idx = ((size_t(bi) * d.T + t) * d.H + h) * N + j;
+    // The next step's inputs are loaded while this step computes.
+    const size_t stride = size_t(d.H) * N;
+    size_t idx = (size_t(bi) * d.T * d.H + h) * N + j;
+    T nr{}, nw{}, nk{}, nv{};
+    if (d.T > 0) nr = r[idx], nw = w[idx], nk = k[idx], nv = v[idx];
+    for (int t = 0; t < d.T; ++t, idx += stride) {
         __syncthreads();
-        sr[j] = to_f(r[idx]);
-        sw[j] = to_f(w[idx]);
-        sk[j] = to_f(k[idx]);
-        const float vj = to_f(v[idx]);
+        sr[j] = to_f(nr);
+        sw[j] = to_f(nw);
+        sk[j] = to_f(nk);
+        const float vj = to_f(nv);
+        if (t + 1 < d.T) nr = r[idx + stride], nw = w[idx + stride], nk = k[idx + stride], nv = v[idx + stride];
         __syncthreads();
         float yj = 0;
 #pragma unroll

@@ -26,15 +26,24 @@ __global__ void __launch_bounds__(N) forward_kernel(WkvDims d, const T *__restri
 #pragma unroll
     for (int j = 0; j < N; ++j) S[j] = s0[bh * N * N + size_t(i) * N + j];
     const int nchunks = chunk > 0 ? (d.T + chunk - 1) / chunk : 0;
-    for (int t = 0; t < d.T; ++t) {
-        const size_t idx = ((size_t(bi) * d.T + t) * d.H + h) * N + i;
+    // The next step's inputs are loaded while this step computes: the loop is
+    // bound by memory latency, not arithmetic.
+    const size_t stride = size_t(d.H) * N;
+    size_t idx = (size_t(bi) * d.T * d.H + h) * N + i;
+    T nr{}, nw{}, nk{}, nv{}, na{}, nb{};
+    if (d.T > 0) nr = r[idx], nw = w[idx], nk = k[idx], nv = v[idx], na = a[idx], nb = b[idx];
+    for (int t = 0; t < d.T; ++t, idx += stride) {
         __syncthreads();
-        sr[i] = to_f(r[idx]);
-        sw[i] = to_f(w[idx]);
-        sk[i] = to_f(k[idx]);
-        sa[i] = to_f(a[idx]);
-        sb[i] = to_f(b[idx]);
-        const float vi = to_f(v[idx]);
+        sr[i] = to_f(nr);
+        sw[i] = to_f(nw);
+        sk[i] = to_f(nk);
+        sa[i] = to_f(na);
+        sb[i] = to_f(nb);
+        const float vi = to_f(nv);
+        if (t + 1 < d.T) {
+            nr = r[idx + stride], nw = w[idx + stride], nk = k[idx + stride];
+            nv = v[idx + stride], na = a[idx + stride], nb = b[idx + stride];
+        }
         __syncthreads();
         float sai = 0;
 #pragma unroll
@@ -79,22 +88,31 @@ __global__ void __launch_bounds__(N)
         G_row[j] = ds[bh * N * N + size_t(i) * N + j];
         G_col[j] = ds[bh * N * N + size_t(j) * N + i];
     }
-    for (int t = d.T - 1; t >= 0; --t) {
+    const size_t stride = size_t(d.H) * N;
+    size_t idx = ((size_t(bi) * d.T + (d.T > 0 ? d.T - 1 : 0)) * d.H + h) * N + i;
+    T nr{}, nw{}, nk{}, nv{}, na{}, nb{}, ndy{};
+    float nsa = 0;
+    if (d.T > 0)
+        nr = r[idx], nw = w[idx], nk = k[idx], nv = v[idx], na = a[idx], nb = b[idx], ndy = dy[idx], nsa = sa_in[idx];
+    for (int t = d.T - 1; t >= 0; --t, idx -= stride) {
         if (t == d.T - 1 || (t + 1) % chunk == 0) {
             const float *src = states + (bh * nchunks + t / chunk) * N * N + i;
 #pragma unroll
             for (int j = 0; j < N; ++j) ST[j] = src[size_t(j) * N];
         }
-        const size_t idx = ((size_t(bi) * d.T + t) * d.H + h) * N + i;
         __syncthreads();
-        const float ri = sr[i] = to_f(r[idx]);
-        const float wi = sw[i] = to_f(w[idx]);
-        const float ki = sk[i] = to_f(k[idx]);
-        sv[i] = to_f(v[idx]);
-        const float ai = sa[i] = to_f(a[idx]);
-        const float bi_ = sb[i] = to_f(b[idx]);
-        const float dyi = sdy[i] = to_f(dy[idx]);
-        ssa[i] = sa_in[idx];
+        const float ri = sr[i] = to_f(nr);
+        const float wi = sw[i] = to_f(nw);
+        const float ki = sk[i] = to_f(nk);
+        sv[i] = to_f(nv);
+        const float ai = sa[i] = to_f(na);
+        const float bi_ = sb[i] = to_f(nb);
+        const float dyi = sdy[i] = to_f(ndy);
+        ssa[i] = nsa;
+        if (t > 0) {
+            const size_t p = idx - stride;
+            nr = r[p], nw = w[p], nk = k[p], nv = v[p], na = a[p], nb = b[p], ndy = dy[p], nsa = sa_in[p];
+        }
         __syncthreads();
         // G = dL/dS_t: add y_t's part, dy r^T.
         float dri = 0;
