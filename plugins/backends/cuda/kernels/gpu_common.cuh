@@ -31,6 +31,14 @@ template <> __device__ __forceinline__ float from_f<float>(float x) { return x; 
 template <> __device__ __forceinline__ cdrmix_bf16 from_f<cdrmix_bf16>(float x) { return __float2bfloat16(x); }
 template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half(x); }
 
+// A sum over a fully unrolled loop kept as four partial sums, so its additions
+// do not form one dependent chain: these loops are bound by latency.
+struct Sum4 {
+    float p[4] = {0.f, 0.f, 0.f, 0.f};
+    __device__ __forceinline__ void fma(int j, float a, float b) { p[j & 3] += a * b; }
+    __device__ __forceinline__ float total() const { return (p[0] + p[1]) + (p[2] + p[3]); }
+};
+
 inline void check_launch(const char *what) {
 #if defined(CDRMIX_HIP)
     hipError_t e = hipGetLastError();

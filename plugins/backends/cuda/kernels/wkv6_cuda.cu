@@ -36,13 +36,13 @@ __global__ void __launch_bounds__(N) forward_kernel(WkvDims d, const T *__restri
         const float vj = to_f(nv);
         if (t + 1 < d.T) nr = r[idx + stride], nw = w[idx + stride], nk = k[idx + stride], nv = v[idx + stride];
         __syncthreads();
-        float yj = 0;
+        detail::Sum4 y_sum;
 #pragma unroll
         for (int i = 0; i < N; ++i) {
-            yj += sr[i] * (su[i] * sk[i] * vj + S[i]);
+            y_sum.fma(i, sr[i], su[i] * sk[i] * vj + S[i]);
             S[i] = sw[i] * S[i] + sk[i] * vj;
         }
-        y[idx] = from_f<T>(yj);
+        y[idx] = from_f<T>(y_sum.total());
     }
 #pragma unroll
     for (int i = 0; i < N; ++i) s_final[bh * N * N + size_t(i) * N + j] = S[i];

@@ -45,16 +45,17 @@ __global__ void __launch_bounds__(N) forward_kernel(WkvDims d, const T *__restri
             nv = v[idx + stride], na = a[idx + stride], nb = b[idx + stride];
         }
         __syncthreads();
-        float sai = 0;
+        detail::Sum4 sa_sum;
 #pragma unroll
-        for (int j = 0; j < N; ++j) sai += S[j] * sa[j];
-        float yi = 0;
+        for (int j = 0; j < N; ++j) sa_sum.fma(j, S[j], sa[j]);
+        const float sai = sa_sum.total();
+        detail::Sum4 y_sum;
 #pragma unroll
         for (int j = 0; j < N; ++j) {
             S[j] = S[j] * sw[j] + sai * sb[j] + vi * sk[j];
-            yi += S[j] * sr[j];
+            y_sum.fma(j, S[j], sr[j]);
         }
-        y[idx] = from_f<T>(yi);
+        y[idx] = from_f<T>(y_sum.total());
         if (states) {
             sa_out[idx] = sai;
             if ((t + 1) % chunk == 0 || t == d.T - 1) {
@@ -115,13 +116,14 @@ __global__ void __launch_bounds__(N)
         }
         __syncthreads();
         // G = dL/dS_t: add y_t's part, dy r^T.
-        float dri = 0;
+        detail::Sum4 dr_sum;
 #pragma unroll
         for (int j = 0; j < N; ++j) {
             G_row[j] += dyi * sr[j];
             G_col[j] += sdy[j] * ri;
-            dri += ST[j] * sdy[j];
+            dr_sum.fma(j, ST[j], sdy[j]);
         }
+        const float dri = dr_sum.total();
         // Step the state back to S_{t-1}.
         const float inv_w = 1.0f / wi;
 #pragma unroll
@@ -137,9 +139,10 @@ __global__ void __launch_bounds__(N)
         }
         sdsa[i] = dsai;
         __syncthreads();
-        float dai = 0;
+        detail::Sum4 da_sum;
 #pragma unroll
-        for (int j = 0; j < N; ++j) dai += sdsa[j] * ST[j];
+        for (int j = 0; j < N; ++j) da_sum.fma(j, sdsa[j], ST[j]);
+        const float dai = da_sum.total();
         // dL/dS_{t-1} = G diag(w) + dsa a^T.
 #pragma unroll
         for (int j = 0; j < N; ++j) {
