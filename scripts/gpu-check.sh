@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 DEBS=${CDRMIX_DEBS:-.gpu/debs}
 PACKAGES="libyaml-cpp-dev libyaml-cpp0.7 libluajit-5.1-dev libluajit-5.1-2 libluajit-5.1-common
-  nlohmann-json3-dev libcli11-dev libgtest-dev pkgconf pkgconf-bin libpkgconf3"
+  nlohmann-json3-dev libcli11-dev libgtest-dev libsentencepiece-dev libsentencepiece0 pkgconf pkgconf-bin libpkgconf3"
 
 if [[ "${1:-}" == "--fetch-debs" ]]; then
   mkdir -p "$DEBS"
