@@ -7,7 +7,7 @@
 #   3. benchmarks WKV-7 and WKV-6 forward + backward at B=8 T=4096 C=4096 (head 64);
 #   4. trains cdrmix-small on the GPU for a few hundred steps and reports tokens/s.
 # Libraries the GPU machine lacks (yaml-cpp, LuaJIT, CLI11, nlohmann-json,
-# GoogleTest, pkgconf) can come as Debian packages in $CDRMIX_DEBS (default
+# GoogleTest, sentencepiece, pkgconf) can come as Debian packages in $CDRMIX_DEBS (default
 # .gpu/debs, see `scripts/gpu-check.sh --fetch-debs`): they are unpacked into a
 # private prefix, never over the system.
 #
