@@ -202,7 +202,9 @@ int cmd_tokenize(const DataCommands::Options &o) {
             std::string piece;
             for_each_text_line(f, [&](const std::string &line) {
                 piece += line;
-                if (piece.size() >= (1 << 20)) writer.write(tokenizer->encode(piece)), piece.clear();
+                if (piece.size() < (1 << 20)) return;
+                writer.write(tokenizer->encode(piece));
+                piece.clear();
             });
             if (!piece.empty()) writer.write(tokenizer->encode(piece));
             continue;
@@ -293,7 +295,6 @@ int cmd_stats(const DataCommands::Options &o) {
                 }
             }
         } else {
-            std::vector<int64_t> ids;
             for_each_text_line(f, [&](const std::string &line) { c.add_record(tokenizer->encode(line)); });
         }
     }

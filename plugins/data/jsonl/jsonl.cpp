@@ -339,7 +339,7 @@ public:
         return {{"source", "jsonl"}, {"train", train_->position()}, {"val", val_->position()}};
     }
     void restore(const Json &p) override {
-        if (!p.is_object() || p.value("source", "") != "jsonl")
+        if (!p.is_object() || p.value("source", "") != "jsonl" || !p.contains("train") || !p.contains("val"))
             throw Error(s_.where + ": the saved data position " + p.dump().substr(0, 120) + " is not a position of a 'jsonl' source");
         train_->restore(p.at("train"));
         val_->restore(p.at("val"));
