@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 namespace cdrmix {
 
 struct DataCommands::Options {
+    explicit Options(const std::vector<std::string> &paths) : plugin_paths(paths) {}
     const std::vector<std::string> &plugin_paths;
     CLI::App *to_jsonl = nullptr, *split = nullptr, *tokenize = nullptr, *stats = nullptr, *bench = nullptr,
              *train = nullptr;
@@ -430,7 +431,7 @@ int cmd_tokenizer_train(DataCommands::Options &o) {
 } // namespace
 
 DataCommands::DataCommands(CLI::App &app, const std::vector<std::string> &plugin_paths)
-    : o_(new Options{plugin_paths}) {
+    : o_(std::make_unique<Options>(plugin_paths)) {
     Options &o = *o_;
     auto *data = app.add_subcommand("data", "Corpus tools: to-jsonl, split, tokenize, stats, bench");
     data->require_subcommand(1);

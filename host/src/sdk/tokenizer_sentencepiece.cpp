@@ -1,19 +1,16 @@
 // Sentencepiece (BPE or unigram) behind the SDK Tokenizer interface. The model
 // proto travels inside to_json() as base64, so checkpoints are self-contained.
+// Sentencepiece itself is reached through sentencepiece_bridge.hpp.
+#include "sentencepiece_bridge.hpp"
+
 #include <cdrmix/error.hpp>
 #include <cdrmix/tokenizer.hpp>
 
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
+#include <dlfcn.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
-
-// Exported by libsentencepiece but not declared in its public headers; without
-// it every training run prints several hundred INFO lines.
-namespace sentencepiece::logging {
-void SetMinLogLevel(int level);
-}
 
 namespace cdrmix {
 
@@ -54,31 +51,52 @@ std::string base64_decode(const std::string &text) {
     return out;
 }
 
+// The bridge module beside libcdrmix, opened once.
+const SentencepieceApi &sentencepiece() {
+    static const SentencepieceApi *api = [] {
+        Dl_info self{};
+        dladdr(reinterpret_cast<void *>(&cdrmix::make_sentencepiece_tokenizer), &self);
+        const std::string path =
+            (std::filesystem::path(self.dli_fname ? self.dli_fname : "").parent_path() / "libcdrmix-sentencepiece.so").string();
+        void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+        if (!handle) throw Error(std::string("sentencepiece support is missing: ") + dlerror());
+        auto entry = reinterpret_cast<decltype(&cdrmix_sentencepiece_api)>(dlsym(handle, "cdrmix_sentencepiece_api"));
+        if (!entry) throw Error(path + ": not the cdrmix sentencepiece module");
+        return entry();
+    }();
+    return *api;
+}
+
 class SentencepieceTokenizer final : public Tokenizer {
 public:
     explicit SentencepieceTokenizer(std::string proto) : proto_(std::move(proto)) {
-        const auto status = sp_.LoadFromSerializedProto(proto_);
-        if (!status.ok()) throw Error("sentencepiece tokenizer: cannot load the model: " + status.ToString());
+        std::string error;
+        model_ = sentencepiece().load(proto_, &error);
+        if (!model_) throw Error("sentencepiece tokenizer: cannot load the model: " + error);
     }
+    ~SentencepieceTokenizer() override { sentencepiece().release(model_); }
+    SentencepieceTokenizer(const SentencepieceTokenizer &) = delete;
+    SentencepieceTokenizer &operator=(const SentencepieceTokenizer &) = delete;
+
     std::string kind() const override { return "sentencepiece"; }
-    int64_t vocab_size() const override { return sp_.GetPieceSize(); }
+    int64_t vocab_size() const override { return sentencepiece().vocab_size(model_); }
     std::vector<int64_t> encode(const std::string &text) const override {
         std::vector<int> ids;
-        const auto status = sp_.Encode(text, &ids);
-        if (!status.ok()) throw Error("sentencepiece tokenizer: " + status.ToString());
+        std::string error;
+        if (!sentencepiece().encode(model_, text, &ids, &error)) throw Error("sentencepiece tokenizer: " + error);
         return std::vector<int64_t>(ids.begin(), ids.end());
     }
     std::string decode(const std::vector<int64_t> &ids) const override {
         std::vector<int> narrow;
         narrow.reserve(ids.size());
+        const int64_t vocab = vocab_size();
         for (int64_t id : ids) {
-            if (id < 0 || id >= vocab_size())
+            if (id < 0 || id >= vocab)
                 throw Error("sentencepiece tokenizer: token id " + std::to_string(id) + " out of range");
             narrow.push_back(static_cast<int>(id));
         }
-        std::string text;
-        const auto status = sp_.Decode(narrow, &text);
-        if (!status.ok()) throw Error("sentencepiece tokenizer: " + status.ToString());
+        std::string text, error;
+        if (!sentencepiece().decode(model_, narrow, &text, &error)) throw Error("sentencepiece tokenizer: " + error);
         return text;
     }
     Json to_json() const override {
@@ -88,22 +106,7 @@ public:
 
 private:
     std::string proto_;
-    sentencepiece::SentencePieceProcessor sp_;
-};
-
-// Feeds the trainer from a callback, so the corpus is never held twice.
-class CallbackSentences final : public sentencepiece::SentenceIterator {
-public:
-    explicit CallbackSentences(const std::function<bool(std::string &)> &next) : next_(next) { Next(); }
-    bool done() const override { return done_; }
-    void Next() override { done_ = !next_(value_); }
-    const std::string &value() const override { return value_; }
-    sentencepiece::util::Status status() const override { return {}; }
-
-private:
-    const std::function<bool(std::string &)> &next_;
-    std::string value_;
-    bool done_ = false;
+    void *model_ = nullptr;
 };
 
 std::string read_file(const std::string &path) {
@@ -185,12 +188,9 @@ std::shared_ptr<Tokenizer> train_sentencepiece(const std::function<bool(std::str
         {"remove_extra_whitespaces", "false"},
         {"split_digits", "true"},
     };
-    sentencepiece::SetRandomGeneratorSeed(static_cast<unsigned int>(o.seed));
-    sentencepiece::logging::SetMinLogLevel(1);
-    CallbackSentences sentences(next_sentence);
-    std::string proto;
-    const auto status = sentencepiece::SentencePieceTrainer::Train(args, &sentences, &proto);
-    if (!status.ok()) throw Error("tokenizer train: " + status.ToString());
+    std::string proto, error;
+    if (!sentencepiece().train(args, static_cast<unsigned int>(o.seed), next_sentence, &proto, &error))
+        throw Error("tokenizer train: " + error);
     return make_sentencepiece_tokenizer(proto);
 }
 
