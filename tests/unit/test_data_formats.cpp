@@ -300,7 +300,8 @@ TEST(DataContract, TwoRanksReadEverySequenceOnceAnEpoch) {
 TEST(DataContract, ShufflingIsSeededAndCoversTheEpoch) {
     for (const auto &c : cases()) {
         SCOPED_TRACE(c.name);
-        auto plain = take(*source(with(c.config, {{"shuffle", false}})), Split::Train, c.sequences, 8);
+        // Same seed: the synthetic source's seed also picks its examples.
+        auto plain = take(*source(with(c.config, {{"shuffle", false}, {"seed", 1}})), Split::Train, c.sequences, 8);
         auto a = take(*source(with(c.config, {{"seed", 1}})), Split::Train, c.sequences, 8);
         auto b = take(*source(with(c.config, {{"seed", 1}})), Split::Train, c.sequences, 8);
         auto other = take(*source(with(c.config, {{"seed", 2}})), Split::Train, c.sequences, 8);
