@@ -6,14 +6,15 @@
 --
 --   cdrmix run experiments/long_context.lua                        -- a few minutes on 2 cores
 --   cdrmix run experiments/long_context.lua train.steps=5 eval.examples=4   -- smoke test
---   cdrmix run experiments/long_context.lua train.seq_len=1024 data.num_pairs=16
+--   cdrmix run experiments/long_context.lua train.seq_len=1024 data.num_pairs=16 train.steps=2000
 local cfg = cdrmix.config {
-  data = { type = "synthetic", task = "recall", num_pairs = 8, queries = 4, seed = 7, val_size = 64 },
+  -- Many queries a sequence: the answers are the only learnable targets besides the layout.
+  data = { type = "synthetic", task = "recall", num_pairs = 4, queries = 16, seed = 7, val_size = 64 },
   model = cdrmix.yaml("configs/models/cdrmix-tiny.yaml"),
   train = {
-    steps = 250,
+    steps = 200,
     batch_size = 8,
-    seq_len = 512,
+    seq_len = 256,
     lr = 3e-3,
     min_lr = 3e-4,
     warmup_steps = 20,
@@ -21,7 +22,7 @@ local cfg = cdrmix.config {
     eval_batches = 2,
     log_every = 10,
   },
-  eval = { examples = 32 },
+  eval = { examples = 16 },
 }
 
 local data = cdrmix.data(cfg.data)

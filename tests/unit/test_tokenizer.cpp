@@ -112,6 +112,13 @@ TEST(Tokenizer, SentencepieceTrainsAndRoundTrips) {
         // Merges learned: a frequent line takes far fewer tokens than characters.
         EXPECT_LT(tok->encode(line).size(), line.size() / 2);
         expect_round_trip(*tok, line);
+        // Encoding in pieces split at newlines (lines, records) gives the tokens of the whole.
+        const std::string a = corpus()[1] + "\n", b = corpus()[2] + "\n";
+        auto pieces = tok->encode(a);
+        const auto tail = tok->encode(b);
+        pieces.insert(pieces.end(), tail.begin(), tail.end());
+        EXPECT_EQ(pieces, tok->encode(a + b));
+        expect_round_trip(*tok, "  leading spaces\n\nand blank lines\n");
         // Byte fallback: characters never seen in training still round-trip.
         expect_round_trip(*tok, "Ωmega ✓ new");
     }

@@ -187,6 +187,9 @@ std::shared_ptr<Tokenizer> train_sentencepiece(const std::function<bool(std::str
         {"normalization_rule_name", "identity"},
         {"remove_extra_whitespaces", "false"},
         {"split_digits", "true"},
+        // No space glued to the front of every encode() call: text encoded in pieces (lines,
+        // records) gives the same tokens as the whole, and decodes back to the same text.
+        {"add_dummy_prefix", "false"},
     };
     std::string proto, error;
     if (!sentencepiece().train(args, static_cast<unsigned int>(o.seed), next_sentence, &proto, &error))
