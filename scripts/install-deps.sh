@@ -11,6 +11,8 @@ PACKAGES=(
   libtorch-dev libgloo-dev libopenblas0-openmp
   # scripting, config, CLI, logging
   libluajit-5.1-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  # tokenizers: sentencepiece BPE / unigram (training and encoding)
+  libsentencepiece-dev
   # tests
   libgtest-dev libgmock-dev
   # dashboard (GUI) and headless display for its tests

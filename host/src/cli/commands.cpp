@@ -1,4 +1,5 @@
 #include "cli/commands.hpp"
+#include "cli/data_commands.hpp"
 
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
@@ -179,6 +180,7 @@ int cli_main(int argc, char **argv) {
     describe->add_option("--dtype", describe_options.dtype, "float32, bfloat16 or float16 (default float32)");
     describe->add_option("--vocab-size", vocab, "Vocabulary size, for presets that take it from the data");
     describe->add_flag("--json", json, "Print the report as JSON");
+    DataCommands data_commands(app, g.plugin_paths);
 
     try {
         app.parse(argc, argv);
@@ -191,6 +193,7 @@ int cli_main(int argc, char **argv) {
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
         if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);
+        if (data_commands.selected()) return data_commands.run();
         if (*bench) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);

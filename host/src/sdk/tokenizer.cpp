@@ -1,6 +1,8 @@
 #include <cdrmix/error.hpp>
 #include <cdrmix/tokenizer.hpp>
 
+#include <array>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -47,19 +49,33 @@ template <class F> void for_each_char(const std::string &text, F f) {
 class CharTokenizer final : public Tokenizer {
 public:
     explicit CharTokenizer(std::vector<std::string> chars) : chars_(std::move(chars)) {
-        for (size_t i = 0; i < chars_.size(); ++i) index_[chars_[i]] = static_cast<int64_t>(i);
+        ascii_.fill(-1);
+        for (size_t i = 0; i < chars_.size(); ++i) {
+            index_[chars_[i]] = static_cast<int64_t>(i);
+            if (chars_[i].size() == 1 && static_cast<unsigned char>(chars_[i][0]) < 0x80)
+                ascii_[static_cast<unsigned char>(chars_[i][0])] = static_cast<int64_t>(i);
+        }
     }
     std::string kind() const override { return "char"; }
     int64_t vocab_size() const override { return static_cast<int64_t>(chars_.size()); }
     std::vector<int64_t> encode(const std::string &text) const override {
         std::vector<int64_t> ids;
         ids.reserve(text.size());
-        for_each_char(text, [&](const std::string &c) {
-            auto it = index_.find(c);
+        for (size_t i = 0; i < text.size();) {
+            const auto lead = static_cast<unsigned char>(text[i]);
+            // ASCII is most text: a table lookup instead of a map search per character.
+            if (lead < 0x80 && ascii_[lead] >= 0) {
+                ids.push_back(ascii_[lead]);
+                ++i;
+                continue;
+            }
+            const size_t n = std::min(utf8_length(lead), text.size() - i);
+            auto it = index_.find(text.substr(i, n));
             if (it == index_.end())
-                throw Error("char tokenizer: character '" + c + "' is not in the vocabulary");
+                throw Error("char tokenizer: character '" + text.substr(i, n) + "' is not in the vocabulary");
             ids.push_back(it->second);
-        });
+            i += n;
+        }
         return ids;
     }
     std::string decode(const std::vector<int64_t> &ids) const override {
@@ -75,11 +91,48 @@ public:
 private:
     std::vector<std::string> chars_;
     std::map<std::string, int64_t> index_;
+    std::array<int64_t, 128> ascii_;
+};
+
+class IdTokenizer final : public Tokenizer {
+public:
+    explicit IdTokenizer(int64_t vocab_size) : vocab_size_(vocab_size) {
+        if (vocab_size < 1) throw Error("id tokenizer: vocab_size must be positive");
+    }
+    std::string kind() const override { return "ids"; }
+    int64_t vocab_size() const override { return vocab_size_; }
+    std::vector<int64_t> encode(const std::string &) const override {
+        throw Error("this data has token ids but no text tokenizer; give the data source a 'tokenizer' to encode text");
+    }
+    std::string decode(const std::vector<int64_t> &ids) const override {
+        std::string s;
+        for (int64_t id : ids) s += std::to_string(id) + " ";
+        return s;
+    }
+    Json to_json() const override { return {{"kind", "ids"}, {"vocab_size", vocab_size_}}; }
+
+private:
+    int64_t vocab_size_;
 };
 
 } // namespace
 
 std::shared_ptr<Tokenizer> make_byte_tokenizer() { return std::make_shared<ByteTokenizer>(); }
+
+std::shared_ptr<Tokenizer> tokenizer_from_spec(const std::string &spec, const CorpusVisitor &corpus,
+                                               const std::string &where) {
+    if (spec == "byte") return make_byte_tokenizer();
+    if (spec == "char") {
+        std::set<std::string> seen;
+        corpus([&](const std::string &text) { for_each_char(text, [&](const std::string &c) { seen.insert(c); }); });
+        if (seen.empty()) throw Error(where + ": no text to build a char vocabulary from");
+        return std::make_shared<CharTokenizer>(std::vector<std::string>(seen.begin(), seen.end()));
+    }
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(spec, ec))
+        throw Error(where + ": key 'tokenizer' must be \"byte\", \"char\" or a tokenizer file, got \"" + spec + "\"");
+    return load_tokenizer_file(spec);
+}
 
 std::shared_ptr<Tokenizer> make_char_tokenizer(const std::string &corpus) {
     std::set<std::string> seen;
@@ -87,10 +140,17 @@ std::shared_ptr<Tokenizer> make_char_tokenizer(const std::string &corpus) {
     return std::make_shared<CharTokenizer>(std::vector<std::string>(seen.begin(), seen.end()));
 }
 
+std::shared_ptr<Tokenizer> make_id_tokenizer(int64_t vocab_size) { return std::make_shared<IdTokenizer>(vocab_size); }
+
+// In tokenizer_sentencepiece.cpp.
+std::shared_ptr<Tokenizer> sentencepiece_from_json(const Json &j);
+
 std::shared_ptr<Tokenizer> tokenizer_from_json(const Json &j) {
-    const std::string kind = j.value("kind", "");
+    const std::string kind = j.is_object() ? j.value("kind", "") : "";
     if (kind == "byte") return make_byte_tokenizer();
     if (kind == "char" && j.contains("chars")) return std::make_shared<CharTokenizer>(j.at("chars").get<std::vector<std::string>>());
+    if (kind == "ids" && j.contains("vocab_size")) return make_id_tokenizer(j.at("vocab_size").get<int64_t>());
+    if (kind == "sentencepiece") return sentencepiece_from_json(j);
     throw Error("tokenizer: unknown or malformed description: " + j.dump().substr(0, 80));
 }
 

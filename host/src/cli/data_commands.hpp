@@ -1,0 +1,28 @@
+// `cdrmix data ...` (corpus tools, statistics, pipeline benchmark) and
+// `cdrmix tokenizer train`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cdrmix {
+
+class DataCommands {
+public:
+    // Adds the subcommands to `app`. plugin_paths is read when a command runs,
+    // after parsing has filled it.
+    DataCommands(CLI::App &app, const std::vector<std::string> &plugin_paths);
+    ~DataCommands();
+    bool selected() const;
+    int run();
+
+    struct Options;
+
+private:
+    std::unique_ptr<Options> o_;
+};
+
+} // namespace cdrmix
