@@ -1,0 +1,29 @@
+// The `gui` subcommand: `cdrmix gui script.lua [key=value ...]` runs the
+// script with the live dashboard; `cdrmix gui --watch RUN_DIR [RUN_DIR ...]`
+// shows runs written by other processes, following them as they grow.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace cdrmix {
+
+struct GuiOptions {
+    std::string script;
+    std::vector<std::string> overrides, watch;
+    std::string runs_dir = "runs";
+    bool headless = false;
+    std::string screenshot;
+    int frames = 0;
+    double max_fps = 30;
+    int width = 1280, height = 800;
+};
+
+CLI::App *add_gui_command(CLI::App &app, GuiOptions &options);
+
+// Returns the exit code; errors a user can cause are one line on stderr.
+int run_gui_command(const GuiOptions &options, const std::vector<std::string> &plugin_paths);
+
+} // namespace cdrmix
