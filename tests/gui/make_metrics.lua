@@ -2,7 +2,7 @@
 -- trainer publishes: for dashboard tests and for timing frames on long runs.
 --   cdrmix run tests/gui/make_metrics.lua out.dir=/tmp/run out.steps=100000 out.shape=1
 -- shape 1: a falling loss, one dead expert; shape 2: a plateau, balanced experts.
-local cfg = cdrmix.config { out = { dir = "", steps = 300, shape = 1, experts = 8, partial = false } }
+local cfg = cdrmix.config { out = { dir = "", steps = 300, shape = 1, experts = 8 } }
 local o = cfg.out
 assert(o.dir ~= "", "set out.dir=PATH")
 os.execute("mkdir -p '" .. o.dir .. "'")
@@ -39,9 +39,8 @@ for s = 1, o.steps do
     '"step_time_s":0.5,"tokens_per_s":%.1f,"elapsed_s":%.2f,"eta_s":%.2f,"rss_mb":%.1f,"moe":[%s],"time":%.3f}',
     s, o.steps, loss, 0.026, 3e-3 * (0.55 + 0.45 * math.cos(math.pi * frac)), 0.8 + 0.3 * noise(),
     4000 + 300 * noise(), s * 0.5, (o.steps - s) * 0.5, 250 + 10 * frac, table.concat(moe, ","), t0 + s * 0.5)
-  if o.partial and s == o.steps then line = line:sub(1, 40) else line = line .. "\n" end
-  f:write(line)
-  if s % 100 == 0 and not (o.partial and s == o.steps) then
+  f:write(line, "\n")
+  if s % 100 == 0 then
     f:write(string.format('{"event":"eval","step":%d,"val_loss":%.5f,"val_ppl":1,"time":%.3f}\n', s, loss * 1.03,
                           t0 + s * 0.5))
   end

@@ -33,7 +33,9 @@ struct AppHooks {
 
 struct FrameStats {
     int frames = 0;
-    double mean_ms = 0, max_ms = 0; // CPU time to build and render a frame (glFinish included)
+    // Time to build and render a frame (glFinish included), over the frames after the first.
+    double mean_ms = 0, max_ms = 0;
+    double mean_build_ms = 0; // of mean_ms: building the frame on the CPU, before OpenGL draws it
 };
 
 // Runs until the window is closed (or frames are done). Throws DisplayError,

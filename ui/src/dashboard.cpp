@@ -69,7 +69,10 @@ void Dashboard::draw() {
 
     ImGui::BeginChild("##left", ImVec2(left_w, avail.y));
     const float sample_h = live_ ? 170.0f : 0.0f;
-    draw_loss(std::max(140.0f, avail.y - sample_h - 250));
+    size_t layers = 0;
+    for (const auto &r : runs_) layers = std::max(layers, r.data.layers.size());
+    const float load_h = 100.0f + static_cast<float>(layers) * 60.0f; // heatmap row + time strip per layer
+    draw_loss(std::max(140.0f, avail.y - sample_h - load_h - 3 * ImGui::GetTextLineHeightWithSpacing()));
     draw_expert_load();
     if (live_) draw_sampling();
     ImGui::EndChild();
@@ -253,6 +256,22 @@ void Dashboard::draw_system(float h) {
         style.x_label = x_label();
         line_plot(p.title, lines, style);
     }
+    draw_logged(h);
+}
+
+// Numbers a script logs with cdrmix.log{...}: one plot per key, runs overlaid.
+void Dashboard::draw_logged(float h) {
+    std::map<std::string, std::vector<PlotLine>> by_key;
+    for (size_t r = 0; r < runs_.size(); ++r)
+        for (const auto &[key, s] : runs_[r].data.logged)
+            by_key[key].push_back({runs_.size() > 1 ? runs_[r].data.name : std::string("last"), &x_of(s), &s.value,
+                                   nullptr, by_time_ ? &s.step : nullptr, runs_[r].colour, false});
+    if (by_key.empty()) return;
+    section("Logged with cdrmix.log");
+    PlotStyle style;
+    style.height = h;
+    style.x_label = x_label();
+    for (const auto &[key, lines] : by_key) line_plot(key.c_str(), lines, style);
 }
 
 void Dashboard::draw_sampling() {

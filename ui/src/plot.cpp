@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 namespace cdrmix::ui {
@@ -29,16 +30,17 @@ std::vector<double> linear_ticks(double lo, double hi, int max_ticks) {
     return ticks;
 }
 
-// Ticks in log10 space: whole decades, plus 2x and 5x when the range spans few decades.
+// Ticks in log10 space: whole decades; 2x and 5x within a few decades; every
+// integer multiple within about one (a loss between 1.3 and 4.4, say).
 std::vector<double> log_ticks(double lo, double hi) {
     std::vector<double> ticks;
     if (!(hi > lo)) return ticks;
-    const bool fine = hi - lo < 2.5;
+    const double span = hi - lo;
     for (double d = std::floor(lo); d <= std::ceil(hi); d += 1) {
-        for (double m : {1.0, 2.0, 5.0}) {
-            if (m != 1.0 && !fine) continue;
-            const double t = d + std::log10(m);
-            if (t >= lo && t <= hi) ticks.push_back(t);
+        for (int m = 1; m <= 9; ++m) {
+            const bool shown = m == 1 || (span < 2.5 && (m == 2 || m == 5)) || span < 1.2;
+            const double t = d + std::log10(static_cast<double>(m));
+            if (shown && t >= lo && t <= hi) ticks.push_back(t);
         }
     }
     return ticks;
@@ -66,9 +68,14 @@ Stats stats_of(const std::vector<double> &v) {
 
 void legend(const std::vector<PlotLine> &lines, const PlotStyle &style) {
     bool first = true;
+    const float right = ImGui::GetCursorPosX() + ImGui::GetContentRegionAvail().x;
     for (const auto &l : lines) {
         if (!l.y || l.y->empty()) continue;
-        if (!style.stats && !first) ImGui::SameLine();
+        // Compact legends run along one line and wrap when the next entry would not fit.
+        if (!style.stats && !first) {
+            ImGui::SameLine();
+            if (ImGui::GetCursorPosX() + 18 + ImGui::CalcTextSize(l.label.c_str()).x > right) ImGui::NewLine();
+        }
         first = false;
         ImGui::ColorButton(("##c" + l.label).c_str(), ImGui::ColorConvertU32ToFloat4(l.colour),
                            ImGuiColorEditFlags_NoTooltip | ImGuiColorEditFlags_NoBorder, ImVec2(10, 10));
@@ -89,7 +96,7 @@ void legend(const std::vector<PlotLine> &lines, const PlotStyle &style) {
 } // namespace
 
 void line_plot(const char *title, const std::vector<PlotLine> &lines, const PlotStyle &style) {
-    ImGui::TextUnformatted(title);
+    if (std::strncmp(title, "##", 2) != 0) ImGui::TextUnformatted(title);
     legend(lines, style);
     const ImVec2 origin = ImGui::GetCursorScreenPos();
     const float width = std::max(80.0f, ImGui::GetContentRegionAvail().x);
@@ -152,14 +159,15 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
         const ImVec2 ts = ImGui::CalcTextSize(buf);
         dl->AddText(ImVec2(p0.x - ts.x - 4, y - ts.y / 2), text, buf);
     }
+    const float x_label_left = p1.x - ImGui::CalcTextSize(style.x_label).x;
     for (double t : linear_ticks(x_lo, x_hi, std::max(2, columns / 90))) {
         const float x = to_screen(t, y_lo).x;
         dl->AddLine(ImVec2(x, p0.y), ImVec2(x, p1.y), grid);
         format_value(buf, sizeof buf, "%.6g", t);
         const ImVec2 ts = ImGui::CalcTextSize(buf);
-        dl->AddText(ImVec2(x - ts.x / 2, p1.y + 2), text, buf);
+        if (x + ts.x / 2 < x_label_left - 6) dl->AddText(ImVec2(x - ts.x / 2, p1.y + 2), text, buf);
     }
-    dl->AddText(ImVec2(p1.x - ImGui::CalcTextSize(style.x_label).x, p1.y + 2), text, style.x_label);
+    dl->AddText(ImVec2(x_label_left, p1.y + 2), text, style.x_label);
 
     dl->PushClipRect(p0, p1, true);
     std::vector<ImVec2> screen;

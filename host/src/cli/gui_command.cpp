@@ -26,7 +26,7 @@ CLI::App *add_gui_command(CLI::App &app, GuiOptions &o) {
                     "read), then exit")
         ->check(CLI::PositiveNumber);
     gui->add_option("--max-fps", o.max_fps, "Frame rate cap (default 30)")->check(CLI::PositiveNumber);
-    gui->add_option("--size", std::tie(o.width, o.height), "Window size in pixels (default 1280 800)");
+    gui->add_option("--size", o.size, "Window width and height in pixels (default 1280 800)");
     return gui;
 }
 
@@ -43,8 +43,8 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
 #ifdef CDRMIX_WITH_DASHBOARD
     ui::AppOptions app;
     app.title = watching ? "cdrmix: watching " + o.watch.front() : "cdrmix: " + o.script;
-    app.width = o.width;
-    app.height = o.height;
+    app.width = o.size.first;
+    app.height = o.size.second;
     app.max_fps = o.max_fps;
     app.frames = o.frames;
     app.screenshot = o.screenshot;

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cdrmix {
@@ -18,7 +19,7 @@ struct GuiOptions {
     std::string screenshot;
     int frames = 0;
     double max_fps = 30;
-    int width = 1280, height = 800;
+    std::pair<int, int> size{1280, 800}; // window width, height
 };
 
 CLI::App *add_gui_command(CLI::App &app, GuiOptions &options);
