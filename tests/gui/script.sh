@@ -10,6 +10,6 @@ grep -q "train_tiny: .* 40 steps;" "$WORK/err.txt"
 ls "$WORK"/runs/train_tiny-*/checkpoints/latest/model.safetensors >/dev/null
 "$PNG_CHECK" "$WORK/tiny.png"
 # Without a display: one line saying what to do instead, non-zero exit.
-if DISPLAY= WAYLAND_DISPLAY= "$CDRMIX" gui --watch "$WORK/runs" 2>"$WORK/nodisplay.txt"; then exit 1; fi
+if DISPLAY= WAYLAND_DISPLAY= "$CDRMIX" gui --watch "$WORK"/runs/train_tiny-* 2>"$WORK/nodisplay.txt"; then exit 1; fi
 grep -q "^cdrmix: error: no display (DISPLAY is not set): use \`cdrmix run\`" "$WORK/nodisplay.txt"
 echo "gui.script: ok"

@@ -103,15 +103,21 @@ FrameStats run_app(Dashboard &dashboard, const AppOptions &o, const AppHooks &ho
     FrameStats stats;
     double total_ms = 0, build_total_ms = 0;
     const double min_interval = 1.0 / std::max(1.0, o.max_fps);
+    // New records alone redraw at most this often: curves growing twice a second read as live,
+    // and a software-rendered frame (Xvfb, no GPU) then costs the run little.
+    const double data_interval = std::max(min_interval, 1.0 / std::max(0.1, o.data_fps));
+    bool stale = true; // records arrived since the last frame
     int eager_frames = 3; // ImGui settles layout and hover state over a few frames after any input
     double last_render = -1;
     double cx = 0, cy = 0;
     glfwGetCursorPos(w, &cx, &cy);
     while (!glfwWindowShouldClose(w)) {
-        const bool changed = hooks.poll && hooks.poll();
+        if (hooks.poll && hooks.poll()) stale = true;
         const bool counting = o.frames > 0 && (!hooks.data_complete || hooks.data_complete());
         const double now = glfwGetTime();
-        if ((changed || eager_frames > 0 || counting) && now - last_render >= min_interval) {
+        const double since = now - last_render;
+        if (((eager_frames > 0 || counting) && since >= min_interval) || (stale && since >= data_interval)) {
+            stale = false;
             const auto t0 = clock::now();
             const double build_ms = render(w, dashboard);
             if (counting) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace cdrmix::ui {
 
@@ -26,6 +27,10 @@ std::string eta_text(double s) {
     else std::snprintf(buf, sizeof buf, "%lds", t);
     return buf;
 }
+
+// Plot cache revisions (the cache key also holds the data's address, so only change matters):
+// a run's records change its version; the smoothing weight changes its smoothed loss.
+uint64_t revision(const RunData &run) { return static_cast<uint64_t>(run.version) << 1; }
 
 void section(const char *name) {
     ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(120, 190, 255, 255));
@@ -130,6 +135,13 @@ void Dashboard::draw_header() {
     }
 }
 
+uint64_t Dashboard::smoothed_revision(const RunView &v) const {
+    uint32_t weight_bits = 0;
+    static_assert(sizeof weight_bits == sizeof smoothing_);
+    std::memcpy(&weight_bits, &smoothing_, sizeof weight_bits);
+    return (static_cast<uint64_t>(v.data.version) << 32) ^ weight_bits;
+}
+
 void Dashboard::draw_loss(float height) {
     std::vector<PlotLine> lines;
     for (size_t i = 0; i < runs_.size(); ++i) {
@@ -141,12 +153,14 @@ void Dashboard::draw_loss(float height) {
         }
         const std::string tag = runs_.size() > 1 ? v.data.name + " " : "";
         lines.push_back({tag + "train", &x_of(v.data.loss), &v.smoothed, &v.data.loss.value,
-                         by_time_ ? &v.data.loss.step : nullptr, v.colour, false});
+                         by_time_ ? &v.data.loss.step : nullptr, v.colour, false,
+                         smoothed_revision(v)});
         if (!v.data.val_loss.empty()) {
             ImVec4 c = ImGui::ColorConvertU32ToFloat4(v.colour);
             c.x += (1 - c.x) * 0.55f, c.y += (1 - c.y) * 0.55f, c.z += (1 - c.z) * 0.55f;
             lines.push_back({tag + "val", &x_of(v.data.val_loss), &v.data.val_loss.value, nullptr,
-                             by_time_ ? &v.data.val_loss.step : nullptr, ImGui::ColorConvertFloat4ToU32(c), true});
+                             by_time_ ? &v.data.val_loss.step : nullptr, ImGui::ColorConvertFloat4ToU32(c), true,
+                             revision(v.data)});
         }
     }
     section("Loss (train: EMA-smoothed over faint raw; val: dots)");
@@ -205,7 +219,7 @@ void Dashboard::draw_routing(float h) {
                 const Series &s = layers[l].*p.member;
                 std::string label = (runs_.size() > 1 ? runs_[r].data.name + " " : "") + "L" + std::to_string(layers[l].layer);
                 lines.push_back({label, &x_of(s), &s.value, nullptr, by_time_ ? &s.step : nullptr,
-                                 layer_colour(r, l, layers.size()), false});
+                                 layer_colour(r, l, layers.size()), false, revision(runs_[r].data)});
             }
         }
         style.y_format = p.format;
@@ -222,7 +236,7 @@ void Dashboard::draw_routing(float h) {
                 aux.push_back({(runs_.size() > 1 ? runs_[r].data.name + " " : "") + "L" + std::to_string(layers[l].layer) +
                                    " " + name,
                                &x_of(s), &s.value, nullptr, by_time_ ? &s.step : nullptr,
-                               ImGui::ColorConvertFloat4ToU32(c), false});
+                               ImGui::ColorConvertFloat4ToU32(c), false, revision(runs_[r].data)});
             }
         }
     }
@@ -239,7 +253,7 @@ void Dashboard::draw_system(float h) {
     };
     const Panel panels[] = {{"Throughput (tokens/s)", &RunData::tokens_per_s, "%.0f", false},
                             {"Learning rate", &RunData::lr, "%.3g", false},
-                            {"Gradient norm (before clipping)", &RunData::grad_norm, "%.3g", false},
+                            {"Gradient norm (before clipping; log)", &RunData::grad_norm, "%.3g", true},
                             {"Memory in use (process RSS, MB)", &RunData::rss_mb, "%.0f", false}};
     section("Training");
     for (const auto &p : panels) {
@@ -247,7 +261,7 @@ void Dashboard::draw_system(float h) {
         for (size_t r = 0; r < runs_.size(); ++r) {
             const Series &s = runs_[r].data.*p.member;
             lines.push_back({runs_.size() > 1 ? runs_[r].data.name : std::string("last"), &x_of(s), &s.value, nullptr,
-                             by_time_ ? &s.step : nullptr, runs_[r].colour, false});
+                             by_time_ ? &s.step : nullptr, runs_[r].colour, false, revision(runs_[r].data)});
         }
         PlotStyle style;
         style.height = h;
@@ -265,7 +279,7 @@ void Dashboard::draw_logged(float h) {
     for (size_t r = 0; r < runs_.size(); ++r)
         for (const auto &[key, s] : runs_[r].data.logged)
             by_key[key].push_back({runs_.size() > 1 ? runs_[r].data.name : std::string("last"), &x_of(s), &s.value,
-                                   nullptr, by_time_ ? &s.step : nullptr, runs_[r].colour, false});
+                                   nullptr, by_time_ ? &s.step : nullptr, runs_[r].colour, false, revision(runs_[r].data)});
     if (by_key.empty()) return;
     section("Logged with cdrmix.log");
     PlotStyle style;
@@ -277,7 +291,7 @@ void Dashboard::draw_logged(float h) {
 void Dashboard::draw_sampling() {
     section("Sample from the current weights");
     const SampleView view = live_->sample_view();
-    ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.45f);
+    ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.3f);
     ImGui::InputText("prompt", prompt_, sizeof prompt_);
     ImGui::SameLine();
     ImGui::SetNextItemWidth(60);

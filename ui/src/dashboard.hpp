@@ -79,6 +79,7 @@ private:
     const std::vector<double> &x_of(const Series &s) const { return by_time_ ? s.time : s.step; }
     const char *x_label() const { return by_time_ ? "seconds" : "step"; }
     ImU32 layer_colour(size_t run, size_t layer, size_t layers) const;
+    uint64_t smoothed_revision(const RunView &v) const;
 
     std::vector<RunView> runs_;
     LiveRun *live_ = nullptr;

@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <limits>
+#include <map>
+#include <tuple>
 
 namespace cdrmix::ui {
 
@@ -93,6 +96,48 @@ void legend(const std::vector<PlotLine> &lines, const PlotStyle &style) {
     }
 }
 
+// Thinned curves from recent frames, keyed by what determines them.
+class ThinCache {
+public:
+    const std::vector<Point> &get(const std::vector<double> &x, const std::vector<double> &y, uint64_t revision,
+                                  double x_lo, double x_hi, int columns) {
+        const Key key{x.data(), y.data(), y.size(), revision, x_lo, x_hi, columns};
+        const int frame = ImGui::GetFrameCount();
+        if (frame != frame_) { // drop what the previous frame did not use
+            for (auto it = entries_.begin(); it != entries_.end();) it = it->second.frame < frame_ ? entries_.erase(it) : std::next(it);
+            frame_ = frame;
+        }
+        auto it = entries_.find(key);
+        if (it == entries_.end())
+            it = entries_.emplace(key, Entry{thin_minmax(x.data(), y.data(), y.size(), x_lo, x_hi, columns), frame}).first;
+        it->second.frame = frame;
+        return it->second.points;
+    }
+
+private:
+    struct Key {
+        const double *x, *y;
+        size_t n;
+        uint64_t revision;
+        double x_lo, x_hi;
+        int columns;
+        bool operator<(const Key &o) const {
+            return std::tie(x, y, n, revision, x_lo, x_hi, columns) < std::tie(o.x, o.y, o.n, o.revision, o.x_lo, o.x_hi, o.columns);
+        }
+    };
+    struct Entry {
+        std::vector<Point> points;
+        int frame;
+    };
+    std::map<Key, Entry> entries_;
+    int frame_ = -1;
+};
+
+ThinCache &thin_cache() {
+    static ThinCache cache;
+    return cache;
+}
+
 } // namespace
 
 void line_plot(const char *title, const std::vector<PlotLine> &lines, const PlotStyle &style) {
@@ -130,8 +175,8 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
     for (size_t i = 0; i < lines.size(); ++i) {
         const auto &l = lines[i];
         if (!l.x || !l.y || l.y->empty()) continue;
-        solid[i] = transform(thin_minmax(l.x->data(), l.y->data(), l.y->size(), x_lo, x_hi, columns));
-        if (l.raw) faint[i] = transform(thin_minmax(l.x->data(), l.raw->data(), l.raw->size(), x_lo, x_hi, columns));
+        solid[i] = transform(thin_cache().get(*l.x, *l.y, l.revision, x_lo, x_hi, columns));
+        if (l.raw) faint[i] = transform(thin_cache().get(*l.x, *l.raw, l.revision, x_lo, x_hi, columns));
         for (const auto *pts : {&solid[i], &faint[i]})
             for (const auto &p : *pts) y_lo = std::min(y_lo, p.y), y_hi = std::max(y_hi, p.y);
     }
@@ -178,7 +223,15 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
             const ImU32 colour = pass == 0 ? faded(lines[i].colour, 0.25f) : lines[i].colour;
             screen.clear();
             for (const auto &p : pts) screen.push_back(to_screen(p.x, p.y));
-            if (screen.size() > 1) dl->AddPolyline(screen.data(), static_cast<int>(screen.size()), colour, 0, pass ? 1.5f : 1.0f);
+            if (screen.size() > 1) {
+                // A dense curve zigzags through every column: anti-aliasing adds nothing visible there but
+                // triples the triangles, which a software renderer (Xvfb in CI) pays for.
+                const bool dense = screen.size() > static_cast<size_t>(columns);
+                const ImDrawListFlags flags = dl->Flags;
+                if (dense) dl->Flags &= ~ImDrawListFlags_AntiAliasedLines;
+                dl->AddPolyline(screen.data(), static_cast<int>(screen.size()), colour, 0, pass && !dense ? 1.5f : 1.0f);
+                dl->Flags = flags;
+            }
             if (pass == 1 && (lines[i].markers || screen.size() == 1))
                 for (const auto &s : screen) dl->AddCircleFilled(s, 2.5f, colour);
         }

@@ -6,6 +6,7 @@
 
 #include <imgui.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct PlotLine {
     const std::vector<double> *step = nullptr; // optional: shown on hover when x is time
     ImU32 colour = 0xffffffff;
     bool markers = false; // sparse series (evaluations): a dot per point
+    // Changes whenever the data behind x/y/raw may have changed: thinned curves are
+    // cached under it, so frames drawn for the mouse alone do not rescan 100k points.
+    uint64_t revision = 0;
 };
 
 struct PlotStyle {

@@ -51,6 +51,13 @@ void SampleWorker::set_status(std::string status) {
     ++view_.revision;
 }
 
+void SampleWorker::set_waiting(std::string status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.status = std::move(status);
+    view_.busy = true;
+    ++view_.revision;
+}
+
 SampleWorker::View SampleWorker::view() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return view_;

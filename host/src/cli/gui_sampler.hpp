@@ -46,6 +46,8 @@ public:
     // Starts generating from these weights (ignored while a job runs).
     void start(std::shared_ptr<const WeightSnapshot> weights, SampleJob job);
     void set_status(std::string status);
+    // A job is coming once weights are available: busy from now on, with this status.
+    void set_waiting(std::string status);
 
     struct View {
         std::string text, status;

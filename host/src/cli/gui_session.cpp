@@ -8,7 +8,6 @@
 
 #include <data/jsonl_follower.hpp>
 
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -29,128 +28,106 @@ void print_frame_stats(const ui::FrameStats &s, const ui::Dashboard &d) {
     std::fprintf(stderr, "\n");
 }
 
-// A script running on a worker thread, steered by the dashboard. Pause, stop
-// and weight snapshots take effect at step boundaries: the training thread
-// publishes each step's record synchronously, and this session's sink acts
-// on it right there, before the trainer goes on.
-class ScriptSession final : public ui::LiveRun {
+} // namespace
+
+class ScriptSession::BoundarySink : public MetricsSink {
 public:
-    explicit ScriptSession(lua::RunOptions options) : runtime_(std::move(options)) {
-        runtime_.bus().add_sink(queue_);
-        runtime_.bus().add_sink(std::make_shared<BoundarySink>(*this));
-    }
-    ~ScriptSession() override {
-        if (worker_.joinable()) worker_.join();
-    }
-
-    void start() {
-        worker_ = std::thread([this] {
-            int code = 1;
-            try {
-                code = runtime_.run();
-            } catch (const std::exception &e) {
-                std::fprintf(stderr, "cdrmix: error: %s\n", lua::exception_message(e).c_str());
-            }
-            exit_code_ = code;
-            finished_ = true;
-        });
-    }
-    int join() {
-        worker_.join();
-        return exit_code_;
-    }
-    std::vector<Json> take_records() { return queue_->drain(); }
-    int64_t sample_revision() const { return sampler_.view().revision; }
-
-    // ---- ui::LiveRun (main thread) ----
-    std::string state() const override {
-        if (finished_) return exit_code_ == 0 ? "finished" : "script failed (see the terminal)";
-        if (stop_requested_ || control().stop) return "stopping after this step";
-        if (control().pause) return "paused";
-        if (pause_requested_) return "pausing after this step";
-        return in_training_ ? "training" : "running the script";
-    }
-    bool paused() const override { return control().pause || pause_requested_; }
-    bool finished() const override { return finished_; }
-    void pause() override { pause_requested_ = true; }
-    void resume() override {
-        pause_requested_ = false;
-        control().pause = false;
-    }
-    void stop() override {
-        stop_requested_ = true;
-        pause_requested_ = false;
-        // A paused trainer would leave without a checkpoint; let it take one more step and stop there.
-        control().pause = false;
-        if (!in_training_) control().stop = true;
-    }
-    void checkpoint_now() override { control().checkpoint_now = true; }
-    bool checkpoint_pending() const override { return control().checkpoint_now; }
-    void sample(const ui::SampleRequest &r) override {
-        SampleJob job{r.prompt, r.max_tokens, r.temperature, r.top_k};
-        std::lock_guard<std::mutex> lock(mutex_);
-        // Weights are still while paused (the snapshot was taken when the pause began) or between trainers.
-        if (latest_ && (control().pause || !in_training_)) {
-            sampler_.start(latest_, std::move(job));
-            return;
-        }
-        pending_ = std::move(job);
-        snapshot_wanted_ = true;
-        sampler_.set_status(in_training_ ? "waiting for the next step boundary" : "waiting for training to start");
-    }
-    ui::SampleView sample_view() const override {
-        const auto v = sampler_.view();
-        return {v.text, v.status, v.busy};
-    }
+    explicit BoundarySink(ScriptSession &s) : session_(s) {}
+    void write(const Json &record) override { session_.on_record(record); }
 
 private:
-    class BoundarySink : public MetricsSink {
-    public:
-        explicit BoundarySink(ScriptSession &s) : session_(s) {}
-        void write(const Json &record) override { session_.on_record(record); }
-
-    private:
-        ScriptSession &session_;
-    };
-
-    RunControl &control() const { return const_cast<lua::Runtime &>(runtime_).control(); }
-
-    // Training thread, at a step boundary: the optimiser step is done and the next has not begun.
-    void on_record(const Json &r) {
-        const std::string event = r.value("event", "");
-        if (event != "step" && event != "end") return;
-        const int64_t step = r.value("step", int64_t(0));
-        in_training_ = event == "step";
-        if (stop_requested_) control().stop = true;
-        const bool pause_now = event == "step" && pause_requested_.exchange(false) && !stop_requested_;
-        if (pause_now || event == "end" || snapshot_wanted_.exchange(false)) {
-            const lua::TrainingTarget target = runtime_.training_target();
-            if (target.model) {
-                auto snapshot = snapshot_weights(*target.model, target.tokenizer, step);
-                std::lock_guard<std::mutex> lock(mutex_);
-                latest_ = snapshot;
-                if (pending_) {
-                    sampler_.start(latest_, std::move(*pending_));
-                    pending_.reset();
-                }
-            }
-        }
-        if (pause_now) control().pause = true; // the trainer checks it before its next step
-    }
-
-    lua::Runtime runtime_;
-    std::shared_ptr<QueueSink> queue_ = std::make_shared<QueueSink>();
-    std::atomic<bool> finished_{false}, in_training_{false}, pause_requested_{false}, stop_requested_{false},
-        snapshot_wanted_{false};
-    std::atomic<int> exit_code_{0};
-    std::mutex mutex_;
-    std::shared_ptr<const WeightSnapshot> latest_;
-    std::optional<SampleJob> pending_;
-    SampleWorker sampler_;
-    std::thread worker_;
+    ScriptSession &session_;
 };
 
-} // namespace
+ScriptSession::ScriptSession(lua::RunOptions options) : runtime_(std::move(options)) {
+    runtime_.bus().add_sink(queue_);
+    runtime_.bus().add_sink(std::make_shared<BoundarySink>(*this));
+}
+
+ScriptSession::~ScriptSession() {
+    if (worker_.joinable()) worker_.join();
+}
+
+void ScriptSession::start() {
+    worker_ = std::thread([this] {
+        int code = 1;
+        try {
+            code = runtime_.run();
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "cdrmix: error: %s\n", lua::exception_message(e).c_str());
+        }
+        exit_code_ = code;
+        finished_ = true;
+    });
+}
+
+int ScriptSession::join() {
+    worker_.join();
+    return exit_code_;
+}
+
+std::string ScriptSession::state() const {
+    if (finished_) return exit_code_ == 0 ? "finished" : "script failed (see the terminal)";
+    if (stop_requested_ || control().stop) return "stopping after this step";
+    if (control().pause) return "paused";
+    if (pause_requested_) return "pausing after this step";
+    return in_training_ ? "training" : "running the script";
+}
+
+void ScriptSession::resume() {
+    pause_requested_ = false;
+    control().pause = false;
+}
+
+void ScriptSession::stop() {
+    stop_requested_ = true;
+    pause_requested_ = false;
+    // A paused trainer would leave without a checkpoint; let it take one more step and stop there.
+    control().pause = false;
+    if (!in_training_) control().stop = true;
+}
+
+void ScriptSession::sample(const ui::SampleRequest &r) {
+    SampleJob job{r.prompt, r.max_tokens, r.temperature, r.top_k};
+    std::lock_guard<std::mutex> lock(mutex_);
+    // The weights stand still while paused (the snapshot was taken as the pause began) and between trainers.
+    if (latest_ && (control().pause || !in_training_)) {
+        sampler_.start(latest_, std::move(job));
+        return;
+    }
+    pending_ = std::move(job);
+    snapshot_wanted_ = true;
+    sampler_.set_waiting(in_training_ ? "waiting for the next step boundary" : "waiting for training to start");
+}
+
+ui::SampleView ScriptSession::sample_view() const {
+    const auto v = sampler_.view();
+    return {v.text, v.status, v.busy};
+}
+
+// At a step boundary: the optimiser step is done, and the trainer reads the
+// RunControl flags right after this record is published.
+void ScriptSession::on_record(const Json &r) {
+    const std::string event = r.value("event", "");
+    if (event != "step" && event != "end") return;
+    const int64_t step = r.value("step", int64_t(0));
+    in_training_ = event == "step";
+    if (stop_requested_) control().stop = true;
+    const bool pause_now = event == "step" && pause_requested_.exchange(false) && !stop_requested_;
+    if (pause_now || event == "end" || snapshot_wanted_.exchange(false)) {
+        const lua::TrainingTarget target = runtime_.training_target();
+        if (target.model) {
+            auto snapshot = snapshot_weights(*target.model, target.tokenizer, step);
+            std::lock_guard<std::mutex> lock(mutex_);
+            latest_ = std::move(snapshot);
+            if (pending_) {
+                sampler_.start(latest_, std::move(*pending_));
+                pending_.reset();
+            }
+        }
+    }
+    if (pause_now) control().pause = true;
+}
 
 int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options) {
     ui::Dashboard dashboard;
