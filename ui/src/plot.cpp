@@ -232,7 +232,8 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
                 dl->AddPolyline(screen.data(), static_cast<int>(screen.size()), colour, 0, pass && !dense ? 1.5f : 1.0f);
                 dl->Flags = flags;
             }
-            if (pass == 1 && (lines[i].markers || screen.size() == 1))
+            const bool sparse = screen.size() * 4 < static_cast<size_t>(columns); // room for a dot per point
+            if (pass == 1 && ((lines[i].markers && sparse) || screen.size() == 1))
                 for (const auto &s : screen) dl->AddCircleFilled(s, 2.5f, colour);
         }
     }

@@ -19,7 +19,7 @@ struct PlotLine {
     const std::vector<double> *raw = nullptr; // optional: drawn faintly beneath, shown on hover
     const std::vector<double> *step = nullptr; // optional: shown on hover when x is time
     ImU32 colour = 0xffffffff;
-    bool markers = false; // sparse series (evaluations): a dot per point
+    bool markers = false; // evaluations: a dot per point while there is room for them
     // Changes whenever the data behind x/y/raw may have changed: thinned curves are
     // cached under it, so frames drawn for the mouse alone do not rescan 100k points.
     uint64_t revision = 0;
