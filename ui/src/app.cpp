@@ -103,7 +103,7 @@ FrameStats run_app(Dashboard &dashboard, const AppOptions &o, const AppHooks &ho
     FrameStats stats;
     double total_ms = 0, build_total_ms = 0;
     const double min_interval = 1.0 / std::max(1.0, o.max_fps);
-    // New records alone redraw at most this often: curves growing twice a second read as live,
+    // New records alone redraw at most this often: curves growing once a second read as live,
     // and a software-rendered frame (Xvfb, no GPU) then costs the run little.
     const double data_interval = std::max(min_interval, 1.0 / std::max(0.1, o.data_fps));
     bool stale = true; // records arrived since the last frame

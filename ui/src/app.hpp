@@ -21,7 +21,7 @@ struct AppOptions {
     std::string title = "cdrmix";
     int width = 1280, height = 800;
     double max_fps = 30;  // while the user interacts
-    double data_fps = 2;  // while only new records arrive
+    double data_fps = 1;  // while only new records arrive
     // > 0: render this many frames once data_complete() says the data is in, then return.
     int frames = 0;
     std::string screenshot; // with frames: the last frame's pixels as PNG

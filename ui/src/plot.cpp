@@ -96,6 +96,22 @@ void legend(const std::vector<PlotLine> &lines, const PlotStyle &style) {
     }
 }
 
+// A curve with more points than pixel columns, drawn as what a polyline through
+// all of them would cover: per column, one bar from its lowest to its highest
+// point, stretched to meet the previous column's last point. One quad per column
+// instead of a zigzag of segments, which a software renderer (Xvfb) pays for.
+void draw_envelope(ImDrawList *dl, const std::vector<ImVec2> &pts, ImU32 colour) {
+    size_t i = 0;
+    float prev_last = pts.front().y;
+    while (i < pts.size()) {
+        const float column = std::floor(pts[i].x);
+        float lo = prev_last, hi = prev_last;
+        for (; i < pts.size() && std::floor(pts[i].x) == column; ++i) lo = std::min(lo, pts[i].y), hi = std::max(hi, pts[i].y);
+        prev_last = pts[i - 1].y;
+        dl->AddRectFilled(ImVec2(column, lo - 0.5f), ImVec2(column + 1, hi + 0.5f), colour);
+    }
+}
+
 // Thinned curves from recent frames, keyed by what determines them.
 class ThinCache {
 public:
@@ -197,10 +213,19 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
     // Grid and tick labels.
     const ImU32 grid = IM_COL32(60, 64, 72, 255), text = IM_COL32(170, 170, 170, 255);
     char buf[32];
-    for (double t : style.log_y ? log_ticks(y_lo, y_hi) : linear_ticks(y_lo, y_hi, 4)) {
+    const std::vector<double> y_ticks = style.log_y ? log_ticks(y_lo, y_hi) : linear_ticks(y_lo, y_hi, 4);
+    // Enough significant digits that neighbouring ticks read differently (0.00298 vs 0.003).
+    int digits = 3;
+    if (!style.log_y && y_ticks.size() > 1) {
+        const double step = y_ticks[1] - y_ticks[0], top = std::max(std::abs(y_lo), std::abs(y_hi));
+        digits = std::clamp(static_cast<int>(std::ceil(std::log10(top / step))) + 1, 3, 8);
+    }
+    char y_format[8];
+    std::snprintf(y_format, sizeof y_format, "%%.%dg", digits);
+    for (double t : y_ticks) {
         const float y = to_screen(x_lo, t).y;
         dl->AddLine(ImVec2(p0.x, y), ImVec2(p1.x, y), grid);
-        format_value(buf, sizeof buf, "%.3g", style.log_y ? std::pow(10.0, t) : t);
+        format_value(buf, sizeof buf, y_format, style.log_y ? std::pow(10.0, t) : t);
         const ImVec2 ts = ImGui::CalcTextSize(buf);
         dl->AddText(ImVec2(p0.x - ts.x - 4, y - ts.y / 2), text, buf);
     }
@@ -223,15 +248,8 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
             const ImU32 colour = pass == 0 ? faded(lines[i].colour, 0.25f) : lines[i].colour;
             screen.clear();
             for (const auto &p : pts) screen.push_back(to_screen(p.x, p.y));
-            if (screen.size() > 1) {
-                // A dense curve zigzags through every column: anti-aliasing adds nothing visible there but
-                // triples the triangles, which a software renderer (Xvfb in CI) pays for.
-                const bool dense = screen.size() > static_cast<size_t>(columns);
-                const ImDrawListFlags flags = dl->Flags;
-                if (dense) dl->Flags &= ~ImDrawListFlags_AntiAliasedLines;
-                dl->AddPolyline(screen.data(), static_cast<int>(screen.size()), colour, 0, pass && !dense ? 1.5f : 1.0f);
-                dl->Flags = flags;
-            }
+            if (screen.size() > static_cast<size_t>(columns)) draw_envelope(dl, screen, colour);
+            else if (screen.size() > 1) dl->AddPolyline(screen.data(), static_cast<int>(screen.size()), colour, 0, pass ? 1.5f : 1.0f);
             const bool sparse = screen.size() * 4 < static_cast<size_t>(columns); // room for a dot per point
             if (pass == 1 && ((lines[i].markers && sparse) || screen.size() == 1))
                 for (const auto &s : screen) dl->AddCircleFilled(s, 2.5f, colour);
