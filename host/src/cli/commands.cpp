@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 #include "cli/data_commands.hpp"
+#include "cli/gui_command.hpp"
 
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
@@ -164,6 +165,8 @@ int cli_main(int argc, char **argv) {
     run->add_option("overrides", overrides, "key=value settings for the script's cdrmix.config");
     run->add_flag("--headless", headless, "One JSON object per log interval on stdout instead of a progress bar");
     run->add_option("--runs-dir", runs_dir, "Where run directories are created (default: runs)");
+    GuiOptions gui_options;
+    auto *gui = add_gui_command(app, gui_options);
     auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
     auto *doctor = app.add_subcommand("doctor", "Check LibTorch, threads, BLAS, devices and plugins");
     std::string preset;
@@ -190,6 +193,7 @@ int cli_main(int argc, char **argv) {
     try {
         configure_threads(g.threads);
         if (*run) return cmd_run(g, script, overrides, headless, runs_dir);
+        if (*gui) return run_gui_command(gui_options, g.plugin_paths, g.device);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
         if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);

@@ -64,6 +64,16 @@ void Runtime::open_module() {
     lua_setglobal(L_, "cdrmix");
 }
 
+void Runtime::set_training_target(TrainingTarget target) {
+    std::lock_guard<std::mutex> lock(target_mutex_);
+    target_ = std::move(target);
+}
+
+TrainingTarget Runtime::training_target() const {
+    std::lock_guard<std::mutex> lock(target_mutex_);
+    return target_;
+}
+
 void Runtime::set_log_every(int64_t n) { progress_->set_log_every(n); }
 
 RunDir &Runtime::run_dir(const std::string &name) {

@@ -15,10 +15,23 @@
 #include <lua.hpp>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+namespace cdrmix {
+class Model;
+class Tokenizer;
+} // namespace cdrmix
+
 namespace cdrmix::lua {
+
+// The model the script's latest trainer trains and its tokenizer: the
+// dashboard samples from a copy of these weights.
+struct TrainingTarget {
+    std::shared_ptr<Model> model;
+    std::shared_ptr<Tokenizer> tokenizer;
+};
 
 struct RunOptions {
     std::string script;
@@ -52,6 +65,8 @@ public:
     MetricsBus &bus() { return bus_; }
     // Shared by every trainer the script makes: Ctrl-C and the dashboard steer through it.
     RunControl &control() { return control_; }
+    void set_training_target(TrainingTarget target);
+    TrainingTarget training_target() const;
     // Creates runs/<name>-<stamp>/ on first use (with script copy and plugin list).
     RunDir &run_dir(const std::string &name);
     bool has_run_dir() const { return static_cast<bool>(run_dir_); }
@@ -71,6 +86,8 @@ private:
     lua_State *L_ = nullptr;
     MetricsBus bus_;
     RunControl control_;
+    mutable std::mutex target_mutex_;
+    TrainingTarget target_;
     std::unique_ptr<RunDir> run_dir_;
     std::shared_ptr<ProgressSink> progress_;
     Json resolved_ = Json::object();

@@ -157,6 +157,7 @@ int l_trainer(lua_State *L) {
     auto &box = check<TrainerBox>(L, -1, kTrainer);
     box.trainer = std::make_shared<Trainer>(model, data, tc, rt.bus(), std::string());
     box.trainer->set_control(&rt.control());
+    rt.set_training_target({model, data->tokenizer()});
     return 1;
 }
 

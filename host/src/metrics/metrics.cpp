@@ -2,7 +2,10 @@
 
 #include <cdrmix/error.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 
 namespace cdrmix {
 
@@ -13,6 +16,10 @@ void MetricsBus::add_sink(std::shared_ptr<MetricsSink> sink) {
 
 void MetricsBus::publish(Json record) {
     record["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (record.value("event", "") == "step" && !record.contains("rss_mb")) {
+        const double rss = process_rss_mb();
+        if (rss >= 0) record["rss_mb"] = rss;
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto &s : sinks_) s->write(record);
 }
@@ -29,6 +36,28 @@ JsonlSink::JsonlSink(const std::string &path) : out_(path, std::ios::app) {
 void JsonlSink::write(const Json &record) {
     out_ << record.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
     out_.flush();
+}
+
+void QueueSink::write(const Json &record) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.push_back(record);
+}
+
+std::vector<Json> QueueSink::drain() {
+    std::vector<Json> out;
+    std::lock_guard<std::mutex> lock(mutex_);
+    out.swap(pending_);
+    return out;
+}
+
+double process_rss_mb() {
+    std::FILE *f = std::fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    long size = 0, resident = 0;
+    const int n = std::fscanf(f, "%ld %ld", &size, &resident);
+    std::fclose(f);
+    if (n != 2) return -1;
+    return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
 }
 
 } // namespace cdrmix

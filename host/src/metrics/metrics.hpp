@@ -1,6 +1,6 @@
 // The metrics bus: the training thread publishes one JSON record per event
 // (step, eval, checkpoint, sample, log); sinks (the terminal, metrics.jsonl,
-// later the dashboard) consume them.
+// the dashboard's queue) consume them.
 #pragma once
 
 #include <cdrmix/config.hpp>
@@ -23,7 +23,8 @@ public:
 class MetricsBus {
 public:
     void add_sink(std::shared_ptr<MetricsSink> sink);
-    // Every record gets "event" set by the caller and "time" (unix seconds) added here.
+    // Every record gets "event" set by the caller and "time" (unix seconds) added
+    // here; step records also get "rss_mb" (the process's resident memory).
     void publish(Json record);
     void finish();
 
@@ -41,5 +42,21 @@ public:
 private:
     std::ofstream out_;
 };
+
+// For a reader on another thread (the dashboard): write() only appends under a
+// short lock, so the training thread never waits for the reader; the reader
+// takes everything new with drain().
+class QueueSink : public MetricsSink {
+public:
+    void write(const Json &record) override;
+    std::vector<Json> drain();
+
+private:
+    std::mutex mutex_;
+    std::vector<Json> pending_;
+};
+
+// Resident memory of this process in MB (from /proc/self/statm); -1 if unknown.
+double process_rss_mb();
 
 } // namespace cdrmix

@@ -1,0 +1,126 @@
+#include "cli/gui_sampler.hpp"
+
+#include "lua/lua_util.hpp"
+#include "model/sampler.hpp"
+
+#include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
+
+#include <torch/torch.h>
+
+#include <map>
+
+namespace cdrmix {
+
+std::shared_ptr<const WeightSnapshot> snapshot_weights(Model &model, std::shared_ptr<Tokenizer> tokenizer, int64_t step) {
+    torch::NoGradGuard no_grad;
+    auto s = std::make_shared<WeightSnapshot>();
+    s->step = step;
+    s->spec = model.spec();
+    s->tokenizer = std::move(tokenizer);
+    for (const auto &p : model.named_parameters(true)) s->tensors.emplace_back(p.key(), p.value().detach().clone());
+    for (const auto &b : model.named_buffers(true)) s->tensors.emplace_back(b.key(), b.value().detach().clone());
+    return s;
+}
+
+SampleWorker::SampleWorker() : thread_([this] { loop(); }) {}
+
+SampleWorker::~SampleWorker() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        quit_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
+
+void SampleWorker::start(std::shared_ptr<const WeightSnapshot> weights, SampleJob job) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (job_) return; // one sample at a time
+        job_.emplace(std::move(weights), std::move(job));
+        view_.busy = true;
+        ++view_.revision;
+    }
+    wake_.notify_all();
+}
+
+void SampleWorker::set_status(std::string status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.status = std::move(status);
+    ++view_.revision;
+}
+
+void SampleWorker::set_waiting(std::string status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.status = std::move(status);
+    view_.busy = true;
+    ++view_.revision;
+}
+
+SampleWorker::View SampleWorker::view() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return view_;
+}
+
+void SampleWorker::loop() {
+    // One intra-op thread: the training thread keeps its own count (OpenMP's is per thread).
+    at::set_num_threads(1);
+    for (;;) {
+        std::pair<std::shared_ptr<const WeightSnapshot>, SampleJob> job;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [this] { return quit_ || job_; });
+            if (quit_) return;
+            job = *job_;
+        }
+        try {
+            run(*job.first, job.second);
+        } catch (const std::exception &e) {
+            set_status("error: " + lua::exception_message(e));
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        job_.reset();
+        view_.busy = false;
+        ++view_.revision;
+    }
+}
+
+void SampleWorker::run(const WeightSnapshot &w, const SampleJob &job) {
+    const std::string key = w.spec.source_json.dump() + "/" + std::to_string(w.spec.vocab_size);
+    if (!model_ || key != model_key_) {
+        set_status("building a copy of the model");
+        model_ = std::make_shared<Model>(w.spec, Registry::global());
+        model_key_ = key;
+    }
+    {
+        torch::NoGradGuard no_grad;
+        std::map<std::string, torch::Tensor> mine;
+        for (const auto &p : model_->named_parameters(true)) mine.emplace(p.key(), p.value());
+        for (const auto &b : model_->named_buffers(true)) mine.emplace(b.key(), b.value());
+        for (const auto &[name, t] : w.tensors) {
+            auto it = mine.find(name);
+            if (it == mine.end()) throw Error("sampler: the model copy has no tensor '" + name + "'");
+            it->second.copy_(t);
+        }
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        view_.text = job.prompt;
+        view_.status = "generating with the weights of step " + std::to_string(w.step);
+        ++view_.revision;
+    }
+    SampleOptions opts;
+    opts.max_tokens = job.max_tokens;
+    opts.temperature = job.temperature;
+    opts.top_k = job.top_k;
+    opts.seed = static_cast<uint64_t>(w.step);
+    generate(*model_, *w.tokenizer, job.prompt, opts, [this](const std::string &piece) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        view_.text += piece;
+        ++view_.revision;
+    });
+    set_status("weights of step " + std::to_string(w.step));
+}
+
+} // namespace cdrmix

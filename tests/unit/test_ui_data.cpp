@@ -1,0 +1,96 @@
+// The dashboard's data side: records into series, expert utilisation, and
+// following a metrics.jsonl that another process is still writing.
+#include <data/jsonl_follower.hpp>
+#include <data/run_data.hpp>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+using namespace cdrmix::ui;
+
+namespace {
+Json step_record(int step, double loss, std::vector<int> tokens) {
+    return {{"event", "step"}, {"step", step}, {"time", 1000.0 + step}, {"loss", loss}, {"lr", 1e-3},
+            {"total_steps", 100},
+            {"moe", {{{"layer", 1}, {"tokens_per_expert", tokens}, {"token_entropy", 0.5}, {"load_entropy", 0.9},
+                      {"dropped_tokens", 0}, {"dead_experts", 0}, {"losses", {{"load_balance", 0.01}}}}}}};
+}
+} // namespace
+
+TEST(UiRunData, StepEvalAndMoeRecordsBecomeSeries) {
+    RunData run;
+    ingest(run, step_record(1, 4.0, {10, 10, 10, 10}));
+    ingest(run, step_record(2, 3.5, {20, 0, 10, 10}));
+    ingest(run, {{"event", "eval"}, {"step", 2}, {"time", 1003.0}, {"val_loss", 3.7}});
+    ingest(run, {{"event", "something_new"}});
+    ASSERT_EQ(run.loss.size(), 2u);
+    EXPECT_EQ(run.loss.time, (std::vector<double>{0, 1}));
+    EXPECT_EQ(run.val_loss.value, std::vector<double>{3.7});
+    ASSERT_EQ(run.layers.size(), 1u);
+    EXPECT_EQ(run.layers[0].layer, 1);
+    EXPECT_EQ(run.layers[0].losses.at("load_balance").size(), 2u);
+    EXPECT_EQ(run.records, 4);
+    // Last step only: 40 tokens over 4 experts, fair share 10.
+    EXPECT_EQ(recent_utilisation(run.layers[0], 1), (std::vector<double>{2.0, 0.0, 1.0, 1.0}));
+    EXPECT_EQ(recent_utilisation(run.layers[0], 2), (std::vector<double>{1.5, 0.5, 1.0, 1.0}));
+}
+
+TEST(UiRunData, AStepPublishedAgainReplacesTheTailSoAxesStayAscending) {
+    RunData run;
+    for (int s = 1; s <= 5; ++s) ingest(run, step_record(s, 5.0 - s * 0.1, {1, 1, 1, 1}));
+    ingest(run, step_record(3, 9.0, {1, 1, 1, 1})); // a resumed run starting again from step 3
+    EXPECT_EQ(run.loss.step, (std::vector<double>{1, 2, 3}));
+    EXPECT_EQ(run.loss.last(), 9.0);
+    EXPECT_EQ(run.layers[0].load_step.size(), 3u);
+    EXPECT_EQ(run.layers[0].tokens_per_expert.size(), 12u);
+}
+
+TEST(UiJsonlFollower, PicksUpAppendedLinesAndWaitsForUnfinishedOnes) {
+    const auto path = std::filesystem::temp_directory_path() / ("cdrmix_follow_" + std::to_string(::getpid()) + ".jsonl");
+    std::filesystem::remove(path);
+    JsonlFollower f(path.string());
+    EXPECT_TRUE(f.poll().empty()); // not created yet
+    {
+        std::ofstream out(path);
+        out << step_record(1, 4.0, {1, 1}).dump() << "\n" << step_record(2, 3.9, {1, 1}).dump() << "\n";
+    }
+    EXPECT_EQ(f.poll().size(), 2u);
+    EXPECT_TRUE(f.poll().empty());
+    const std::string third = step_record(3, 3.8, {1, 1}).dump();
+    {
+        std::ofstream out(path, std::ios::app);
+        out << third.substr(0, 20); // the writer is mid-line
+    }
+    EXPECT_TRUE(f.poll().empty());
+    {
+        std::ofstream out(path, std::ios::app);
+        out << third.substr(20) << "\nnot json\n";
+    }
+    const auto got = f.poll();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0]["step"], 3);
+    EXPECT_EQ(f.bad_lines(), 1);
+    EXPECT_TRUE(f.caught_up());
+    std::filesystem::remove(path);
+}
+
+TEST(UiJsonlFollower, ReadsALargeFileInBoundedChunks) {
+    const auto path = std::filesystem::temp_directory_path() / ("cdrmix_chunks_" + std::to_string(::getpid()) + ".jsonl");
+    {
+        std::ofstream out(path);
+        for (int s = 1; s <= 1000; ++s) out << step_record(s, 1.0, {1, 1}).dump() << "\n";
+    }
+    JsonlFollower f(path.string());
+    size_t total = 0, polls = 0;
+    do {
+        total += f.poll(16 * 1024).size();
+        ++polls;
+    } while (!f.caught_up());
+    EXPECT_EQ(total, 1000u);
+    EXPECT_GT(polls, 5u);
+    std::filesystem::remove(path);
+}

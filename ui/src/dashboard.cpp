@@ -1,0 +1,317 @@
+#include "dashboard.hpp"
+
+#include "data/smoothing.hpp"
+#include "plot.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+namespace cdrmix::ui {
+
+namespace {
+
+// Okabe-Ito-like palette: distinguishable, and readable on a dark background.
+constexpr ImU32 kPalette[] = {IM_COL32(86, 180, 233, 255), IM_COL32(230, 159, 0, 255), IM_COL32(0, 158, 115, 255),
+                              IM_COL32(240, 228, 66, 255), IM_COL32(204, 121, 167, 255), IM_COL32(213, 94, 0, 255),
+                              IM_COL32(160, 160, 255, 255), IM_COL32(200, 200, 200, 255)};
+constexpr size_t kPaletteSize = sizeof kPalette / sizeof kPalette[0];
+
+std::string eta_text(double s) {
+    if (!(s >= 0)) return "?";
+    char buf[32];
+    const long t = static_cast<long>(s + 0.5);
+    if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+    else std::snprintf(buf, sizeof buf, "%lds", t);
+    return buf;
+}
+
+// Plot cache revisions (the cache key also holds the data's address, so only change matters):
+// a run's records change its version; the smoothing weight changes its smoothed loss.
+uint64_t revision(const RunData &run) { return static_cast<uint64_t>(run.version) << 1; }
+
+void section(const char *name) {
+    ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(120, 190, 255, 255));
+    ImGui::TextUnformatted(name);
+    ImGui::PopStyleColor();
+    ImGui::Separator();
+}
+
+} // namespace
+
+ImU32 Dashboard::run_colour(size_t index) { return kPalette[index % kPaletteSize]; }
+
+size_t Dashboard::add_run(std::string name) {
+    RunView v;
+    v.data.name = std::move(name);
+    v.colour = run_colour(runs_.size());
+    runs_.push_back(std::move(v));
+    return runs_.size() - 1;
+}
+
+// One run: layers in the palette. Several runs: the run's colour, lighter per layer.
+ImU32 Dashboard::layer_colour(size_t run, size_t layer, size_t layers) const {
+    if (runs_.size() == 1) return kPalette[layer % kPaletteSize];
+    ImVec4 c = ImGui::ColorConvertU32ToFloat4(runs_[run].colour);
+    const float t = layers > 1 ? 0.5f * static_cast<float>(layer) / static_cast<float>(layers - 1) : 0.0f;
+    c.x += (1 - c.x) * t, c.y += (1 - c.y) * t, c.z += (1 - c.z) * t;
+    return ImGui::ColorConvertFloat4ToU32(c);
+}
+
+void Dashboard::draw() {
+    const ImGuiViewport *vp = ImGui::GetMainViewport();
+    ImGui::SetNextWindowPos(vp->WorkPos);
+    ImGui::SetNextWindowSize(vp->WorkSize);
+    ImGui::Begin("##dashboard", nullptr,
+                 ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
+                     ImGuiWindowFlags_NoBringToFrontOnFocus);
+    draw_header();
+    const ImVec2 avail = ImGui::GetContentRegionAvail();
+    const float gap = ImGui::GetStyle().ItemSpacing.x;
+    const float left_w = avail.x * 0.44f, col_w = (avail.x - left_w - 2 * gap) / 2;
+
+    ImGui::BeginChild("##left", ImVec2(left_w, avail.y));
+    const float sample_h = live_ ? 170.0f : 0.0f;
+    size_t layers = 0;
+    for (const auto &r : runs_) layers = std::max(layers, r.data.layers.size());
+    const float load_h = 100.0f + static_cast<float>(layers) * 60.0f; // heatmap row + time strip per layer
+    draw_loss(std::max(140.0f, avail.y - sample_h - load_h - 3 * ImGui::GetTextLineHeightWithSpacing()));
+    draw_expert_load();
+    if (live_) draw_sampling();
+    ImGui::EndChild();
+
+    const float plot_h = std::max(60.0f, (avail.y - 30) / 4 - 2 * ImGui::GetTextLineHeightWithSpacing() - 8);
+    ImGui::SameLine();
+    ImGui::BeginChild("##routing", ImVec2(col_w, avail.y));
+    draw_routing(plot_h);
+    ImGui::EndChild();
+    ImGui::SameLine();
+    ImGui::BeginChild("##system", ImVec2(col_w, avail.y));
+    draw_system(plot_h);
+    ImGui::EndChild();
+    ImGui::End();
+}
+
+void Dashboard::draw_header() {
+    for (size_t i = 0; i < runs_.size(); ++i) {
+        const RunData &r = runs_[i].data;
+        if (i) ImGui::SameLine(0, 24);
+        ImGui::ColorButton(("##run" + std::to_string(i)).c_str(), ImGui::ColorConvertU32ToFloat4(runs_[i].colour),
+                           ImGuiColorEditFlags_NoTooltip, ImVec2(12, 12));
+        ImGui::SameLine(0, 4);
+        const double step = r.loss.empty() ? 0 : r.loss.step.back();
+        ImGui::Text("%s  step %.0f/%lld  %.0f tok/s  %s", r.name.c_str(), step, static_cast<long long>(r.total_steps),
+                    r.tokens_per_s.empty() ? 0.0 : r.tokens_per_s.last(),
+                    r.ended ? "done" : ("ETA " + eta_text(r.eta_s)).c_str());
+    }
+    if (live_) {
+        ImGui::SameLine(0, 24);
+        ImGui::Text("[%s]", live_->state().c_str());
+        const bool finished = live_->finished();
+        ImGui::BeginDisabled(finished);
+        ImGui::SameLine();
+        if (live_->paused() ? ImGui::Button("Resume") : ImGui::Button("Pause")) live_->paused() ? live_->resume() : live_->pause();
+        ImGui::SameLine();
+        if (ImGui::Button("Stop")) live_->stop();
+        ImGui::SameLine();
+        ImGui::BeginDisabled(live_->checkpoint_pending());
+        if (ImGui::Button("Checkpoint now")) live_->checkpoint_now();
+        ImGui::EndDisabled();
+        ImGui::EndDisabled();
+    }
+    ImGui::SetNextItemWidth(140);
+    ImGui::SliderFloat("smoothing", &smoothing_, 0.0f, 0.999f, "%.3f");
+    ImGui::SameLine();
+    ImGui::Checkbox("log scale", &log_loss_);
+    ImGui::SameLine();
+    int axis = by_time_ ? 1 : 0;
+    ImGui::SetNextItemWidth(110);
+    if (ImGui::Combo("x axis", &axis, "step\0wall time\0")) by_time_ = axis == 1;
+    if (!status_.empty()) {
+        ImGui::SameLine(0, 24);
+        ImGui::TextUnformatted(status_.c_str());
+    }
+}
+
+uint64_t Dashboard::smoothed_revision(const RunView &v) const {
+    uint32_t weight_bits = 0;
+    static_assert(sizeof weight_bits == sizeof smoothing_);
+    std::memcpy(&weight_bits, &smoothing_, sizeof weight_bits);
+    return (static_cast<uint64_t>(v.data.version) << 32) ^ weight_bits;
+}
+
+void Dashboard::draw_loss(float height) {
+    std::vector<PlotLine> lines;
+    for (size_t i = 0; i < runs_.size(); ++i) {
+        RunView &v = runs_[i];
+        if (v.smoothed_version != v.data.version || v.smoothed_weight != smoothing_) {
+            v.smoothed = ema_smooth(v.data.loss.value, smoothing_);
+            v.smoothed_version = v.data.version;
+            v.smoothed_weight = smoothing_;
+        }
+        const std::string tag = runs_.size() > 1 ? v.data.name + " " : "";
+        lines.push_back({tag + "train", &x_of(v.data.loss), &v.smoothed, &v.data.loss.value,
+                         by_time_ ? &v.data.loss.step : nullptr, v.colour, false,
+                         smoothed_revision(v)});
+        if (!v.data.val_loss.empty()) {
+            ImVec4 c = ImGui::ColorConvertU32ToFloat4(v.colour);
+            c.x += (1 - c.x) * 0.55f, c.y += (1 - c.y) * 0.55f, c.z += (1 - c.z) * 0.55f;
+            lines.push_back({tag + "val", &x_of(v.data.val_loss), &v.data.val_loss.value, nullptr,
+                             by_time_ ? &v.data.val_loss.step : nullptr, ImGui::ColorConvertFloat4ToU32(c), true,
+                             revision(v.data)});
+        }
+    }
+    section("Loss (train: EMA-smoothed over faint raw; val: dots)");
+    PlotStyle style;
+    style.height = height;
+    style.log_y = log_loss_;
+    style.x_label = x_label();
+    line_plot("##loss", lines, style);
+}
+
+void Dashboard::draw_expert_load() {
+    section("Expert load (tokens per expert / fair share)");
+    if (runs_.empty()) return;
+    if (runs_.size() > 1) {
+        ImGui::SetNextItemWidth(200);
+        if (ImGui::BeginCombo("run##moe", runs_[static_cast<size_t>(moe_run_)].data.name.c_str())) {
+            for (size_t i = 0; i < runs_.size(); ++i)
+                if (ImGui::Selectable(runs_[i].data.name.c_str(), static_cast<int>(i) == moe_run_)) moe_run_ = static_cast<int>(i);
+            ImGui::EndCombo();
+        }
+        ImGui::SameLine();
+    }
+    ImGui::SetNextItemWidth(120);
+    ImGui::SliderInt("window (steps)", &load_window_, 1, 500);
+    const RunData &run = runs_[static_cast<size_t>(moe_run_)].data;
+    load_heatmap(run, load_window_);
+    if (run.layers.empty()) return;
+    ImGui::TextDisabled("over time (x: steps %.0f..%.0f; rows: experts; red: dead)",
+                        run.layers.front().load_step.empty() ? 0.0 : run.layers.front().load_step.front(),
+                        run.layers.front().load_step.empty() ? 0.0 : run.layers.front().load_step.back());
+    load_over_time(run, 30);
+}
+
+void Dashboard::draw_routing(float h) {
+    struct Panel {
+        const char *title;
+        Series LayerStats::*member;
+        const char *format;
+    };
+    const Panel panels[] = {
+        {"Per-token routing entropy (/ ln E; 0 = confident)", &LayerStats::token_entropy, "%.3f"},
+        {"Load entropy (/ ln E; 1 = balanced)", &LayerStats::load_entropy, "%.3f"},
+        {"Dropped tokens per step", &LayerStats::dropped_tokens, "%.0f"},
+    };
+    section("Routing, per MoE layer");
+    PlotStyle style;
+    style.height = h;
+    style.stats = false;
+    style.x_label = x_label();
+    std::vector<std::string> labels;
+    for (const auto &p : panels) {
+        std::vector<PlotLine> lines;
+        for (size_t r = 0; r < runs_.size(); ++r) {
+            const auto &layers = runs_[r].data.layers;
+            for (size_t l = 0; l < layers.size(); ++l) {
+                const Series &s = layers[l].*p.member;
+                std::string label = (runs_.size() > 1 ? runs_[r].data.name + " " : "") + "L" + std::to_string(layers[l].layer);
+                lines.push_back({label, &x_of(s), &s.value, nullptr, by_time_ ? &s.step : nullptr,
+                                 layer_colour(r, l, layers.size()), false, revision(runs_[r].data)});
+            }
+        }
+        style.y_format = p.format;
+        line_plot(p.title, lines, style);
+    }
+    std::vector<PlotLine> aux;
+    for (size_t r = 0; r < runs_.size(); ++r) {
+        const auto &layers = runs_[r].data.layers;
+        for (size_t l = 0; l < layers.size(); ++l) {
+            size_t k = 0;
+            for (const auto &[name, s] : layers[l].losses) {
+                ImVec4 c = ImGui::ColorConvertU32ToFloat4(layer_colour(r, l, layers.size()));
+                if (k++ % 2) c.x *= 0.6f, c.y *= 0.6f, c.z *= 0.6f; // second loss of a layer: darker
+                aux.push_back({(runs_.size() > 1 ? runs_[r].data.name + " " : "") + "L" + std::to_string(layers[l].layer) +
+                                   " " + name,
+                               &x_of(s), &s.value, nullptr, by_time_ ? &s.step : nullptr,
+                               ImGui::ColorConvertFloat4ToU32(c), false, revision(runs_[r].data)});
+            }
+        }
+    }
+    style.y_format = "%.4g";
+    line_plot("Router auxiliary losses", aux, style);
+}
+
+void Dashboard::draw_system(float h) {
+    struct Panel {
+        const char *title;
+        Series RunData::*member;
+        const char *format;
+        bool log;
+    };
+    const Panel panels[] = {{"Throughput (tokens/s)", &RunData::tokens_per_s, "%.0f", false},
+                            {"Learning rate", &RunData::lr, "%.3g", false},
+                            {"Gradient norm (before clipping; log)", &RunData::grad_norm, "%.3g", true},
+                            {"Memory in use (process RSS, MB)", &RunData::rss_mb, "%.0f", false}};
+    section("Training");
+    for (const auto &p : panels) {
+        std::vector<PlotLine> lines;
+        for (size_t r = 0; r < runs_.size(); ++r) {
+            const Series &s = runs_[r].data.*p.member;
+            lines.push_back({runs_.size() > 1 ? runs_[r].data.name : std::string("last"), &x_of(s), &s.value, nullptr,
+                             by_time_ ? &s.step : nullptr, runs_[r].colour, false, revision(runs_[r].data)});
+        }
+        PlotStyle style;
+        style.height = h;
+        style.log_y = p.log;
+        style.y_format = p.format;
+        style.x_label = x_label();
+        line_plot(p.title, lines, style);
+    }
+    draw_logged(h);
+}
+
+// Numbers a script logs with cdrmix.log{...}: one plot per key, runs overlaid.
+void Dashboard::draw_logged(float h) {
+    std::map<std::string, std::vector<PlotLine>> by_key;
+    for (size_t r = 0; r < runs_.size(); ++r)
+        for (const auto &[key, s] : runs_[r].data.logged)
+            by_key[key].push_back({runs_.size() > 1 ? runs_[r].data.name : std::string("last"), &x_of(s), &s.value,
+                                   nullptr, by_time_ ? &s.step : nullptr, runs_[r].colour, false, revision(runs_[r].data)});
+    if (by_key.empty()) return;
+    section("Logged with cdrmix.log");
+    PlotStyle style;
+    style.height = h;
+    style.x_label = x_label();
+    for (const auto &[key, lines] : by_key) line_plot(key.c_str(), lines, style);
+}
+
+void Dashboard::draw_sampling() {
+    section("Sample from the current weights");
+    const SampleView view = live_->sample_view();
+    ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.3f);
+    ImGui::InputText("prompt", prompt_, sizeof prompt_);
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(60);
+    ImGui::DragInt("tokens", &sample_.max_tokens, 1, 1, 2000);
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(50);
+    ImGui::DragFloat("temp", &sample_.temperature, 0.01f, 0.0f, 2.0f, "%.2f");
+    ImGui::SameLine();
+    ImGui::BeginDisabled(view.busy);
+    if (ImGui::Button("Generate")) {
+        sample_.prompt = prompt_;
+        live_->sample(sample_);
+    }
+    ImGui::EndDisabled();
+    ImGui::TextDisabled("%s", view.status.c_str());
+    ImGui::BeginChild("##sample_text", ImVec2(0, 0), true);
+    ImGui::PushTextWrapPos(0);
+    if (!view.text.empty()) ImGui::TextUnformatted(view.text.c_str());
+    ImGui::PopTextWrapPos();
+    ImGui::EndChild();
+}
+
+} // namespace cdrmix::ui

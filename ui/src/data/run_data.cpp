@@ -1,0 +1,146 @@
+#include "data/run_data.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace cdrmix::ui {
+
+void Series::add(double s, double t, double v) {
+    while (!step.empty() && step.back() >= s) {
+        step.pop_back();
+        time.pop_back();
+        value.pop_back();
+    }
+    // Wall time can step back (clock changes); keep the axis ascending for binary search.
+    if (!time.empty() && t < time.back()) t = time.back();
+    step.push_back(s);
+    time.push_back(t);
+    value.push_back(v);
+}
+
+double Series::min() const {
+    double m = std::numeric_limits<double>::infinity();
+    for (double v : value)
+        if (std::isfinite(v)) m = std::min(m, v);
+    return m;
+}
+
+double Series::max() const {
+    double m = -std::numeric_limits<double>::infinity();
+    for (double v : value)
+        if (std::isfinite(v)) m = std::max(m, v);
+    return m;
+}
+
+LayerStats &RunData::layer(int64_t index) {
+    auto it = std::lower_bound(layers.begin(), layers.end(), index,
+                               [](const LayerStats &l, int64_t i) { return l.layer < i; });
+    if (it == layers.end() || it->layer != index) {
+        it = layers.insert(it, LayerStats{});
+        it->layer = index;
+    }
+    return *it;
+}
+
+namespace {
+
+double number(const Json &r, const char *key) {
+    auto it = r.find(key);
+    return it != r.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+
+void add_if_present(Series &s, const Json &r, const char *key, double step, double t) {
+    auto it = r.find(key);
+    if (it != r.end() && it->is_number()) s.add(step, t, it->get<double>());
+}
+
+void ingest_moe(RunData &run, const Json &moe, double step, double t) {
+    for (const auto &m : moe) {
+        if (!m.is_object()) continue;
+        LayerStats &l = run.layer(m.value("layer", int64_t(0)));
+        add_if_present(l.token_entropy, m, "token_entropy", step, t);
+        add_if_present(l.load_entropy, m, "load_entropy", step, t);
+        add_if_present(l.dropped_tokens, m, "dropped_tokens", step, t);
+        add_if_present(l.dead_experts, m, "dead_experts", step, t);
+        add_if_present(l.load_cv, m, "load_cv", step, t);
+        if (auto it = m.find("losses"); it != m.end() && it->is_object())
+            for (auto &[name, v] : it->items())
+                if (v.is_number()) l.losses[name].add(step, t, v.get<double>());
+        auto tpe = m.find("tokens_per_expert");
+        if (tpe == m.end() || !tpe->is_array() || tpe->empty()) continue;
+        const int64_t e = static_cast<int64_t>(tpe->size());
+        if (l.num_experts != e) { // a different layout: start the load history afresh
+            l.num_experts = e;
+            l.load_step.clear();
+            l.tokens_per_expert.clear();
+        }
+        while (!l.load_step.empty() && l.load_step.back() >= step) {
+            l.load_step.pop_back();
+            l.tokens_per_expert.resize(l.tokens_per_expert.size() - static_cast<size_t>(e));
+        }
+        l.load_step.push_back(step);
+        for (const auto &c : *tpe) l.tokens_per_expert.push_back(c.is_number() ? c.get<float>() : 0.0f);
+    }
+}
+
+} // namespace
+
+void ingest(RunData &run, const Json &r) {
+    if (!r.is_object()) return;
+    ++run.records;
+    const std::string event = r.value("event", "");
+    const double unix_time = number(r, "time");
+    if (run.t0 < 0 && std::isfinite(unix_time)) run.t0 = unix_time;
+    const double t = std::isfinite(unix_time) ? unix_time - run.t0 : 0.0;
+    const double step = number(r, "step");
+    if (event == "step" && std::isfinite(step)) {
+        add_if_present(run.loss, r, "loss", step, t);
+        add_if_present(run.lr, r, "lr", step, t);
+        add_if_present(run.grad_norm, r, "grad_norm", step, t);
+        add_if_present(run.tokens_per_s, r, "tokens_per_s", step, t);
+        add_if_present(run.aux_loss, r, "aux_loss", step, t);
+        add_if_present(run.step_time, r, "step_time_s", step, t);
+        add_if_present(run.rss_mb, r, "rss_mb", step, t);
+        run.total_steps = r.value("total_steps", run.total_steps);
+        run.eta_s = r.value("eta_s", -1.0);
+        if (auto it = r.find("moe"); it != r.end() && it->is_array()) ingest_moe(run, *it, step, t);
+        run.ended = false;
+    } else if (event == "eval" && std::isfinite(step)) {
+        add_if_present(run.val_loss, r, "val_loss", step, t);
+    } else if (event == "checkpoint") {
+        run.checkpoints.push_back(r.value("path", ""));
+    } else if (event == "run") {
+        run.dir = r.value("dir", "");
+    } else if (event == "end") {
+        run.ended = true;
+        run.eta_s = 0;
+    } else if (event == "log") {
+        // cdrmix.log records: every number becomes a series, x = its "step" or the record count.
+        const double x = std::isfinite(step) ? step : static_cast<double>(run.records);
+        for (auto &[key, v] : r.items())
+            if (v.is_number() && key != "time" && key != "step") run.logged[key].add(x, t, v.get<double>());
+    } else {
+        return;
+    }
+    ++run.version;
+}
+
+std::vector<double> recent_utilisation(const LayerStats &l, int window) {
+    std::vector<double> util(static_cast<size_t>(l.num_experts), 0.0);
+    if (l.num_experts == 0 || l.load_step.empty()) return util;
+    const size_t rows = l.load_step.size();
+    const size_t from = rows - std::min<size_t>(rows, static_cast<size_t>(std::max(1, window)));
+    double total = 0;
+    for (size_t r = from; r < rows; ++r)
+        for (int64_t e = 0; e < l.num_experts; ++e) {
+            const double c = l.tokens_per_expert[r * static_cast<size_t>(l.num_experts) + static_cast<size_t>(e)];
+            util[static_cast<size_t>(e)] += c;
+            total += c;
+        }
+    if (total <= 0) return util;
+    for (double &u : util) u = u * static_cast<double>(l.num_experts) / total;
+    return util;
+}
+
+} // namespace cdrmix::ui

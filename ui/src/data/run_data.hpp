@@ -1,0 +1,65 @@
+// One run's metrics as the dashboard keeps them: every point of every series,
+// built from the metrics bus's JSON records (the same records metrics.jsonl
+// holds), so a live run and a watched run directory look alike.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cdrmix::ui {
+
+using Json = nlohmann::json;
+
+// A scalar over time. step and time (seconds since the run's first record) are
+// both ascending; a point whose step is not after the last one (a resumed run
+// publishing a step again) replaces everything from that step on.
+struct Series {
+    std::vector<double> step, time, value;
+
+    void add(double step, double time, double value);
+    bool empty() const { return value.empty(); }
+    size_t size() const { return value.size(); }
+    double last() const { return value.back(); }
+    double min() const; // over finite values
+    double max() const;
+};
+
+// Router statistics of one MoE layer, one entry per step record.
+struct LayerStats {
+    int64_t layer = 0;
+    Series token_entropy, load_entropy, dropped_tokens, dead_experts, load_cv;
+    std::map<std::string, Series> losses;  // e.g. load_balance, z_loss
+    int64_t num_experts = 0;
+    std::vector<double> load_step;          // step of each row of tokens_per_expert
+    std::vector<float> tokens_per_expert;   // rows of num_experts counts, one row per step
+};
+
+struct RunData {
+    std::string name;
+    int64_t version = 0; // bumped by every accepted record: caches key on it
+    double t0 = -1;      // unix time of the first record
+    int64_t total_steps = 0;
+    int64_t records = 0;
+    Series loss, val_loss, lr, grad_norm, tokens_per_s, aux_loss, step_time, rss_mb;
+    std::vector<LayerStats> layers;          // ordered by layer index
+    std::map<std::string, Series> logged;    // numbers from cdrmix.log{...}
+    std::vector<std::string> checkpoints;    // paths, in order
+    bool ended = false;
+    double eta_s = -1;
+    std::string dir;
+
+    LayerStats &layer(int64_t index);
+};
+
+// Adds one record (any event; unknown events are counted and ignored).
+void ingest(RunData &run, const Json &record);
+
+// Utilisation of each expert over the last `window` steps of a layer: tokens
+// it received divided by a fair share (total / E). 1 = fair, 0 = dead.
+std::vector<double> recent_utilisation(const LayerStats &layer, int window);
+
+} // namespace cdrmix::ui
