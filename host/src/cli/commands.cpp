@@ -1,5 +1,7 @@
 #include "cli/commands.hpp"
 
+#include "cli/eval_generate.hpp"
+
 #include "core/plugin_loader.hpp"
 #include "core/system_info.hpp"
 #include "lua/lua_util.hpp"
@@ -7,6 +9,7 @@
 #include "core/yaml_config.hpp"
 #include "model/describe.hpp"
 #include "bench/bench.hpp"
+#include "train/interrupt.hpp"
 
 #include <cdrmix/error.hpp>
 #include <cdrmix/plugin_abi.h>
@@ -40,7 +43,7 @@ void print_problems(const PluginLoader &loader) {
 }
 
 int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
-            bool headless, const std::string &runs_dir) {
+            bool headless, const std::string &runs_dir, const std::string &resume) {
     if (!std::filesystem::is_regular_file(script)) {
         std::fprintf(stderr, "cdrmix: error: script '%s' not found\n", script.c_str());
         return 1;
@@ -53,7 +56,9 @@ int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector
     opts.headless = headless;
     opts.runs_root = runs_dir;
     opts.plugins = loader.loaded();
+    opts.resume = resume;
     lua::Runtime runtime(opts);
+    InterruptHandler interrupt(runtime.control());
     return runtime.run();
 }
 
@@ -151,7 +156,7 @@ int cli_main(int argc, char **argv) {
     app.add_option("--threads", g.threads, "LibTorch intra-op threads (default: all cores)");
     app.fallthrough();
 
-    std::string script, runs_dir = "runs";
+    std::string script, runs_dir = "runs", resume;
     std::vector<std::string> overrides;
     bool headless = false;
     auto *run = app.add_subcommand("run", "Run a Lua experiment script");
@@ -159,6 +164,7 @@ int cli_main(int argc, char **argv) {
     run->add_option("overrides", overrides, "key=value settings for the script's cdrmix.config");
     run->add_flag("--headless", headless, "One JSON object per log interval on stdout instead of a progress bar");
     run->add_option("--runs-dir", runs_dir, "Where run directories are created (default: runs)");
+    run->add_option("--resume", resume, "auto (newest checkpoint of an earlier run of the same name) or a checkpoint/run folder");
     auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
     auto *doctor = app.add_subcommand("doctor", "Check LibTorch, threads, BLAS, devices and plugins");
     std::string preset;
@@ -175,6 +181,7 @@ int cli_main(int argc, char **argv) {
     describe->add_option("--dtype", describe_options.dtype, "float32, bfloat16 or float16 (default float32)");
     describe->add_option("--vocab-size", vocab, "Vocabulary size, for presets that take it from the data");
     describe->add_flag("--json", json, "Print the report as JSON");
+    EvalGenerateCommands eval_generate(app);
 
     try {
         app.parse(argc, argv);
@@ -183,10 +190,15 @@ int cli_main(int argc, char **argv) {
     }
     try {
         configure_threads(g.threads);
-        if (*run) return cmd_run(g, script, overrides, headless, runs_dir);
+        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
         if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);
+        if (eval_generate.selected()) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return eval_generate.run();
+        }
         if (*bench) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);

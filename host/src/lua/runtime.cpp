@@ -2,6 +2,7 @@
 
 #include "lua/lua_util.hpp"
 #include "metrics/progress.hpp"
+#include "train/interrupt.hpp"
 
 #include <cdrmix/error.hpp>
 
@@ -110,6 +111,11 @@ int Runtime::run() {
     if (lua_pcall(L_, 0, 0, handler) != 0) {
         std::string msg = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "(error object is not a string)";
         auto nl = msg.find('\n');
+        if (control_.interrupted) { // Ctrl-C ended the script on purpose: no traceback
+            std::fprintf(stderr, "cdrmix: %s\n", msg.substr(0, nl).c_str());
+            bus_.finish();
+            return kInterruptedExitCode;
+        }
         std::fprintf(stderr, "cdrmix: error: %s\n", msg.substr(0, nl).c_str());
         if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
         code = 1;
@@ -124,7 +130,7 @@ int Runtime::run() {
         }
     }
     bus_.finish();
-    return code;
+    return control_.interrupted ? kInterruptedExitCode : code;
 }
 
 } // namespace cdrmix::lua

@@ -24,6 +24,7 @@ struct RunOptions {
     std::vector<std::string> overrides; // "key.path=value"
     std::string runs_root = "runs";
     bool headless = false;               // JSON lines on stdout instead of a progress bar
+    std::string resume;                  // "", "auto" or a checkpoint/run folder (see wrap_train.cpp)
     std::vector<LoadedPlugin> plugins;   // written to the run directory
 };
 
