@@ -1,12 +1,15 @@
 // The stock trainer: exact resume, gradient accumulation, the non-finite-loss
 // stop, checkpoint retention and atomic saves, checkpoint lookup, bf16 autocast.
 #include "model/sampler.hpp"
+#include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/trainer.hpp"
 #include "test_util.hpp"
 
 #include <cdrmix/error.hpp>
+
+#include <ATen/autocast_mode.h>
 
 #include <filesystem>
 #include <fstream>
@@ -297,9 +300,11 @@ TEST(TrainConfig, RejectsBadKeys) {
         parse({{"autocast", "fp8"}});
         FAIL();
     } catch (const cdrmix::Error &e) {
-        EXPECT_STREQ(e.what(), "trainer (x.lua): key 'autocast' must be \"none\" or \"bf16\", got \"fp8\"");
+        EXPECT_STREQ(e.what(), "trainer (x.lua): key 'autocast' must be \"auto\", \"none\" or \"bf16\", got \"fp8\"");
     }
     EXPECT_EQ(parse({{"grad_accum", 4}}).grad_accum, 4);
+    EXPECT_EQ(parse(Json::object()).autocast, cdrmix::AutocastGuard::cpu_has_native_bf16() ? "bf16" : "none");
+    EXPECT_EQ(parse({{"autocast", "none"}}).autocast, "none");
 }
 
 TEST(Sampler, StopStringsAndEarlyEnd) {
@@ -318,4 +323,24 @@ TEST(Sampler, StopStringsAndEarlyEnd) {
     p.max_tokens = 50;
     cdrmix::generate_until(*model, *tok, "abc", p, [&](const std::string &) { return ++pieces < 4; });
     EXPECT_EQ(pieces, 4);
+}
+
+// bf16 autocast trains the RWKV-7 + MoE model (mixed-precision inputs reach the
+// WKV op and the MoE sum) with losses close to float32's, and the guard leaves
+// autocast as it found it.
+TEST(TrainAutocast, Bf16StepsTrackFloat32) {
+    const fs::path dir = scratch("autocast");
+    auto run = [&](const std::string &mode) {
+        auto data = text_source(dir);
+        cdrmix::MetricsBus bus;
+        cdrmix::TrainConfig c = small_config(4);
+        c.autocast = mode;
+        cdrmix::Trainer t(make_model(data->tokenizer()->vocab_size(), true, 5), data, c, bus, "");
+        return losses_of(t);
+    };
+    const std::vector<double> fp32 = run("none"), bf16 = run("bf16");
+    EXPECT_FALSE(at::autocast::is_cpu_enabled());
+    ASSERT_EQ(bf16.size(), fp32.size());
+    for (size_t i = 0; i < fp32.size(); ++i) EXPECT_NEAR(bf16[i], fp32[i], 0.05) << "step " << i + 1;
+    EXPECT_NE(bf16.back(), fp32.back()); // bf16 did run: float32 would match bitwise
 }

@@ -6,11 +6,14 @@
 
 #include <cdrmix/error.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 namespace fs = std::filesystem;
 
@@ -33,6 +36,13 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)) {
         if (eq == std::string::npos || eq == 0)
             throw Error("bad override '" + o + "': expected key=value, e.g. train.steps=100");
         overrides_.push_back({o.substr(0, eq), o.substr(eq + 1), false});
+    }
+    // LibTorch seeds its default generator nondeterministically; a fixed start
+    // makes a script's model initialisation (and so the whole run) reproducible.
+    at::Generator gen = at::detail::getDefaultCPUGenerator(); // a handle to the shared generator
+    {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_current_seed(0);
     }
     L_ = luaL_newstate();
     if (!L_) throw Error("cannot create a Lua state (out of memory)");

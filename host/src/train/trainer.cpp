@@ -31,7 +31,7 @@ TrainConfig TrainConfig::from_config(const Config &c) {
     t.beta2 = c.get_double("beta2", t.beta2);
     t.eps = c.get_double("eps", t.eps);
     t.grad_clip = c.get_double("grad_clip", t.grad_clip);
-    t.autocast = c.get_string("autocast", t.autocast);
+    t.autocast = c.get_string("autocast", "auto");
     t.eval_every = c.get_int("eval_every", t.eval_every);
     t.eval_batches = c.get_int("eval_batches", t.eval_batches);
     t.log_every = c.get_int("log_every", t.log_every);
@@ -50,6 +50,7 @@ TrainConfig TrainConfig::from_config(const Config &c) {
     if (t.keep_checkpoints < 0) throw Error(c.where() + ": key 'keep_checkpoints' must be 0 (keep all) or more");
     if (t.schedule.lr <= 0) throw Error(c.where() + ": key 'lr' must be positive");
     AutocastGuard::check_mode(t.autocast, c.where());
+    t.autocast = AutocastGuard::resolve(t.autocast); // records what ran, not "auto"
     t.schedule.at(0); // validates the schedule name now rather than mid-run
     return t;
 }

@@ -29,7 +29,7 @@ struct TrainConfig {
     double weight_decay = 0.1;
     double beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
     double grad_clip = 1.0; // 0: off (the norm is still reported)
-    std::string autocast = "none"; // "none" | "bf16" (CPU autocast; measured slower here, see docs/training.md)
+    std::string autocast = "none"; // "none" | "bf16"; from_config defaults to "auto" (see autocast.hpp)
     int64_t eval_every = 100; // 0: only at the end
     int64_t eval_batches = 8;
     int64_t log_every = 10;
