@@ -4,7 +4,7 @@
 // the cast-weight cache is cleared so it never outlives one forward pass.
 // "auto" means bf16 on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX),
 // where it measured faster (docs/training.md), and none elsewhere, where bf16
-// would be emulated.
+// would be emulated. The trainer's default is "none" (see trainer.hpp).
 #pragma once
 
 #include <string>

@@ -31,7 +31,7 @@ TrainConfig TrainConfig::from_config(const Config &c) {
     t.beta2 = c.get_double("beta2", t.beta2);
     t.eps = c.get_double("eps", t.eps);
     t.grad_clip = c.get_double("grad_clip", t.grad_clip);
-    t.autocast = c.get_string("autocast", "auto");
+    t.autocast = c.get_string("autocast", t.autocast);
     t.eval_every = c.get_int("eval_every", t.eval_every);
     t.eval_batches = c.get_int("eval_batches", t.eval_batches);
     t.log_every = c.get_int("log_every", t.log_every);
