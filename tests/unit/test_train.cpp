@@ -330,7 +330,7 @@ TEST(Sampler, StopStringsAndEarlyEnd) {
 // autocast as it found it.
 TEST(TrainAutocast, Bf16StepsTrackFloat32) {
     const fs::path dir = scratch("autocast");
-    // One thread: a 2-thread bf16 run once hung in LibTorch's layer_norm backward (docs/training.md).
+    // One thread: see the layer_norm backward hang in docs/training.md.
     const int threads = at::get_num_threads();
     at::set_num_threads(1);
     auto run = [&](const std::string &mode) {

@@ -30,7 +30,7 @@ struct TrainConfig {
     double beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
     double grad_clip = 1.0; // 0: off (the norm is still reported)
     // "none" | "bf16" | "auto" (see autocast.hpp). Off by default although bf16
-    // measured faster here: a 2-thread bf16 run hung in LibTorch's layer_norm backward.
+    // measured faster here: see docs/training.md for the hang that keeps it opt-in.
     std::string autocast = "none";
     int64_t eval_every = 100; // 0: only at the end
     int64_t eval_batches = 8;
