@@ -1,7 +1,7 @@
 #include "cli/commands.hpp"
 #include "cli/data_commands.hpp"
+#include "cli/eval_generate.hpp"
 #include "cli/gui_command.hpp"
-
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
 #include "core/system_info.hpp"
@@ -10,6 +10,7 @@
 #include "core/yaml_config.hpp"
 #include "model/describe.hpp"
 #include "bench/bench.hpp"
+#include "train/interrupt.hpp"
 
 #include <cdrmix/error.hpp>
 #include <cdrmix/plugin_abi.h>
@@ -44,7 +45,7 @@ void print_problems(const PluginLoader &loader) {
 }
 
 int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
-            bool headless, const std::string &runs_dir) {
+            bool headless, const std::string &runs_dir, const std::string &resume) {
     if (!std::filesystem::is_regular_file(script)) {
         std::fprintf(stderr, "cdrmix: error: script '%s' not found\n", script.c_str());
         return 1;
@@ -58,7 +59,9 @@ int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector
     opts.runs_root = runs_dir;
     opts.plugins = loader.loaded();
     opts.device = resolve_device(Registry::global(), g.device);
+    opts.resume = resume;
     lua::Runtime runtime(opts);
+    InterruptHandler interrupt(runtime.control());
     return runtime.run();
 }
 
@@ -157,7 +160,7 @@ int cli_main(int argc, char **argv) {
     app.add_option("--device", g.device, "Compute device: cpu (default), cuda, cuda:N, rocm, tenstorrent");
     app.fallthrough();
 
-    std::string script, runs_dir = "runs";
+    std::string script, runs_dir = "runs", resume;
     std::vector<std::string> overrides;
     bool headless = false;
     auto *run = app.add_subcommand("run", "Run a Lua experiment script");
@@ -165,6 +168,7 @@ int cli_main(int argc, char **argv) {
     run->add_option("overrides", overrides, "key=value settings for the script's cdrmix.config");
     run->add_flag("--headless", headless, "One JSON object per log interval on stdout instead of a progress bar");
     run->add_option("--runs-dir", runs_dir, "Where run directories are created (default: runs)");
+    run->add_option("--resume", resume, "auto (newest checkpoint of an earlier run of the same name) or a checkpoint/run folder");
     GuiOptions gui_options;
     auto *gui = add_gui_command(app, gui_options);
     auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
@@ -184,6 +188,7 @@ int cli_main(int argc, char **argv) {
     describe->add_option("--vocab-size", vocab, "Vocabulary size, for presets that take it from the data");
     describe->add_flag("--json", json, "Print the report as JSON");
     DataCommands data_commands(app, g.plugin_paths);
+    EvalGenerateCommands eval_generate(app);
 
     try {
         app.parse(argc, argv);
@@ -192,12 +197,17 @@ int cli_main(int argc, char **argv) {
     }
     try {
         configure_threads(g.threads);
-        if (*run) return cmd_run(g, script, overrides, headless, runs_dir);
+        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume);
         if (*gui) return run_gui_command(gui_options, g.plugin_paths, g.device);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
         if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);
         if (data_commands.selected()) return data_commands.run();
+        if (eval_generate.selected()) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return eval_generate.run();
+        }
         if (*bench) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);

@@ -2,14 +2,18 @@
 
 #include "lua/lua_util.hpp"
 #include "metrics/progress.hpp"
+#include "train/interrupt.hpp"
 
 #include <cdrmix/error.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 namespace fs = std::filesystem;
 
@@ -32,6 +36,13 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)) {
         if (eq == std::string::npos || eq == 0)
             throw Error("bad override '" + o + "': expected key=value, e.g. train.steps=100");
         overrides_.push_back({o.substr(0, eq), o.substr(eq + 1), false});
+    }
+    // LibTorch seeds its default generator nondeterministically; a fixed start
+    // makes a script's model initialisation (and so the whole run) reproducible.
+    at::Generator gen = at::detail::getDefaultCPUGenerator(); // a handle to the shared generator
+    {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_current_seed(0);
     }
     L_ = luaL_newstate();
     if (!L_) throw Error("cannot create a Lua state (out of memory)");
@@ -120,6 +131,11 @@ int Runtime::run() {
     if (lua_pcall(L_, 0, 0, handler) != 0) {
         std::string msg = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "(error object is not a string)";
         auto nl = msg.find('\n');
+        if (control_.interrupted) { // Ctrl-C ended the script on purpose: no traceback
+            std::fprintf(stderr, "cdrmix: %s\n", msg.substr(0, nl).c_str());
+            bus_.finish();
+            return kInterruptedExitCode;
+        }
         std::fprintf(stderr, "cdrmix: error: %s\n", msg.substr(0, nl).c_str());
         if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
         code = 1;
@@ -134,7 +150,7 @@ int Runtime::run() {
         }
     }
     bus_.finish();
-    return code;
+    return control_.interrupted ? kInterruptedExitCode : code;
 }
 
 } // namespace cdrmix::lua

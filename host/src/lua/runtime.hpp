@@ -38,6 +38,7 @@ struct RunOptions {
     std::vector<std::string> overrides; // "key.path=value"
     std::string runs_root = "runs";
     bool headless = false;               // JSON lines on stdout instead of a progress bar
+    std::string resume;                  // "", "auto" or a checkpoint/run folder (see wrap_train.cpp)
     std::vector<LoadedPlugin> plugins;   // written to the run directory
     c10::Device device = c10::Device(c10::DeviceType::CPU); // where models are created (--device)
 };

@@ -2,7 +2,11 @@
 //   local model = cdrmix.model("configs/models/cdrmix-tiny.yaml", {vocab_size = data:vocab_size()})
 //   local logits = model:forward(tokens)          -- [B,T] -> [B,T,V]
 //   local loss, parts = model:loss(batch)         -- [B,T+1] -> scalar (+ {ce=, aux=})
-//   model:generate(data, "ROMEO:", {max_tokens = 100, on_text = io.write})
+//   model:generate(data, "ROMEO:", {max_tokens = 100, temperature = 0.8, top_k = 40, top_p = 0.9,
+//                  seed = 1, stop = {"\n\n"}, on_text = function(piece) io.write(piece) end})
+//                                                  -- on_text gets each piece as it forms; return false to stop
+//   local ev = model:evaluate(data, {split = "val", batch_size = 8, seq_len = 128, batches = 16})
+//                                                  -- {loss =, perplexity =, tokens =, batches =}
 #include "lua/wrap_model.hpp"
 
 #include "core/yaml_config.hpp"
@@ -12,6 +16,7 @@
 #include "lua/wrap_tensor.hpp"
 #include "model/sampler.hpp"
 #include "train/checkpoint.hpp"
+#include "train/evaluate.hpp"
 
 #include <cdrmix/error.hpp>
 
@@ -93,31 +98,61 @@ int l_load(lua_State *L) {
     return 0;
 }
 
+// Options table at idx: max_tokens, temperature, top_k, top_p, seed, stop (string or list).
+SampleOptions sample_options(lua_State *L, int idx) {
+    SampleOptions o;
+    o.max_tokens = static_cast<int64_t>(opt_number_field(L, idx, "max_tokens", double(o.max_tokens)));
+    o.temperature = opt_number_field(L, idx, "temperature", o.temperature);
+    o.top_k = static_cast<int64_t>(opt_number_field(L, idx, "top_k", 0));
+    o.top_p = opt_number_field(L, idx, "top_p", 1.0);
+    o.seed = static_cast<uint64_t>(opt_number_field(L, idx, "seed", 0));
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "stop");
+        Json stop = lua_isnil(L, -1) ? Json() : to_json(L, -1);
+        lua_pop(L, 1);
+        if (stop.is_string()) o.stop.push_back(stop.get<std::string>());
+        else if (stop.is_array())
+            for (const auto &s : stop) o.stop.push_back(s.is_string() ? s.get<std::string>() : s.dump());
+        else if (!stop.is_null()) throw Error("generate: 'stop' must be a string or a list of strings");
+    }
+    return o;
+}
+
 int l_generate(lua_State *L) {
     auto &m = check_model(L, 1);
     auto tok = check_tokenizer(L, 2);
     const std::string prompt = luaL_checkstring(L, 3);
-    SampleOptions o;
-    o.max_tokens = static_cast<int64_t>(opt_number_field(L, 4, "max_tokens", double(o.max_tokens)));
-    o.temperature = opt_number_field(L, 4, "temperature", o.temperature);
-    o.top_k = static_cast<int64_t>(opt_number_field(L, 4, "top_k", 0));
-    o.top_p = opt_number_field(L, 4, "top_p", 1.0);
-    o.seed = static_cast<uint64_t>(opt_number_field(L, 4, "seed", 0));
-    std::function<void(const std::string &)> on_text;
+    SampleOptions o = sample_options(L, 4);
+    std::function<bool(const std::string &)> on_text;
     if (lua_istable(L, 4)) {
         lua_getfield(L, 4, "on_text");
         if (lua_isfunction(L, -1)) {
             const int fn = lua_gettop(L);
             on_text = [L, fn](const std::string &piece) {
                 lua_pushvalue(L, fn);
-                call_with_json(L, piece);
+                return call_with_json(L, piece);
             };
         } else {
             lua_pop(L, 1);
         }
     }
-    std::string text = generate(*m, *tok, prompt, o, on_text);
+    std::string text = generate_until(*m, *tok, prompt, o, on_text);
     lua_pushlstring(L, text.data(), text.size());
+    return 1;
+}
+
+int l_evaluate(lua_State *L) {
+    auto &m = check_model(L, 1);
+    auto &data = check_data(L, 2);
+    const std::string split = opt_string_field(L, 3, "split", "val");
+    if (split != "train" && split != "val") throw Error("evaluate: 'split' must be \"train\" or \"val\"");
+    const Split sp = split == "train" ? Split::Train : Split::Val;
+    const auto batch = static_cast<int64_t>(opt_number_field(L, 3, "batch_size", 8));
+    const auto seq_len = static_cast<int64_t>(opt_number_field(L, 3, "seq_len", 128));
+    const auto batches = static_cast<int64_t>(
+        opt_number_field(L, 3, "batches", double(batches_to_cover(data->num_tokens(sp), batch, seq_len))));
+    const EvalResult r = evaluate_split(*m, *data, sp, batch, seq_len, batches);
+    push_json(L, Json{{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}, {"batches", r.batches}});
     return 1;
 }
 
@@ -148,6 +183,7 @@ void open_model(lua_State *L) {
                                        {"spec", safe<l_spec>},
                                        {"load", safe<l_load>},
                                        {"generate", safe<l_generate>},
+                                       {"evaluate", safe<l_evaluate>},
                                        {nullptr, nullptr}};
     static const luaL_Reg meta[] = {{"__tostring", safe<l_model_tostring>}, {nullptr, nullptr}};
     define_class<std::shared_ptr<Model>>(L, kModel, methods, meta);

@@ -43,12 +43,30 @@ int64_t sample_token(const torch::Tensor &logits_in, const SampleOptions &opts, 
 
 std::string generate(Model &model, const Tokenizer &tokenizer, const std::string &prompt, const SampleOptions &opts,
                      const std::function<void(const std::string &)> &on_text) {
+    return generate_until(model, tokenizer, prompt, opts, [&](const std::string &piece) {
+        if (on_text) on_text(piece);
+        return true;
+    });
+}
+
+std::string generate_until(Model &model, const Tokenizer &tokenizer, const std::string &prompt,
+                           const SampleOptions &opts, const std::function<bool(const std::string &)> &on_text) {
     std::vector<int64_t> ids = tokenizer.encode(prompt);
     if (ids.empty()) throw Error("generate: the prompt is empty; give at least one character");
     torch::NoGradGuard no_grad;
-    const bool was_training = model.is_training();
+    // Restores train/eval mode however generation ends (a callback may throw).
+    struct ModeGuard {
+        Model &m;
+        bool was_training;
+        ~ModeGuard() { m.train(was_training); }
+    } mode{model, model.is_training()};
     model.eval();
     torch::Generator gen = at::detail::createCPUGenerator(opts.seed);
+    auto stopped_by = [&](const std::string &text) {
+        for (const auto &s : opts.stop)
+            if (!s.empty() && text.find(s) != std::string::npos) return true;
+        return false;
+    };
 
     ModelState state;
     ForwardContext ctx;
@@ -62,14 +80,15 @@ std::string generate(Model &model, const Tokenizer &tokenizer, const std::string
         std::string piece = tokenizer.decode(pending_ids);
         if (utf8_complete(piece)) {
             out += piece;
-            if (on_text) on_text(piece);
             pending_ids.clear();
+            const bool more = !on_text || on_text(piece);
+            if (!more || stopped_by(out)) break;
         }
+        if (i + 1 == opts.max_tokens) break; // the last token needs no forward pass
         ForwardContext step_ctx;
         step_ctx.decoding = true;
         logits = model.forward(torch::tensor({next}, torch::kInt64).unsqueeze(0), &state, step_ctx);
     }
-    if (was_training) model.train();
     return out;
 }
 

@@ -1,6 +1,7 @@
 // Streaming generation: the prompt runs through the model once (parallel form),
-// then one token at a time with the recurrent state carried, so memory per
-// generated token stays constant for RWKV layers.
+// then one token at a time with the state carried: RWKV and Mamba layers keep a
+// fixed-size recurrent state (constant memory per token), attention layers a
+// KV cache (trimmed to the window with sliding_window).
 #pragma once
 
 #include "model/model.hpp"
@@ -9,6 +10,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace cdrmix {
 
@@ -18,6 +20,7 @@ struct SampleOptions {
     int64_t top_k = 0;        // 0: off
     double top_p = 1.0;       // 1: off
     uint64_t seed = 0;
+    std::vector<std::string> stop; // generation ends once the text contains one of these
 };
 
 // Picks the next token id from logits [V] (float) with the options above.
@@ -27,5 +30,8 @@ int64_t sample_token(const torch::Tensor &logits, const SampleOptions &opts, tor
 // it forms complete UTF-8. Returns the generated text (without the prompt).
 std::string generate(Model &model, const Tokenizer &tokenizer, const std::string &prompt, const SampleOptions &opts,
                      const std::function<void(const std::string &)> &on_text = {});
+// The same, where on_text returns false to end generation after that piece.
+std::string generate_until(Model &model, const Tokenizer &tokenizer, const std::string &prompt,
+                           const SampleOptions &opts, const std::function<bool(const std::string &)> &on_text);
 
 } // namespace cdrmix

@@ -2,11 +2,13 @@
 //   model.safetensors   weights under RWKV-LM names
 //   model.json          the resolved model spec
 //   tokenizer.json      the exact vocabulary
-//   trainer_state.json  step, schedule, data position, train config
+//   trainer_state.json  step, schedule, data position, RNG state, train config
 //   optimizer.pt        AdamW moments (LibTorch archive)
-// The folder is written under a temporary name and renamed into place, then
-// the `latest` symlink is swapped atomically, so a crash never leaves a
-// half-written checkpoint where a good one was.
+//   config.json         the run's resolved config (data, model, train), when known
+// The folder is written under a temporary name, every file and the folder are
+// fsynced, and it is renamed into place; then the `latest` symlink is swapped
+// atomically. A failed save removes its temporary folder, so a crash or an
+// error never leaves a half-written checkpoint where a good one was.
 #pragma once
 
 #include "model/model.hpp"
@@ -15,15 +17,46 @@
 
 #include <torch/optim/optimizer.h>
 
+#include <memory>
 #include <string>
 
 namespace cdrmix {
 
 // Returns the path of the new checkpoint folder.
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
-                            const Tokenizer &tokenizer, const Json &trainer_state);
+                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config = Json());
+
+// Deletes the oldest step-* folders under root so that at most `keep` remain
+// (keep <= 0: nothing is deleted). The folder `latest` points to is never deleted.
+void prune_checkpoints(const std::string &root, int64_t keep);
+
+// A checkpoint folder from what a user typed: a checkpoint folder itself, a
+// folder with a `latest` link (checkpoints/), or a run folder (its
+// checkpoints/latest). Returns the real path; throws naming `spec` otherwise.
+std::string resolve_checkpoint(const std::string &spec);
+// The newest checkpoint (by its trainer_state.json time) under
+// <runs_root>/<name>-<stamp>/<subdir>/latest (any run when name is empty), or "" when there is none.
+std::string find_latest_checkpoint(const std::string &runs_root, const std::string &name,
+                                   const std::string &subdir = "checkpoints");
 
 // Loads model.safetensors from a checkpoint folder into model (names and shapes must match).
 void load_model_weights(Model &model, const std::string &checkpoint_dir);
+void load_optimizer_state(torch::optim::Optimizer &optimizer, const std::string &checkpoint_dir);
+// Reads a JSON file of a checkpoint folder; throws naming the file when it is missing or malformed.
+Json read_checkpoint_json(const std::string &checkpoint_dir, const std::string &file);
+
+// The default CPU generator's state as hex text (for trainer_state.json), and back.
+std::string cpu_rng_state();
+void set_cpu_rng_state(const std::string &hex, const std::string &where);
+
+// A model rebuilt from a checkpoint: spec from model.json, weights, tokenizer.
+struct LoadedCheckpoint {
+    std::string dir;
+    std::shared_ptr<Model> model;
+    std::shared_ptr<Tokenizer> tokenizer;
+    Json trainer_state; // {} when the file is absent
+    Json run_config;    // {} when the file is absent
+};
+LoadedCheckpoint load_checkpoint(const std::string &checkpoint_dir, const Registry &registry);
 
 } // namespace cdrmix

@@ -11,6 +11,7 @@ struct RunControl {
     std::atomic<bool> stop{false};            // finish the current step, checkpoint, return
     std::atomic<bool> pause{false};           // hold between steps until cleared (or stop)
     std::atomic<bool> checkpoint_now{false};  // write a checkpoint after the current step; cleared by the trainer
+    std::atomic<bool> interrupted{false};     // stop came from Ctrl-C: the script ends after the checkpoint
 };
 
 } // namespace cdrmix

@@ -1,14 +1,18 @@
 #include "train/trainer.hpp"
 
+#include "model/sampler.hpp"
+#include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
+#include "train/evaluate.hpp"
 
 #include <cdrmix/error.hpp>
 
 #include <torch/torch.h>
 
 #include <chrono>
-#include <thread>
 #include <cmath>
+#include <sstream>
+#include <thread>
 
 namespace cdrmix {
 
@@ -16,6 +20,7 @@ TrainConfig TrainConfig::from_config(const Config &c) {
     TrainConfig t;
     t.steps = c.get_int("steps", t.steps);
     t.batch_size = c.get_int("batch_size", t.batch_size);
+    t.grad_accum = c.get_int("grad_accum", t.grad_accum);
     t.seq_len = c.get_int("seq_len", t.seq_len);
     t.schedule.lr = c.get_double("lr", t.schedule.lr);
     t.schedule.min_lr = c.get_double("min_lr", t.schedule.lr * 0.1);
@@ -26,15 +31,26 @@ TrainConfig TrainConfig::from_config(const Config &c) {
     t.beta2 = c.get_double("beta2", t.beta2);
     t.eps = c.get_double("eps", t.eps);
     t.grad_clip = c.get_double("grad_clip", t.grad_clip);
+    t.autocast = c.get_string("autocast", t.autocast);
     t.eval_every = c.get_int("eval_every", t.eval_every);
     t.eval_batches = c.get_int("eval_batches", t.eval_batches);
     t.log_every = c.get_int("log_every", t.log_every);
     t.checkpoint_every = c.get_int("checkpoint_every", t.checkpoint_every);
+    t.keep_checkpoints = c.get_int("keep_checkpoints", t.keep_checkpoints);
+    t.sample_every = c.get_int("sample_every", t.sample_every);
+    t.sample_prompt = c.get_string("sample_prompt", t.sample_prompt);
+    t.sample_tokens = c.get_int("sample_tokens", t.sample_tokens);
+    t.sample_temperature = c.get_double("sample_temperature", t.sample_temperature);
     t.seed = static_cast<uint64_t>(c.get_int("seed", static_cast<int64_t>(t.seed)));
     t.schedule.total_steps = t.steps;
     if (t.steps <= 0 || t.batch_size <= 0 || t.seq_len <= 0)
         throw Error(c.where() + ": steps, batch_size and seq_len must be positive");
+    if (t.grad_accum < 1) throw Error(c.where() + ": key 'grad_accum' must be at least 1");
+    if (t.eval_batches < 1) throw Error(c.where() + ": key 'eval_batches' must be at least 1");
+    if (t.keep_checkpoints < 0) throw Error(c.where() + ": key 'keep_checkpoints' must be 0 (keep all) or more");
     if (t.schedule.lr <= 0) throw Error(c.where() + ": key 'lr' must be positive");
+    AutocastGuard::check_mode(t.autocast, c.where());
+    t.autocast = AutocastGuard::resolve(t.autocast); // records what ran, not "auto"
     t.schedule.at(0); // validates the schedule name now rather than mid-run
     return t;
 }
@@ -42,6 +58,7 @@ TrainConfig TrainConfig::from_config(const Config &c) {
 Json TrainConfig::to_json() const {
     return {{"steps", steps},
             {"batch_size", batch_size},
+            {"grad_accum", grad_accum},
             {"seq_len", seq_len},
             {"lr", schedule.lr},
             {"min_lr", schedule.min_lr},
@@ -52,10 +69,16 @@ Json TrainConfig::to_json() const {
             {"beta2", beta2},
             {"eps", eps},
             {"grad_clip", grad_clip},
+            {"autocast", autocast},
             {"eval_every", eval_every},
             {"eval_batches", eval_batches},
             {"log_every", log_every},
             {"checkpoint_every", checkpoint_every},
+            {"keep_checkpoints", keep_checkpoints},
+            {"sample_every", sample_every},
+            {"sample_prompt", sample_prompt},
+            {"sample_tokens", sample_tokens},
+            {"sample_temperature", sample_temperature},
             {"seed", seed}};
 }
 
@@ -76,6 +99,14 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double 
     groups.emplace_back(no_decay,
                         std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(base).weight_decay(0.0)));
     return std::make_unique<torch::optim::AdamW>(groups, base);
+}
+
+double clip_gradients(Model &model, double max_norm) {
+    if (max_norm > 0) return torch::nn::utils::clip_grad_norm_(model.parameters(), max_norm);
+    std::vector<torch::Tensor> norms;
+    for (const auto &p : model.parameters())
+        if (p.grad().defined()) norms.push_back(p.grad().norm());
+    return norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
 }
 
 namespace {
@@ -101,6 +132,12 @@ Json stats_json(const std::vector<RouterStats> &stats) {
     return arr;
 }
 
+std::string number(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+
 } // namespace
 
 Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data, TrainConfig config, MetricsBus &bus,
@@ -110,37 +147,54 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
     if (data_->tokenizer()->vocab_size() > model_->spec().vocab_size)
         throw Error("trainer: the data's vocabulary (" + std::to_string(data_->tokenizer()->vocab_size()) +
                     " tokens) is larger than the model's vocab_size (" + std::to_string(model_->spec().vocab_size) + ")");
+    if (config_.sample_every > 0) {
+        try {
+            if (data_->tokenizer()->encode(config_.sample_prompt).empty()) throw Error("it is empty");
+        } catch (const std::exception &e) {
+            throw Error("trainer: key 'sample_prompt' cannot be encoded by the data's tokenizer: " +
+                        std::string(e.what()));
+        }
+    }
     optimizer_ = make_adamw(*model_, config_.schedule.lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
 }
 
-Json Trainer::step_record(double loss, double aux, double grad_norm, double lr, double step_time,
-                          const std::vector<RouterStats> &stats) {
+void Trainer::resume(const std::string &checkpoint_dir) {
+    const std::string where = checkpoint_dir + "/trainer_state.json";
+    Json state = read_checkpoint_json(checkpoint_dir, "trainer_state.json");
+    for (const char *key : {"step", "data_position", "rng_state"})
+        if (!state.contains(key)) throw Error(where + ": no '" + key + "' (not a resumable checkpoint)");
+    load_model_weights(*model_, checkpoint_dir);
+    load_optimizer_state(*optimizer_, checkpoint_dir);
+    data_->restore(state["data_position"]);
+    set_cpu_rng_state(state["rng_state"].get<std::string>(), where);
+    step_ = state["step"].get<int64_t>();
+    tokens_ = state.value("tokens", int64_t(0));
+    elapsed_ = state.value("elapsed_s", 0.0);
+    last_val_loss_ = state.value("val_loss", -1.0);
+    resumed_ = true;
+    bus_.publish({{"event", "resume"}, {"step", step_}, {"path", checkpoint_dir}});
+}
+
+Json Trainer::step_record(const StepResult &r, double lr, double step_time) {
     const double avg = elapsed_ / double(std::max<int64_t>(1, step_));
-    Json r = {{"event", "step"},
-              {"step", step_},
-              {"total_steps", config_.steps},
-              {"loss", loss},
-              {"aux_loss", aux},
-              {"lr", lr},
-              {"grad_norm", grad_norm},
-              {"step_time_s", step_time},
-              {"tokens_per_s", elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
-              {"elapsed_s", elapsed_},
-              {"eta_s", avg * double(config_.steps - step_)}};
-    if (!stats.empty()) r["moe"] = stats_json(stats);
-    return r;
+    Json rec = {{"event", "step"},
+                {"step", step_},
+                {"total_steps", config_.steps},
+                {"loss", r.loss},
+                {"aux_loss", r.aux},
+                {"lr", lr},
+                {"grad_norm", r.grad_norm},
+                {"step_time_s", step_time},
+                {"tokens", tokens_},
+                {"tokens_per_s", elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
+                {"elapsed_s", elapsed_},
+                {"eta_s", avg * double(config_.steps - step_)}};
+    if (!r.router_stats.empty()) rec["moe"] = stats_json(r.router_stats);
+    return rec;
 }
 
 double Trainer::evaluate() {
-    torch::NoGradGuard no_grad;
-    model_->eval();
-    data_->reset(Split::Val);
-    double sum = 0;
-    for (int64_t i = 0; i < config_.eval_batches; ++i)
-        sum += model_->loss(data_->next_batch(Split::Val, config_.batch_size, config_.seq_len)).ce.item<double>();
-    model_->train();
-    // Every eval batch holds the same number of tokens, so the batch mean is the token mean.
-    return sum / double(std::max<int64_t>(1, config_.eval_batches));
+    return evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len, config_.eval_batches).loss;
 }
 
 std::string Trainer::checkpoint() {
@@ -148,75 +202,118 @@ std::string Trainer::checkpoint() {
                   {"tokens", tokens_},
                   {"elapsed_s", elapsed_},
                   {"val_loss", last_val_loss_},
+                  {"lr_next", config_.schedule.at(step_)},
                   {"data_position", data_->position()},
+                  {"rng_state", cpu_rng_state()},
                   {"train", config_.to_json()}};
-    std::string path = save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_, *data_->tokenizer(), state);
-    bus_.publish({{"event", "checkpoint"}, {"step", step_}, {"path", path}});
-    return path;
+    last_checkpoint_ = save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_, *data_->tokenizer(), state,
+                                       run_config_);
+    prune_checkpoints(checkpoint_root_, config_.keep_checkpoints);
+    bus_.publish({{"event", "checkpoint"}, {"step", step_}, {"path", last_checkpoint_}});
+    return last_checkpoint_;
+}
+
+Json Trainer::sample() {
+    SampleOptions o;
+    o.max_tokens = config_.sample_tokens;
+    o.temperature = config_.sample_temperature;
+    o.seed = config_.seed + static_cast<uint64_t>(step_); // its own generator: training's RNG stream is untouched
+    const std::string text = generate(*model_, *data_->tokenizer(), config_.sample_prompt, o);
+    Json rec = {{"event", "sample"}, {"step", step_}, {"prompt", config_.sample_prompt}, {"text", text}};
+    bus_.publish(rec);
+    return rec;
+}
+
+Trainer::StepResult Trainer::train_step(double lr) {
+    set_lr(*optimizer_, lr);
+    optimizer_->zero_grad();
+    StepResult r;
+    const int64_t n = config_.grad_accum;
+    for (int64_t micro = 0; micro < n; ++micro) {
+        const torch::Tensor batch = data_->next_batch(Split::Train, config_.batch_size, config_.seq_len);
+        LossOutput out;
+        {
+            AutocastGuard autocast(config_.autocast, "trainer");
+            out = model_->loss(batch);
+        }
+        const double ce = out.ce.item<double>(), total = out.total.item<double>();
+        if (!std::isfinite(ce) || !std::isfinite(total))
+            throw Error("training diverged at step " + std::to_string(step_ + 1) + ": loss is " +
+                        number(std::isfinite(ce) ? total : ce) + (n > 1 ? " in micro-batch " + std::to_string(micro + 1) : "") +
+                        "; stopped before the optimiser step, " +
+                        (last_checkpoint_.empty() ? std::string("no checkpoint was written")
+                                                  : "the last checkpoint is " + last_checkpoint_) +
+                        " (lower train.lr or raise warmup_steps)");
+        // Each micro-batch holds the same number of tokens, so averaging the
+        // per-micro-batch means gives the mean over the whole step's tokens.
+        (n == 1 ? out.total : out.total / double(n)).backward();
+        r.loss += ce / double(n);
+        for (const auto &l : out.aux) r.aux += l.value.item<double>() / double(n);
+        r.router_stats = std::move(out.router_stats); // the last micro-batch's routing
+        tokens_ += batch.size(0) * (batch.size(1) - 1);
+    }
+    r.grad_norm = clip_gradients(*model_, config_.grad_clip);
+    if (!std::isfinite(r.grad_norm))
+        throw Error("training diverged at step " + std::to_string(step_ + 1) + ": the gradient norm is " +
+                    number(r.grad_norm) + "; stopped before the optimiser step" +
+                    (last_checkpoint_.empty() ? std::string() : ", the last checkpoint is " + last_checkpoint_));
+    optimizer_->step();
+    return r;
 }
 
 Json Trainer::run(const TrainCallbacks &cb) {
-    torch::manual_seed(config_.seed);
+    if (!resumed_) torch::manual_seed(config_.seed); // a resumed run continues the saved RNG stream instead
     model_->train();
     double last_loss = 0;
     bool stop = false;
+    auto due = [&](int64_t every) { return every > 0 && step_ % every == 0; };
     while (step_ < config_.steps && !stop) {
         while (control_ && control_->pause && !control_->stop)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         if (control_ && control_->stop) break;
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = config_.schedule.at(step_);
-        set_lr(*optimizer_, lr);
-        torch::Tensor batch = data_->next_batch(Split::Train, config_.batch_size, config_.seq_len);
-        optimizer_->zero_grad();
-        LossOutput out = model_->loss(batch);
-        const double loss = out.ce.item<double>();
-        if (!std::isfinite(loss))
-            throw Error("training diverged at step " + std::to_string(step_ + 1) + ": loss is " + std::to_string(loss) +
-                        "; lower the learning rate (train.lr)");
-        out.total.backward();
-        double grad_norm = 0;
-        if (config_.grad_clip > 0) {
-            grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.grad_clip);
-        } else {
-            for (const auto &p : model_->parameters())
-                if (p.grad().defined()) grad_norm += p.grad().pow(2).sum().item<double>();
-            grad_norm = std::sqrt(grad_norm);
-        }
-        optimizer_->step();
+        StepResult r = train_step(lr);
         ++step_;
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         elapsed_ += dt;
-        tokens_ += batch.size(0) * (batch.size(1) - 1);
-        last_loss = loss;
+        last_loss = r.loss;
 
-        double aux = 0;
-        for (const auto &l : out.aux) aux += l.value.item<double>();
-        Json rec = step_record(loss, aux, grad_norm, lr, dt, out.router_stats);
+        Json rec = step_record(r, lr, dt);
         bus_.publish(rec);
         if (cb.on_step && !cb.on_step(rec)) stop = true;
 
         if (control_ && control_->stop) stop = true;
         const bool last = step_ == config_.steps || stop;
-        if ((config_.eval_every > 0 && step_ % config_.eval_every == 0) || last) {
-            last_val_loss_ = evaluate();
-            Json ev = {{"event", "eval"}, {"step", step_}, {"val_loss", last_val_loss_},
-                       {"val_ppl", std::exp(last_val_loss_)}};
-            bus_.publish(ev);
-            if (cb.on_eval && !cb.on_eval(ev)) stop = true;
+        if (due(config_.eval_every) || last) {
+            const EvalResult ev = evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
+                                                 config_.eval_batches);
+            last_val_loss_ = ev.loss;
+            Json er = {{"event", "eval"},       {"step", step_},           {"val_loss", ev.loss},
+                       {"val_ppl", ev.perplexity}, {"val_tokens", ev.tokens}};
+            bus_.publish(er);
+            if (cb.on_eval && !cb.on_eval(er)) stop = true;
         }
-        if (!checkpoint_root_.empty() &&
-            ((config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) || last || stop ||
-             (control_ && control_->checkpoint_now.exchange(false)))) {
+        if (due(config_.sample_every)) {
+            Json sr = sample();
+            if (cb.on_sample && !cb.on_sample(sr)) stop = true;
+        }
+        const bool requested = control_ && control_->checkpoint_now.exchange(false);
+        if (!checkpoint_root_.empty() && (due(config_.checkpoint_every) || last || stop || requested)) {
             std::string path = checkpoint();
             if (cb.on_checkpoint && !cb.on_checkpoint({{"event", "checkpoint"}, {"step", step_}, {"path", path}}))
                 stop = true;
         }
     }
-    Json end = {{"event", "end"},          {"step", step_},
-                {"train_loss", last_loss}, {"val_loss", last_val_loss_},
-                {"tokens", tokens_},       {"elapsed_s", elapsed_},
-                {"tokens_per_s", elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0}};
+    Json end = {{"event", "end"},
+                {"step", step_},
+                {"train_loss", last_loss},
+                {"val_loss", last_val_loss_},
+                {"tokens", tokens_},
+                {"elapsed_s", elapsed_},
+                {"tokens_per_s", elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
+                {"stopped", step_ < config_.steps},
+                {"checkpoint", last_checkpoint_}};
     bus_.publish(end);
     return end;
 }

@@ -1,6 +1,8 @@
-// The stock trainer: AdamW (weight decay on matrices only), warm-up + cosine
-// schedule, gradient clipping with the norm reported, periodic eval on the
-// held-out split, checkpoints, and one metrics record per step.
+// The stock trainer: AdamW (weight decay on matrices only), warm-up + cosine /
+// linear / constant schedule, gradient accumulation, clipping with the norm
+// reported, optional bf16 autocast, periodic eval (loss and perplexity),
+// periodic text samples, checkpoints (keep the newest N) and exact resume, and
+// one metrics record per step. Details: docs/training.md.
 #pragma once
 
 #include "metrics/metrics.hpp"
@@ -19,17 +21,26 @@
 namespace cdrmix {
 
 struct TrainConfig {
-    int64_t steps = 1000;
-    int64_t batch_size = 16;
+    int64_t steps = 1000;     // optimiser steps
+    int64_t batch_size = 16;  // sequences per micro-batch
+    int64_t grad_accum = 1;   // micro-batches per optimiser step
     int64_t seq_len = 128;
     LrSchedule schedule;
     double weight_decay = 0.1;
     double beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
-    double grad_clip = 1.0; // 0: off
+    double grad_clip = 1.0; // 0: off (the norm is still reported)
+    // "none" | "bf16" | "auto" (see autocast.hpp). Off by default although bf16
+    // measured faster here: see docs/training.md for the hang that keeps it opt-in.
+    std::string autocast = "none";
     int64_t eval_every = 100; // 0: only at the end
     int64_t eval_batches = 8;
     int64_t log_every = 10;
-    int64_t checkpoint_every = 0; // 0: only at the end
+    int64_t checkpoint_every = 0; // 0: only at the end (and on stop)
+    int64_t keep_checkpoints = 0; // newest N step-* folders kept; 0: all
+    int64_t sample_every = 0;     // 0: no samples
+    std::string sample_prompt = "\n";
+    int64_t sample_tokens = 100;
+    double sample_temperature = 0.8;
     uint64_t seed = 1337;
 
     static TrainConfig from_config(const Config &c);
@@ -40,9 +51,12 @@ struct TrainConfig {
 std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double weight_decay, double beta1,
                                                 double beta2, double eps);
 
+// Global L2 norm of the gradients; clips them to max_norm when max_norm > 0.
+double clip_gradients(Model &model, double max_norm);
+
 struct TrainCallbacks {
     // Each returns false to stop training after the current step.
-    std::function<bool(const Json &)> on_step, on_eval, on_checkpoint;
+    std::function<bool(const Json &)> on_step, on_eval, on_checkpoint, on_sample;
 };
 
 class Trainer {
@@ -51,32 +65,50 @@ public:
     Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data, TrainConfig config, MetricsBus &bus,
             std::string checkpoint_root);
 
-    // Runs to config.steps (or until a callback says stop); returns the "end" record.
+    // Continues from a checkpoint folder: weights, optimiser moments, step (and so
+    // the schedule), RNG state and data position. Call before run().
+    void resume(const std::string &checkpoint_dir);
+    // Runs to config.steps (or until a callback or the RunControl says stop);
+    // returns the "end" record. A non-finite loss throws before the optimiser
+    // step, leaving the last checkpoint as it was.
     Json run(const TrainCallbacks &callbacks = {});
-    // Mean token loss over eval_batches of the val split (always the same batches).
+    // Token-weighted mean loss over eval_batches of the val split (always the same batches).
     double evaluate();
     std::string checkpoint();
     void set_checkpoint_root(std::string root) { checkpoint_root_ = std::move(root); }
+    // Written into every checkpoint as config.json (the run's resolved config:
+    // `cdrmix eval` reads its data section).
+    void set_run_config(Json config) { run_config_ = std::move(config); }
     // Polled between steps; may be null. Owned by the caller and must outlive run().
     void set_control(RunControl *control) { control_ = control; }
 
     const TrainConfig &config() const { return config_; }
     int64_t step() const { return step_; }
+    // The checkpoint written most recently by this trainer (empty if none).
+    const std::string &last_checkpoint() const { return last_checkpoint_; }
 
 private:
-    Json step_record(double loss, double aux, double grad_norm, double lr, double step_time,
-                     const std::vector<RouterStats> &stats);
+    struct StepResult {
+        double loss = 0, aux = 0, grad_norm = 0;
+        std::vector<RouterStats> router_stats;
+    };
+    StepResult train_step(double lr);
+    Json step_record(const StepResult &r, double lr, double step_time);
+    Json sample();
 
     std::shared_ptr<Model> model_;
     std::shared_ptr<DataSource> data_;
     TrainConfig config_;
     MetricsBus &bus_;
     std::string checkpoint_root_;
+    Json run_config_;
     std::unique_ptr<torch::optim::AdamW> optimizer_;
     int64_t step_ = 0;
     double elapsed_ = 0;
     int64_t tokens_ = 0;
     double last_val_loss_ = -1;
+    bool resumed_ = false;
+    std::string last_checkpoint_;
     RunControl *control_ = nullptr;
 };
 

@@ -177,7 +177,8 @@ private:
             offset += count[e];
             Tensor tokens = token_of.index_select(0, slots);
             Tensor y = expert_blocks_[static_cast<size_t>(e)]->forward_tokens(flat.index_select(0, tokens));
-            out.index_add_(0, tokens, y * weight_of.index_select(0, slots).unsqueeze(1).to(y.dtype()));
+            // .to(out's dtype): under bf16 autocast the experts' matmuls return bf16 into an fp32 sum.
+            out.index_add_(0, tokens, (y * weight_of.index_select(0, slots).unsqueeze(1).to(y.dtype())).to(out.dtype()));
         }
         return out;
     }

@@ -68,8 +68,13 @@ Tensor initial_state(const Tensor &r, const Tensor &state) {
 
 } // namespace
 
-std::tuple<Tensor, Tensor> wkv7(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v, const Tensor &a,
-                                const Tensor &b, const Tensor &state) {
+std::tuple<Tensor, Tensor> wkv7(const Tensor &r_in, const Tensor &w_in, const Tensor &k_in, const Tensor &v_in,
+                                const Tensor &a_in, const Tensor &b_in, const Tensor &state) {
+    // Under bf16 autocast the inputs arrive mixed (bf16 matmul outputs beside
+    // fp32 elementwise results); the kernel takes one dtype: the widest of them.
+    torch::ScalarType dt = r_in.scalar_type();
+    for (const Tensor *t : {&w_in, &k_in, &v_in, &a_in, &b_in}) dt = c10::promoteTypes(dt, t->scalar_type());
+    const Tensor r = r_in.to(dt), w = w_in.to(dt), k = k_in.to(dt), v = v_in.to(dt), a = a_in.to(dt), b = b_in.to(dt);
     Tensor s0 = initial_state(r, state);
     const bool needs_grad = torch::GradMode::is_enabled() &&
                             (r.requires_grad() || w.requires_grad() || k.requires_grad() || v.requires_grad() ||
