@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 cd build
-ctest --output-on-failure -j "$(nproc)" "$@"
+# A test that hangs fails after ten minutes instead of stalling the whole run.
+ctest --output-on-failure -j "$(nproc)" --timeout 600 "$@"
