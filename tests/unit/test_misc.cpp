@@ -3,12 +3,15 @@
 #include "train/safetensors.hpp"
 #include "train/schedule.hpp"
 
+#include <cdrmix/backend.hpp>
 #include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
 #include <cdrmix/tokenizer.hpp>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -70,4 +73,12 @@ TEST(Progress, DurationFormat) {
     EXPECT_EQ(cdrmix::format_duration(5), "5s");
     EXPECT_EQ(cdrmix::format_duration(185), "3m05s");
     EXPECT_EQ(cdrmix::format_duration(3720), "1h02m");
+}
+
+// Backends list the cdrmix:: ops their device has kernels for, from the dispatcher.
+TEST(Backends, CpuListsTheWkvKernels) {
+    auto cpu = cdrmix::Registry::global().create_backend(cdrmix::Config(cdrmix::Json{{"type", "cpu"}}, "test", ""));
+    const auto kernels = cpu->kernels();
+    for (const char *op : {"cdrmix::wkv7_forward", "cdrmix::wkv7_backward", "cdrmix::wkv6_forward", "cdrmix::wkv6_backward"})
+        EXPECT_NE(std::find(kernels.begin(), kernels.end(), op), kernels.end()) << op;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <c10/core/DeviceType.h>
+#include <c10/core/DispatchKey.h>
 
 #include <cstdint>
 #include <string>
@@ -30,5 +31,9 @@ public:
     virtual std::string collective_backend() const = 0; // "gloo", "nccl"
     virtual std::vector<std::string> kernels() const = 0; // cdrmix:: ops implemented for this device
 };
+
+// The cdrmix:: ops that have a kernel registered for `key` in PyTorch's
+// dispatcher: what a backend's kernels() usually reports.
+std::vector<std::string> ops_with_kernel(c10::DispatchKey key);
 
 } // namespace cdrmix

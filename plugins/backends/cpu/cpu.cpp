@@ -3,7 +3,6 @@
 // have a CPU implementation in PyTorch's dispatcher.
 #include <cdrmix/sdk.hpp>
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -30,15 +29,7 @@ public:
     void synchronize() const override {} // CPU ops complete before they return
     std::string collective_backend() const override { return "gloo"; }
 
-    std::vector<std::string> kernels() const override {
-        std::vector<std::string> out;
-        for (const auto &op : c10::Dispatcher::singleton().getAllOpNames()) {
-            if (op.name.rfind("cdrmix::", 0) != 0) continue;
-            auto handle = c10::Dispatcher::singleton().findOp(op);
-            if (handle && handle->hasKernelForDispatchKey(c10::DispatchKey::CPU)) out.push_back(op.name);
-        }
-        return out;
-    }
+    std::vector<std::string> kernels() const override { return cdrmix::ops_with_kernel(c10::DispatchKey::CPU); }
 };
 
 } // namespace

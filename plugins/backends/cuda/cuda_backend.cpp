@@ -6,7 +6,6 @@
 #include <cdrmix/error.hpp>
 #include <cdrmix/sdk.hpp>
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/macros/Macros.h>
 #include <torch/version.h>
 
@@ -29,16 +28,6 @@ constexpr bool kTorchIsRocm = true;
 #else
 constexpr bool kTorchIsRocm = false;
 #endif
-
-std::vector<std::string> ops_with_kernel(c10::DispatchKey key) {
-    std::vector<std::string> out;
-    for (const auto &op : c10::Dispatcher::singleton().getAllOpNames()) {
-        if (op.name.rfind("cdrmix::", 0) != 0) continue;
-        auto handle = c10::Dispatcher::singleton().findOp(op);
-        if (handle && handle->hasKernelForDispatchKey(key)) out.push_back(op.name);
-    }
-    return out;
-}
 
 class GpuBackend : public cdrmix::Backend {
 public:
@@ -105,7 +94,7 @@ public:
     std::string collective_backend() const override { return rocm_ ? "rccl" : "nccl"; }
 
     std::vector<std::string> kernels() const override {
-        return unavailable_reason().empty() ? ops_with_kernel(c10::DispatchKey::CUDA) : std::vector<std::string>{};
+        return unavailable_reason().empty() ? cdrmix::ops_with_kernel(c10::DispatchKey::CUDA) : std::vector<std::string>{};
     }
 
 private:
