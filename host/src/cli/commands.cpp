@@ -180,6 +180,7 @@ int cli_main(int argc, char **argv) {
     BenchOptions bench_options;
     auto *bench = app.add_subcommand("bench", "Speed figures, each against a baseline measured in the same run");
     bench->add_flag("--quick", bench_options.quick, "Smaller shapes and fewer repeats");
+    bench->add_option("--only", bench_options.only, "Run only these row groups")->delimiter(',');
     auto *describe = app.add_subcommand("describe", "Parameters (total, active, per expert) and memory of a model preset");
     describe->add_option("preset", preset, "A YAML file or a name from configs/models/")->required();
     describe->add_option("--batch-size", describe_options.batch_size, "Batch size for the memory estimate (default 1)");
