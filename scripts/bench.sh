@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 scripts/build.sh >/dev/null
 
-if ! python3 -c 'import torch' 2>/dev/null; then
+# Debian's own Python: the one python3-torch installs into.
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   if [ "$(id -u)" -eq 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch >/dev/null
   elif command -v sudo >/dev/null 2>&1; then
