@@ -11,6 +11,7 @@
 #include "model/describe.hpp"
 #include "bench/bench.hpp"
 #include "train/interrupt.hpp"
+#include "sdk/ops/wkv_head_kernels.hpp"
 
 #include <cdrmix/error.hpp>
 #include <cdrmix/plugin_abi.h>
@@ -96,6 +97,12 @@ int cmd_doctor(const GlobalOptions &g) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.1f GFLOP/s (float32, 1024^3 matmul)", gflops);
     row("GEMM", buf);
+    try {
+        row("WKV", std::string("CPU kernels for ") + ops::cpu::kernels::active_kernels().isa +
+                       " (override with CDRMIX_CPU_KERNELS=baseline|avx2|avx512)");
+    } catch (const std::exception &e) {
+        problem(e.what(), "unset CDRMIX_CPU_KERNELS or name a set from the list");
+    }
     if (!blas.optimised)
         problem("matrix products use an unoptimised BLAS (about 20-30x slower than OpenBLAS)",
                 "apt-get install libopenblas0-openmp");

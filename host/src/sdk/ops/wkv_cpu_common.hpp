@@ -1,34 +1,55 @@
-// Pieces shared by the CPU WKV kernels (RWKV-6 and RWKV-7): the [B,T,H,N] layout,
-// loading one head's vector into accumulation precision, and the state dtype.
+// Pieces shared by the ATen side of the CPU WKV ops (RWKV-6 and RWKV-7): the
+// [B,T,H,N] layout, the accumulation dtype, and running one task per
+// (batch, head) in parallel with the head kernels of wkv_head_kernels.hpp.
 #pragma once
 
-#include <ATen/ATen.h>
+#include "wkv_head_kernels.hpp"
 
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <initializer_list>
 #include <vector>
 
 namespace cdrmix::ops::cpu::detail {
 
 struct Dims {
     int64_t B, T, H, N;
+    // Offset of step 0 of (batch b, head h) in a [B,T,H,N] tensor.
+    int64_t head_offset(int64_t b, int64_t h) const { return (b * T * H + h) * N; }
+    int64_t stride() const { return H * N; }
 };
-
-template <class acc_t> using Buf = std::vector<acc_t>;
-
-// Copies the N-vector of (b, t, h) into acc precision.
-template <class scalar_t, class acc_t>
-inline void load(const scalar_t *src, const Dims &d, int64_t b, int64_t t, int64_t h, acc_t *dst) {
-    const scalar_t *p = src + ((b * d.T + t) * d.H + h) * d.N;
-    for (int64_t n = 0; n < d.N; ++n) dst[n] = static_cast<acc_t>(p[n]);
-}
 
 inline Dims dims_of(const at::Tensor &r, const char *op) {
     TORCH_CHECK(r.dim() == 4, op, ": expected inputs of shape [B,T,H,N], got ", r.sizes());
     return {r.size(0), r.size(1), r.size(2), r.size(3)};
 }
 
-// The recurrent state is float32, or float64 for float64 inputs.
+// The recurrent state (and the kernels' arithmetic) is float32, or float64 for
+// float64 inputs; bf16 and half inputs are widened to float32 first.
 inline at::ScalarType state_type(const at::Tensor &r) {
     return r.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+inline at::Tensor widened(const at::Tensor &t, at::ScalarType acc) { return t.to(acc).contiguous(); }
+
+inline std::vector<at::Tensor> widened_inputs(std::initializer_list<const at::Tensor *> xs, at::ScalarType acc) {
+    std::vector<at::Tensor> out;
+    for (const at::Tensor *x : xs) out.push_back(widened(*x, acc));
+    return out;
+}
+
+template <class T> const kernels::WkvKernels<T> &head_kernels();
+template <> inline const kernels::WkvKernels<float> &head_kernels<float>() { return kernels::active_kernels().f32; }
+template <> inline const kernels::WkvKernels<double> &head_kernels<double>() { return kernels::active_kernels().f64; }
+
+// Calls f(bh, b, h, work) for every (batch, head) in parallel; work is a
+// per-thread scratch buffer of `workspace` entries.
+template <class T, class F> void for_each_head(const Dims &d, int64_t workspace, const F &f) {
+    at::parallel_for(0, d.B * d.H, 1, [&](int64_t begin, int64_t end) {
+        std::vector<T> work(static_cast<size_t>(workspace));
+        for (int64_t bh = begin; bh < end; ++bh) f(bh, bh / d.H, bh % d.H, work.data());
+    });
 }
 
 } // namespace cdrmix::ops::cpu::detail

@@ -1,0 +1,48 @@
+// Picks the WKV head kernels for this CPU (see wkv_head_kernels.hpp).
+#include "wkv_head_kernels.hpp"
+
+#include <cdrmix/error.hpp>
+
+#include <cstdlib>
+#include <string>
+
+namespace cdrmix::ops::cpu::kernels {
+
+int64_t wkv7_backward_workspace(int64_t N, int64_t chunk) { return (chunk + 1) * N * N + chunk * N + 5 * N; }
+
+int64_t wkv6_backward_workspace(int64_t N, int64_t chunk) { return chunk * N * N; }
+
+int available_kernel_sets(const KernelSet *out[3]) {
+    int n = 0;
+#if defined(CDRMIX_WKV_X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) out[n++] = &kernels_avx512();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out[n++] = &kernels_avx2();
+#endif
+    out[n++] = &kernels_baseline();
+    return n;
+}
+
+namespace {
+
+const KernelSet &choose() {
+    const KernelSet *sets[3];
+    const int n = available_kernel_sets(sets);
+    const char *wanted = std::getenv("CDRMIX_CPU_KERNELS");
+    if (!wanted || !*wanted) return *sets[0];
+    std::string names;
+    for (int i = 0; i < n; ++i) {
+        if (wanted == std::string(sets[i]->isa)) return *sets[i];
+        names += std::string(i ? ", " : "") + sets[i]->isa;
+    }
+    throw Error(std::string("CDRMIX_CPU_KERNELS=") + wanted + ": not available on this CPU (available: " + names + ")");
+}
+
+} // namespace
+
+const KernelSet &active_kernels() {
+    static const KernelSet &set = choose();
+    return set;
+}
+
+} // namespace cdrmix::ops::cpu::kernels
