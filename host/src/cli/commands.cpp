@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -94,6 +95,11 @@ int cmd_doctor(const GlobalOptions &g) {
     const double gflops = measure_gemm_gflops();
     const BlasInfo blas = detect_blas(); // after the GEMM, so a lazily loaded BLAS is mapped
     row("BLAS", blas.library.empty() ? "none found in the process" : blas.name + ": " + blas.library);
+    if (const std::string core = openblas_core(); !core.empty()) {
+        const char *env = std::getenv("OPENBLAS_CORETYPE");
+        row("OpenBLAS", "kernels for " + core +
+                            (env ? std::string(" (OPENBLAS_CORETYPE=") + env + ")" : std::string(" (detected)")));
+    }
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.1f GFLOP/s (float32, 1024^3 matmul)", gflops);
     row("GEMM", buf);
@@ -103,6 +109,10 @@ int cmd_doctor(const GlobalOptions &g) {
     } catch (const std::exception &e) {
         problem(e.what(), "unset CDRMIX_CPU_KERNELS or name a set from the list");
     }
+    if (openblas_pinned_below_cpu())
+        problem(std::string("OPENBLAS_CORETYPE=") + std::getenv("OPENBLAS_CORETYPE") +
+                    " keeps OpenBLAS on AVX2 kernels although this CPU has AVX-512",
+                "unset OPENBLAS_CORETYPE (or set SkylakeX): about 2x the GEMM rate here");
     if (!blas.optimised)
         problem("matrix products use an unoptimised BLAS (about 20-30x slower than OpenBLAS)",
                 "apt-get install libopenblas0-openmp");

@@ -2,10 +2,15 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include <dlfcn.h>
 
 namespace cdrmix {
 
@@ -58,6 +63,29 @@ BlasInfo detect_blas() {
         info.library = "(no separate BLAS library mapped)";
     }
     return info;
+}
+
+std::string openblas_core() {
+    using CoreName = char *(*)();
+    auto fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+    const char *name = fn ? fn() : nullptr;
+    return name ? name : "";
+}
+
+bool openblas_pinned_below_cpu() {
+    const char *env = std::getenv("OPENBLAS_CORETYPE");
+    if (!env || openblas_core().empty()) return false;
+    std::string core = env;
+    std::transform(core.begin(), core.end(), core.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (core != "haswell" && core != "zen") return false;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512cd");
+#else
+    return false;
+#endif
 }
 
 double measure_gemm_gflops(int n, int repeats) {

@@ -18,6 +18,15 @@ struct BlasInfo {
 
 BlasInfo detect_blas();
 
+// OpenBLAS's name for the kernels it picked ("Haswell", "SkylakeX", ...), or ""
+// when the BLAS is not OpenBLAS.
+std::string openblas_core();
+
+// True when OPENBLAS_CORETYPE pins OpenBLAS to AVX2 kernels (Haswell, Zen) on a
+// CPU with the AVX-512 subsets its SkylakeX kernels need (about 2x the GEMM rate
+// measured on an AVX-512 EPYC).
+bool openblas_pinned_below_cpu();
+
 // Best-of-several float32 GFLOP/s of an n x n x n matrix product.
 double measure_gemm_gflops(int n = 1024, int repeats = 5);
 
