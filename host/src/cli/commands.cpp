@@ -91,6 +91,9 @@ int cmd_doctor(const GlobalOptions &g) {
     row("LibTorch", torch_version_string() + " (C++11 ABI " + std::to_string(_GLIBCXX_USE_CXX11_ABI) + ")");
     row("threads", std::to_string(at::get_num_threads()) + " intra-op of " +
                        std::to_string(std::thread::hardware_concurrency()) + " hardware threads (set with --threads)");
+    if (const char *wait = std::getenv("OMP_WAIT_POLICY"))
+        row("OpenMP", std::string("OMP_WAIT_POLICY=") + wait +
+                          (std::string(wait) == "passive" ? "" : " (spinning threads collapse when cores are shared)"));
 
     const double gflops = measure_gemm_gflops();
     const BlasInfo blas = detect_blas(); // after the GEMM, so a lazily loaded BLAS is mapped

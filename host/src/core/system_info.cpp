@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 namespace cdrmix {
 
@@ -70,6 +71,13 @@ std::string openblas_core() {
     auto fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
     const char *name = fn ? fn() : nullptr;
     return name ? name : "";
+}
+
+void restart_with_passive_openmp_wait(char **argv) {
+    if (std::getenv("OMP_WAIT_POLICY")) return; // the user's choice, or already restarted
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY"); // exec failed: carry on spinning
 }
 
 bool openblas_pinned_below_cpu() {

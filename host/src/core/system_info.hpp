@@ -22,6 +22,15 @@ BlasInfo detect_blas();
 // when the BLAS is not OpenBLAS.
 std::string openblas_core();
 
+// LibTorch's OpenMP threads (libgomp) spin at every barrier by default. When
+// another process holds a core, a spinning thread takes the time the working one
+// needs and training gets several times slower (4-9x measured on 2 cores with a
+// build beside it). libgomp reads OMP_WAIT_POLICY once, when it loads (before
+// main), so this applies "passive" by starting the program again with it set
+// (execv of /proc/self/exe); a user's own OMP_WAIT_POLICY is kept. Returns when
+// nothing needed changing or the exec failed.
+void restart_with_passive_openmp_wait(char **argv);
+
 // True when OPENBLAS_CORETYPE pins OpenBLAS to AVX2 kernels (Haswell, Zen) on a
 // CPU with the AVX-512 subsets its SkylakeX kernels need (about 2x the GEMM rate
 // measured on an AVX-512 EPYC).

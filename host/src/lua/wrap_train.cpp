@@ -22,6 +22,7 @@
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
+#include <chrono>
 #include <cdrmix/error.hpp>
 #include <cdrmix/registry.hpp>
 
@@ -351,6 +352,13 @@ int l_set_threads(lua_State *L) {
     return 1;
 }
 
+// Seconds on a monotonic clock, for scripts that budget wall time (os.time has
+// one-second resolution and os.clock counts CPU time).
+int l_clock(lua_State *L) {
+    lua_pushnumber(L, std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
+    return 1;
+}
+
 int l_plugins(lua_State *L) {
     Json list = Json::array();
     for (const auto &f : Registry::global().list())
@@ -394,6 +402,7 @@ void open_train(lua_State *L) {
                                          {"threads", safe<l_threads>},
                                          {"set_threads", safe<l_set_threads>},
                                          {"plugins", safe<l_plugins>},
+                                         {"clock", safe<l_clock>},
                                          {nullptr, nullptr}};
     luaL_register(L, nullptr, functions);
 }
