@@ -28,4 +28,14 @@ c10::Device resolve_device(const Registry &registry, const std::string &name) {
     return c10::Device(backend->device_type(), static_cast<c10::DeviceIndex>(index));
 }
 
+std::shared_ptr<Backend> backend_of(const Registry &registry, const c10::Device &device) {
+    if (device.is_cpu()) return nullptr;
+    for (const auto &f : registry.list()) {
+        if (f.kind != PluginKind::Backend) continue;
+        auto backend = registry.create_backend(Config(Json{{"type", f.name}}, "--device", ""));
+        if (backend->device_type() == device.type() && backend->unavailable_reason().empty()) return backend;
+    }
+    return nullptr;
+}
+
 } // namespace cdrmix

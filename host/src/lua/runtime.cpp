@@ -1,5 +1,7 @@
 #include "lua/runtime.hpp"
 
+#include "core/device.hpp"
+
 #include "lua/lua_util.hpp"
 #include "metrics/progress.hpp"
 #include "train/interrupt.hpp"
@@ -51,6 +53,8 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)) {
     lua_setfield(L_, LUA_REGISTRYINDEX, kRuntimeKey);
     progress_ = std::make_shared<ProgressSink>(!options_.headless && isatty(STDOUT_FILENO), 10);
     bus_.add_sink(progress_);
+    if (auto backend = backend_of(Registry::global(), options_.device))
+        bus_.set_device_memory([backend] { return backend->memory(); });
     open_module();
 }
 

@@ -19,10 +19,18 @@ void MetricsBus::publish(Json record) {
     if (record.value("event", "") == "step" && !record.contains("rss_mb")) {
         const double rss = process_rss_mb();
         if (rss >= 0) record["rss_mb"] = rss;
+        if (device_memory_) {
+            const MemoryStats m = device_memory_();
+            constexpr double kMB = 1024.0 * 1024.0;
+            if (m.used_bytes >= 0) record["device_mem_mb"] = double(m.used_bytes) / kMB;
+            if (m.total_bytes >= 0) record["device_mem_total_mb"] = double(m.total_bytes) / kMB;
+        }
     }
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto &s : sinks_) s->write(record);
 }
+
+void MetricsBus::set_device_memory(std::function<MemoryStats()> probe) { device_memory_ = std::move(probe); }
 
 void MetricsBus::finish() {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -3,7 +3,10 @@
 // the dashboard's queue) consume them.
 #pragma once
 
+#include <cdrmix/backend.hpp>
 #include <cdrmix/config.hpp>
+
+#include <functional>
 
 #include <fstream>
 #include <memory>
@@ -24,11 +27,16 @@ class MetricsBus {
 public:
     void add_sink(std::shared_ptr<MetricsSink> sink);
     // Every record gets "event" set by the caller and "time" (unix seconds) added
-    // here; step records also get "rss_mb" (the process's resident memory).
+    // here; step records also get "rss_mb" (the process's resident memory) and,
+    // with a device memory probe, "device_mem_mb" and "device_mem_total_mb".
     void publish(Json record);
     void finish();
+    // Where the models live on a GPU: its memory in use, asked once per step
+    // record (a probe reporting -1 adds nothing).
+    void set_device_memory(std::function<MemoryStats()> probe);
 
 private:
+    std::function<MemoryStats()> device_memory_;
     std::mutex mutex_;
     std::vector<std::shared_ptr<MetricsSink>> sinks_;
 };
