@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <vector>
 
@@ -44,9 +45,14 @@ template <> inline const kernels::WkvKernels<float> &head_kernels<float>() { ret
 template <> inline const kernels::WkvKernels<double> &head_kernels<double>() { return kernels::active_kernels().f64; }
 
 // Calls f(bh, b, h, work) for every (batch, head) in parallel; work is a
-// per-thread scratch buffer of `workspace` entries.
+// per-thread scratch buffer of `workspace` entries. Each thread gets at least
+// about 256k state updates: decoding one token (N^2 per head) would otherwise
+// wake a thread per head for microseconds of work.
 template <class T, class F> void for_each_head(const Dims &d, int64_t workspace, const F &f) {
-    at::parallel_for(0, d.B * d.H, 1, [&](int64_t begin, int64_t end) {
+    constexpr int64_t kMinUpdatesPerThread = 1 << 18;
+    const int64_t per_head = std::max<int64_t>(1, d.T * d.N * d.N);
+    const int64_t grain = std::max<int64_t>(1, kMinUpdatesPerThread / per_head);
+    at::parallel_for(0, d.B * d.H, grain, [&](int64_t begin, int64_t end) {
         std::vector<T> work(static_cast<size_t>(workspace));
         for (int64_t bh = begin; bh < end; ++bh) f(bh, bh / d.H, bh % d.H, work.data());
     });
