@@ -86,7 +86,7 @@ template <class Body> Round train_beside(const TrainingRun &t, std::atomic<bool>
     Round round;
     std::exception_ptr error;
     std::thread worker([&] {
-        while (!start) std::this_thread::yield();
+        while (!start) std::this_thread::sleep_for(std::chrono::milliseconds(1)); // the window starting up
         const auto t0 = std::chrono::steady_clock::now();
         try {
             round.tokens_per_s = train(t).tokens_per_s;
