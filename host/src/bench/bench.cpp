@@ -24,6 +24,9 @@ const std::vector<RowGroup> &row_groups() {
         {"wkv", bench::wkv_rows},
         {"moe", bench::moe_row},
         {"blocks", bench::block_rows},
+        {"generation", bench::generation_rows},
+        {"data", bench::data_rows},
+        {"gui", bench::gui_row},
     };
     return groups;
 }

@@ -1,5 +1,6 @@
 #include "cli/data_commands.hpp"
 
+#include "bench/data_throughput.hpp"
 #include "core/plugin_loader.hpp"
 
 #include <cdrmix/data_paths.hpp>
@@ -350,19 +351,10 @@ int cmd_bench(const DataCommands::Options &o) {
     auto data = Registry::global().create_data_source(Config(cfg, "data", "command line"));
     std::printf("%s (ready in %.2f s)\n", data->describe().c_str(), seconds_since(built));
     for (Split split : {Split::Train, Split::Val}) {
-        data->next_batch(split, o.batch_size, o.seq_len); // first batch: opening files, first block
-        int64_t batches = 0;
-        const auto start = Clock::now();
-        double elapsed = 0;
-        while ((elapsed = seconds_since(start)) < o.seconds) {
-            data->next_batch(split, o.batch_size, o.seq_len);
-            ++batches;
-        }
-        const double tokens = double(batches * o.batch_size * o.seq_len);
+        const DataThroughput r = measure_data_throughput(*data, split, o.batch_size, o.seq_len, o.seconds);
         std::printf("%-5s batch %lld x seq_len %lld: %lld batches in %.2f s, %.0f tokens/s\n",
                     split == Split::Train ? "train" : "val", static_cast<long long>(o.batch_size),
-                    static_cast<long long>(o.seq_len), static_cast<long long>(batches), elapsed,
-                    elapsed > 0 ? tokens / elapsed : 0.0);
+                    static_cast<long long>(o.seq_len), static_cast<long long>(r.batches), r.seconds, r.tokens_per_s);
     }
     return 0;
 }

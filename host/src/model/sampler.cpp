@@ -49,18 +49,37 @@ std::string generate(Model &model, const Tokenizer &tokenizer, const std::string
     });
 }
 
+Decoder::Decoder(Model &model) : model_(model), was_training_(model.is_training()) { model_.eval(); }
+
+Decoder::~Decoder() { model_.train(was_training_); }
+
+namespace {
+
+// The last position's logits [V], where sampling runs: on the CPU (its generator
+// is seeded there), whatever the model's device.
+torch::Tensor last_logits(const torch::Tensor &logits) {
+    return logits.select(1, logits.size(1) - 1).squeeze(0).to(torch::kCPU);
+}
+
+} // namespace
+
+torch::Tensor Decoder::prefill(const std::vector<int64_t> &ids) {
+    torch::NoGradGuard no_grad;
+    ForwardContext ctx;
+    return last_logits(model_.forward(torch::tensor(ids, torch::kInt64).unsqueeze(0), &state_, ctx));
+}
+
+torch::Tensor Decoder::step(int64_t id) {
+    torch::NoGradGuard no_grad;
+    ForwardContext ctx;
+    ctx.decoding = true;
+    return last_logits(model_.forward(torch::tensor({id}, torch::kInt64).unsqueeze(0), &state_, ctx));
+}
+
 std::string generate_until(Model &model, const Tokenizer &tokenizer, const std::string &prompt,
                            const SampleOptions &opts, const std::function<bool(const std::string &)> &on_text) {
     std::vector<int64_t> ids = tokenizer.encode(prompt);
     if (ids.empty()) throw Error("generate: the prompt is empty; give at least one character");
-    torch::NoGradGuard no_grad;
-    // Restores train/eval mode however generation ends (a callback may throw).
-    struct ModeGuard {
-        Model &m;
-        bool was_training;
-        ~ModeGuard() { m.train(was_training); }
-    } mode{model, model.is_training()};
-    model.eval();
     torch::Generator gen = at::detail::createCPUGenerator(opts.seed);
     auto stopped_by = [&](const std::string &text) {
         for (const auto &s : opts.stop)
@@ -68,14 +87,12 @@ std::string generate_until(Model &model, const Tokenizer &tokenizer, const std::
         return false;
     };
 
-    ModelState state;
-    ForwardContext ctx;
-    torch::Tensor logits = model.forward(torch::tensor(ids, torch::kInt64).unsqueeze(0), &state, ctx);
+    Decoder decoder(model);
+    torch::Tensor logits = decoder.prefill(ids);
     std::string out;
     std::vector<int64_t> pending_ids;
     for (int64_t i = 0; i < opts.max_tokens; ++i) {
-        // Sampling runs on the CPU (its generator is seeded there), whatever the model's device.
-        const int64_t next = sample_token(logits.select(1, logits.size(1) - 1).squeeze(0).to(torch::kCPU), opts, gen);
+        const int64_t next = sample_token(logits, opts, gen);
         pending_ids.push_back(next);
         std::string piece = tokenizer.decode(pending_ids);
         if (utf8_complete(piece)) {
@@ -85,9 +102,7 @@ std::string generate_until(Model &model, const Tokenizer &tokenizer, const std::
             if (!more || stopped_by(out)) break;
         }
         if (i + 1 == opts.max_tokens) break; // the last token needs no forward pass
-        ForwardContext step_ctx;
-        step_ctx.decoding = true;
-        logits = model.forward(torch::tensor({next}, torch::kInt64).unsqueeze(0), &state, step_ctx);
+        logits = decoder.step(next);
     }
     return out;
 }

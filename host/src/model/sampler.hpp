@@ -26,6 +26,28 @@ struct SampleOptions {
 // Picks the next token id from logits [V] (float) with the options above.
 int64_t sample_token(const torch::Tensor &logits, const SampleOptions &opts, torch::Generator &gen);
 
+// The model's side of generating one sequence: prefill() runs the prompt once,
+// step() one token, each carrying the state and returning the next token's
+// logits [V] on the CPU. Holds the model in eval mode (and restores its mode
+// when destroyed); gradients are off inside each call.
+class Decoder {
+public:
+    explicit Decoder(Model &model);
+    ~Decoder();
+    Decoder(const Decoder &) = delete;
+    Decoder &operator=(const Decoder &) = delete;
+
+    torch::Tensor prefill(const std::vector<int64_t> &ids);
+    torch::Tensor step(int64_t id);
+    // What the model carries from token to token: the recurrent states and KV caches.
+    const ModelState &state() const { return state_; }
+
+private:
+    Model &model_;
+    bool was_training_;
+    ModelState state_;
+};
+
 // Generates text after `prompt`; on_text receives each decoded piece as soon as
 // it forms complete UTF-8. Returns the generated text (without the prompt).
 std::string generate(Model &model, const Tokenizer &tokenizer, const std::string &prompt, const SampleOptions &opts,
