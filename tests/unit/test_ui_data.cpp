@@ -39,6 +39,18 @@ TEST(UiRunData, StepEvalAndMoeRecordsBecomeSeries) {
     EXPECT_EQ(recent_utilisation(run.layers[0], 2), (std::vector<double>{1.5, 0.5, 1.0, 1.0}));
 }
 
+TEST(UiRunData, MemoryRecordsBecomeSeriesOnlyWhenPresent) {
+    RunData cpu, gpu;
+    Json rec = step_record(1, 4.0, {1, 1});
+    rec["rss_mb"] = 512.0;
+    ingest(cpu, rec);
+    rec["device_mem_mb"] = 2048.0;
+    ingest(gpu, rec);
+    EXPECT_EQ(cpu.rss_mb.value, std::vector<double>{512.0});
+    EXPECT_TRUE(cpu.device_mem_mb.empty()) << "a CPU run has no GPU memory panel";
+    EXPECT_EQ(gpu.device_mem_mb.value, std::vector<double>{2048.0});
+}
+
 TEST(UiRunData, AStepPublishedAgainReplacesTheTailSoAxesStayAscending) {
     RunData run;
     for (int s = 1; s <= 5; ++s) ingest(run, step_record(s, 5.0 - s * 0.1, {1, 1, 1, 1}));

@@ -250,13 +250,18 @@ void Dashboard::draw_system(float h) {
         Series RunData::*member;
         const char *format;
         bool log;
+        bool only_with_data; // drawn only when some run has points (GPU memory on CPU runs has none)
     };
-    const Panel panels[] = {{"Throughput (tokens/s)", &RunData::tokens_per_s, "%.0f", false},
-                            {"Learning rate", &RunData::lr, "%.3g", false},
-                            {"Gradient norm (before clipping; log)", &RunData::grad_norm, "%.3g", true},
-                            {"Memory in use (process RSS, MB)", &RunData::rss_mb, "%.0f", false}};
+    const Panel panels[] = {{"Throughput (tokens/s)", &RunData::tokens_per_s, "%.0f", false, false},
+                            {"Learning rate", &RunData::lr, "%.3g", false, false},
+                            {"Gradient norm (before clipping; log)", &RunData::grad_norm, "%.3g", true, false},
+                            {"Memory in use (process RSS, MB)", &RunData::rss_mb, "%.0f", false, false},
+                            {"GPU memory in use (MB)", &RunData::device_mem_mb, "%.0f", false, true}};
     section("Training");
     for (const auto &p : panels) {
+        if (p.only_with_data &&
+            std::none_of(runs_.begin(), runs_.end(), [&](const auto &run) { return !(run.data.*p.member).value.empty(); }))
+            continue;
         std::vector<PlotLine> lines;
         for (size_t r = 0; r < runs_.size(); ++r) {
             const Series &s = runs_[r].data.*p.member;

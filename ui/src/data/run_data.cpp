@@ -102,6 +102,7 @@ void ingest(RunData &run, const Json &r) {
         add_if_present(run.aux_loss, r, "aux_loss", step, t);
         add_if_present(run.step_time, r, "step_time_s", step, t);
         add_if_present(run.rss_mb, r, "rss_mb", step, t);
+        add_if_present(run.device_mem_mb, r, "device_mem_mb", step, t);
         run.total_steps = r.value("total_steps", run.total_steps);
         run.eta_s = r.value("eta_s", -1.0);
         if (auto it = r.find("moe"); it != r.end() && it->is_array()) ingest_moe(run, *it, step, t);

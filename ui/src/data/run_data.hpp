@@ -45,6 +45,7 @@ struct RunData {
     int64_t total_steps = 0;
     int64_t records = 0;
     Series loss, val_loss, lr, grad_norm, tokens_per_s, aux_loss, step_time, rss_mb;
+    Series device_mem_mb; // GPU memory in use, when the run's models live on one
     std::vector<LayerStats> layers;          // ordered by layer index
     std::map<std::string, Series> logged;    // numbers from cdrmix.log{...}
     std::vector<std::string> checkpoints;    // paths, in order
