@@ -23,6 +23,8 @@ const std::vector<RowGroup> &row_groups() {
         {"gemm", bench::gemm_row},
         {"wkv", bench::wkv_rows},
         {"moe", bench::moe_row},
+        {"nanogpt", bench::nanogpt_row},
+        {"mfu", bench::mfu_row},
         {"blocks", bench::block_rows},
     };
     return groups;
