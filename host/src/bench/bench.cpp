@@ -23,10 +23,12 @@ const std::vector<RowGroup> &row_groups() {
         {"gemm", bench::gemm_row},
         {"wkv", bench::wkv_rows},
         {"moe", bench::moe_row},
-        {"blocks", bench::block_rows},
+        {"nanogpt", bench::nanogpt_row},
+        {"mfu", bench::mfu_row},
         {"generation", bench::generation_rows},
         {"data", bench::data_rows},
         {"gui", bench::gui_row},
+        {"blocks", bench::block_rows},
     };
     return groups;
 }

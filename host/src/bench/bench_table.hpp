@@ -36,6 +36,8 @@ void gemm_row(Run &run);       // 1
 void wkv_rows(Run &run);       // 2
 void moe_row(Run &run);        // 3
 void block_rows(Run &run);     // every registered block against an MLP
+void nanogpt_row(Run &run);    // 4: training tokens/s against Python PyTorch (bench_training.cpp)
+void mfu_row(Run &run);        // 5: model FLOPs utilisation of cdrmix-small training
 void generation_rows(Run &run); // 6: streaming generation, RWKV-7 beside attention
 void data_rows(Run &run);       // 7: data pipeline against training's consumption
 void gui_row(Run &run);         // 8: training with the dashboard open against headless

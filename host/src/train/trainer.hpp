@@ -47,11 +47,13 @@ struct TrainConfig {
     Json to_json() const;
 };
 
-// AdamW with two parameter groups: matrices (>= 2-D weights) decay, vectors do not.
+// AdamW with two parameter groups: matrices (>= 2-D weights) decay, vectors do
+// not. The step is fused (FusedAdamW, fused_adamw.hpp); the state is AdamW's.
 std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double weight_decay, double beta1,
                                                 double beta2, double eps);
 
-// Global L2 norm of the gradients; clips them to max_norm when max_norm > 0.
+// Global L2 norm of the gradients; clips them to max_norm when max_norm > 0
+// (as torch::nn::utils::clip_grad_norm_, in one pass over all gradients).
 double clip_gradients(Model &model, double max_norm);
 
 struct TrainCallbacks {

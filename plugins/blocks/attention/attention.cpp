@@ -10,8 +10,11 @@
 // pos * theta^(-2i/D)) at absolute positions, so a streamed chunk is rotated at
 // the position carried in the state. The mask lets the query at position i read
 // the key at position j iff j <= i and, with sliding_window W > 0, i - j < W
-// (at most the W most recent keys, itself included). Scores are a plain matmul
-// plus a masked softmax: LibTorch 1.13 has no fused scaled-dot-product attention.
+// (at most the W most recent keys, itself included). LibTorch 1.13 has no fused
+// scaled-dot-product attention on the CPU, so the forward is built from few,
+// large operations: one GEMM for q, k and v; one RoPE pass over q and k with
+// cached tables; the scale and the mask (cached) folded into the score GEMM;
+// softmax; one GEMM with v.
 //
 // Config: num_heads (hidden_size/64, at least 1), num_kv_heads (num_heads; must
 // divide num_heads), head_dim (hidden_size/num_heads), rope (true), rope_theta
@@ -35,7 +38,6 @@ namespace {
 
 using torch::Tensor;
 
-using cdrmix::apply_rope;
 using cdrmix::visible_keys;
 
 class Attention : public cdrmix::Block {
@@ -58,10 +60,10 @@ public:
         if (!(theta_ > 0.0)) throw cdrmix::Error(cfg.where() + ": key 'rope_theta' must be positive");
         window_ = cfg.get_int("sliding_window", 0);
         if (window_ < 0) throw cdrmix::Error(cfg.where() + ": key 'sliding_window' must be 0 (off) or positive");
-        const bool bias = cfg.get_bool("bias", false);
+        bias_ = cfg.get_bool("bias", false);
 
         auto lin = [&](const char *name, int64_t in, int64_t out) {
-            return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)));
+            return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias_)));
         };
         q_proj = lin("q_proj", C, H_ * D_);
         k_proj = lin("k_proj", C, Hkv_ * D_);
@@ -69,7 +71,7 @@ public:
         o_proj = lin("o_proj", H_ * D_, C);
         torch::NoGradGuard no_grad;
         o_proj->weight.zero_();
-        if (bias)
+        if (bias_)
             for (auto *l : {&q_proj, &k_proj, &v_proj, &o_proj}) (*l)->bias.zero_();
     }
 
@@ -77,13 +79,16 @@ public:
         const int64_t B = x.size(0), T = x.size(1), G = H_ / Hkv_;
         const bool carried = state && state->size() == 3;
         const int64_t start = carried ? (*state)[2].item<int64_t>() : 0;
-        Tensor q = q_proj(x).view({B, T, H_, D_}).transpose(1, 2);
-        Tensor k = k_proj(x).view({B, T, Hkv_, D_}).transpose(1, 2);
-        Tensor v = v_proj(x).view({B, T, Hkv_, D_}).transpose(1, 2);
-        if (rope_) {
-            q = apply_rope(q, start, theta_);
-            k = apply_rope(k, start, theta_);
-        }
+        // q, k and v from one product: one pass over x and one larger GEMM
+        // (forward and backward) instead of three small ones.
+        Tensor qkv = torch::linear(x, torch::cat({q_proj->weight, k_proj->weight, v_proj->weight}),
+                                   bias_ ? torch::cat({q_proj->bias, k_proj->bias, v_proj->bias}) : Tensor());
+        // q and k side by side [B,T,H+Hkv,D], so RoPE turns both in one pass.
+        Tensor qk = qkv.narrow(-1, 0, (H_ + Hkv_) * D_).view({B, T, H_ + Hkv_, D_});
+        if (rope_) qk = rotate(qk, start);
+        Tensor q = qk.narrow(2, 0, H_).transpose(1, 2);
+        Tensor k = qk.narrow(2, H_, Hkv_).transpose(1, 2);
+        Tensor v = qkv.narrow(-1, (H_ + Hkv_) * D_, Hkv_ * D_).view({B, T, Hkv_, D_}).transpose(1, 2);
         if (carried) {
             k = torch::cat({(*state)[0], k}, 2);
             v = torch::cat({(*state)[1], v}, 2);
@@ -91,29 +96,62 @@ public:
         const int64_t L = k.size(2);
 
         // The G query heads sharing one KV head are stacked along time, so one
-        // matmul per KV head serves the group without repeating K and V.
-        Tensor scores = torch::matmul(q.reshape({B, Hkv_, G * T, D_}), k.transpose(-2, -1)) / std::sqrt(double(D_));
-        scores = scores.view({B, Hkv_, G, T, L})
-                     .masked_fill(visible_keys(T, L - T, window_, x.device()).logical_not(),
-                                  -std::numeric_limits<double>::infinity());
-        Tensor probs = torch::softmax(scores, -1).view({B, Hkv_, G * T, L});
-        Tensor y = torch::matmul(probs, v).view({B, H_, T, D_}).transpose(1, 2).reshape({B, T, H_ * D_});
+        // product per KV head serves the group without repeating K and V. The
+        // 1/sqrt(D) scale and the mask (0 or -inf, added) ride in the same
+        // batched GEMM: scores = mask + q k^T / sqrt(D).
+        Tensor scores = torch::baddbmm(mask_bias(T, L - T, G, x), q.reshape({B * Hkv_, G * T, D_}),
+                                       k.reshape({B * Hkv_, L, D_}).transpose(1, 2), 1.0, 1.0 / std::sqrt(double(D_)));
+        Tensor probs = torch::softmax(scores, -1);
+        Tensor y = torch::bmm(probs, v.reshape({B * Hkv_, L, D_})).view({B, H_, T, D_}).transpose(1, 2).reshape({B, T, H_ * D_});
 
         if (state) {
             const int64_t keep = window_ > 0 ? std::min(L, window_ - 1) : L;
-            if (keep < L) { // copy, so the state does not pin the whole chunk's buffer
-                k = k.narrow(2, L - keep, keep).clone();
-                v = v.narrow(2, L - keep, keep).clone();
-            }
+            // Copies, so the state pins neither the whole chunk's buffer nor the qkv product.
+            k = k.narrow(2, L - keep, keep).contiguous();
+            v = v.narrow(2, L - keep, keep).contiguous();
             *state = {k, v, torch::scalar_tensor(start + T, torch::TensorOptions().dtype(torch::kInt64))};
         }
         return o_proj(y);
     }
 
 private:
+    // x [B,T,heads,D] turned by RoPE at positions start.., with the cos/sin
+    // tables of the last call reused (a training run asks for the same ones every step).
+    Tensor rotate(const Tensor &x, int64_t start) {
+        const int64_t T = x.size(1), half = D_ / 2;
+        if (rope_start_ != start || rope_cos_.size(0) != T || rope_cos_.scalar_type() != x.scalar_type() ||
+            rope_cos_.device() != x.device()) {
+            auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(x.device());
+            // As cdrmix::apply_rope: angles in float64, channel i paired with i + D/2.
+            Tensor inv_freq = torch::pow(theta_, torch::arange(half, f64) * (-2.0 / double(D_)));
+            Tensor angles = torch::arange(start, start + T, f64).unsqueeze(1) * inv_freq;
+            rope_cos_ = torch::cat({angles.cos(), angles.cos()}, -1).to(x.scalar_type()).unsqueeze(1);
+            rope_sin_ = torch::cat({angles.sin(), angles.sin()}, -1).to(x.scalar_type()).unsqueeze(1);
+            rope_start_ = start;
+        }
+        Tensor rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+        return x * rope_cos_ + rotated * rope_sin_;
+    }
+
+    // [G*T, cached+T]: 0 where the query may read the key, -inf elsewhere (the
+    // [T, cached+T] visibility repeated for the G stacked query heads); kept from the last call.
+    Tensor mask_bias(int64_t T, int64_t cached, int64_t G, const Tensor &like) {
+        if (mask_.size(0) != G * T || mask_.size(1) != cached + T || mask_.scalar_type() != like.scalar_type() ||
+            mask_.device() != like.device()) {
+            Tensor visible = visible_keys(T, cached, window_, like.device());
+            mask_ = torch::zeros(visible.sizes(), like.options())
+                        .masked_fill(visible.logical_not(), -std::numeric_limits<double>::infinity())
+                        .repeat({G, 1});
+        }
+        return mask_;
+    }
+
     int64_t H_, Hkv_, D_, window_;
-    bool rope_;
+    bool rope_, bias_;
     double theta_;
+    int64_t rope_start_ = -1;
+    Tensor rope_cos_, rope_sin_;
+    Tensor mask_ = torch::empty({0, 0});
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 
