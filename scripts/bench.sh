@@ -21,6 +21,8 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 fi
 
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null 2>&1; then
-  exec xvfb-run -a -s "-screen 0 1280x800x24" build/bin/cdrmix bench "$@"
+  # -noreset: the row opens a window per round; a server resetting after the
+  # last client left refuses the next one now and then.
+  exec xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp -noreset" build/bin/cdrmix bench "$@"
 fi
 exec build/bin/cdrmix bench "$@"

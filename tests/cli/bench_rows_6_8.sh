@@ -39,7 +39,7 @@ if ! command -v xvfb-run >/dev/null 2>&1; then
   exit 77
 fi
 gui_bench() {
-  LP_NUM_THREADS=1 xvfb-run -a -s "-screen 0 1280x800x24" "$cdrmix" --threads 1 bench --quick --only gui \
+  LP_NUM_THREADS=1 xvfb-run -a -s "-screen 0 1280x800x24 -noreset" "$cdrmix" --threads 1 bench --quick --only gui \
     >"$work/gui.txt" 2>&1 || { cat "$work/gui.txt"; fail "cdrmix bench --only gui exited non-zero"; }
 }
 gui_bench
