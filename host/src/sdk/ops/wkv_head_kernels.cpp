@@ -153,6 +153,77 @@ template <class T, int64_t NT> void wkv7_forward(const Wkv7Head<T> &in, T *S, T 
     }
 }
 
+// One step's vectors and the column sums the backward pass accumulates over rows.
+template <class T> struct Wkv7StepVectors {
+    const T *r, *w, *k, *a, *b;
+    T *dr, *dk, *db, *dw, *da;
+};
+
+// The backward step for R consecutive rows of G (gradient of S_t on entry, of
+// S_{t-1} on exit): everything that needs G after the dy r^T term and before
+// the decay, then the decay and the a-term once dsa of each row is known.
+template <class T, int R>
+void wkv7_grad_rows(const Wkv7StepVectors<T> &s, T *G, const T *Scur, const T *Sprev, const T *dy, const T *v,
+                    const T *sa, T *dv_out, int64_t N) {
+    using V = Lanes<T>;
+    using vec = typename V::vec;
+    const int64_t Nv = V::whole(N);
+    vec dyv[R], viv[R], saiv[R], dvv[R], dsav[R];
+    for (int q = 0; q < R; ++q) {
+        dyv[q] = V::splat(dy[q]);
+        viv[q] = V::splat(v[q]);
+        saiv[q] = V::splat(sa[q]);
+        dvv[q] = V::splat(0);
+        dsav[q] = V::splat(0);
+    }
+    for (int64_t j = 0; j < Nv; j += V::L) {
+        const vec rj = V::load(s.r + j), kj = V::load(s.k + j), bj = V::load(s.b + j);
+        vec dr = V::load(s.dr + j), dk = V::load(s.dk + j), db = V::load(s.db + j), dw = V::load(s.dw + j);
+        for (int q = 0; q < R; ++q) {
+            T *gq = G + q * N;
+            const vec gj = V::load(gq + j) + dyv[q] * rj;
+            V::store(gq + j, gj);
+            dr += V::load(Scur + q * N + j) * dyv[q];
+            dvv[q] += gj * kj;
+            dsav[q] += gj * bj;
+            dk += gj * viv[q];
+            db += gj * saiv[q];
+            dw += gj * V::load(Sprev + q * N + j);
+        }
+        V::store(s.dr + j, dr);
+        V::store(s.dk + j, dk);
+        V::store(s.db + j, db);
+        V::store(s.dw + j, dw);
+    }
+    T dsa[R];
+    for (int q = 0; q < R; ++q) {
+        T *gq = G + q * N;
+        const T *sc = Scur + q * N, *sp = Sprev + q * N;
+        T dvi = V::sum(dvv[q]), dsai = V::sum(dsav[q]);
+        for (int64_t j = Nv; j < N; ++j) {
+            const T gj = gq[j] + dy[q] * s.r[j];
+            gq[j] = gj;
+            s.dr[j] += sc[j] * dy[q];
+            dvi += gj * s.k[j];
+            dsai += gj * s.b[j];
+            s.dk[j] += gj * v[q];
+            s.db[j] += gj * sa[q];
+            s.dw[j] += gj * sp[j];
+        }
+        dv_out[q] = dvi;
+        dsa[q] = dsai;
+    }
+    CDRMIX_SIMD
+    for (int64_t j = 0; j < N; ++j) {
+        T da = s.da[j];
+        for (int q = 0; q < R; ++q) {
+            da += dsa[q] * Sprev[q * N + j];
+            G[q * N + j] = G[q * N + j] * s.w[j] + dsa[q] * s.a[j];
+        }
+        s.da[j] = da;
+    }
+}
+
 // Workspace: chunk + 1 states, chunk sa vectors, six N-vectors.
 template <class T, int64_t NT>
 void wkv7_backward(const Wkv7Head<T> &in, const T *chunks, int64_t chunk, const T *dy, T *G, const Wkv7Grads<T> &g,
@@ -175,43 +246,12 @@ void wkv7_backward(const Wkv7Head<T> &in, const T *chunks, int64_t chunk, const 
             const T *dyt = dy + o, *sa = sas + (t - t0) * N;
             const T *Sprev = states + (t - t0) * NN, *Scur = Sprev + NN;
             zero_n(dr, 5 * N);
-            for (int64_t i = 0; i < N; ++i) {
-                T *gi = G + i * N;
-                const T *sc = Scur + i * N, *sp = Sprev + i * N;
-                const T dyi = dyt[i], vi = v[i], sai = sa[i];
-                // Everything that needs G after the dy r^T term and before the decay.
-                using V = Lanes<T>;
-                const int64_t Nv = V::whole(N);
-                const auto dyv = V::splat(dyi), viv = V::splat(vi), saiv = V::splat(sai);
-                auto dvv = V::splat(0), dsav = V::splat(0);
-                for (int64_t j = 0; j < Nv; j += V::L) {
-                    const auto gj = V::load(gi + j) + dyv * V::load(r + j);
-                    V::store(gi + j, gj);
-                    V::store(dr + j, V::load(dr + j) + V::load(sc + j) * dyv);
-                    dvv += gj * V::load(k + j);
-                    dsav += gj * V::load(b + j);
-                    V::store(dk + j, V::load(dk + j) + gj * viv);
-                    V::store(db + j, V::load(db + j) + gj * saiv);
-                    V::store(dw + j, V::load(dw + j) + gj * V::load(sp + j));
-                }
-                T dvi = V::sum(dvv), dsai = V::sum(dsav);
-                for (int64_t j = Nv; j < N; ++j) {
-                    const T gj = gi[j] + dyi * r[j];
-                    gi[j] = gj;
-                    dr[j] += sc[j] * dyi;
-                    dvi += gj * k[j];
-                    dsai += gj * b[j];
-                    dk[j] += gj * vi;
-                    db[j] += gj * sai;
-                    dw[j] += gj * sp[j];
-                }
-                g.dv[o + i] = dvi;
-                CDRMIX_SIMD
-                for (int64_t j = 0; j < N; ++j) {
-                    da[j] += dsai * sp[j];
-                    gi[j] = gi[j] * w[j] + dsai * a[j];
-                }
-            }
+            // Two rows at a time: the column sums are read and written once per pair.
+            const Wkv7StepVectors<T> sv{r, w, k, a, b, dr, dk, db, dw, da};
+            int64_t i = 0;
+            for (; i + 1 < N; i += 2)
+                wkv7_grad_rows<T, 2>(sv, G + i * N, Scur + i * N, Sprev + i * N, dyt + i, v + i, sa + i, g.dv + o + i, N);
+            if (i < N) wkv7_grad_rows<T, 1>(sv, G + i * N, Scur + i * N, Sprev + i * N, dyt + i, v + i, sa + i, g.dv + o + i, N);
             copy_n(dr, N, g.dr + o);
             copy_n(dk, N, g.dk + o);
             copy_n(db, N, g.db + o);
