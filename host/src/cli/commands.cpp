@@ -93,7 +93,8 @@ int cmd_doctor(const GlobalOptions &g) {
                        std::to_string(std::thread::hardware_concurrency()) + " hardware threads (set with --threads)");
     if (const char *wait = std::getenv("OMP_WAIT_POLICY"))
         row("OpenMP", std::string("OMP_WAIT_POLICY=") + wait +
-                          (std::string(wait) == "passive" ? "" : " (spinning threads collapse when cores are shared)"));
+                          (std::string(wait) == "passive" ? " (active is faster on an idle machine)"
+                                                          : " (spinning threads collapse when cores are shared)"));
 
     const double gflops = measure_gemm_gflops();
     const BlasInfo blas = detect_blas(); // after the GEMM, so a lazily loaded BLAS is mapped

@@ -25,8 +25,10 @@ std::string openblas_core();
 // LibTorch's OpenMP threads (libgomp) spin at every barrier by default. When
 // another process holds a core, a spinning thread takes the time the working one
 // needs and training gets several times slower (4-9x measured on 2 cores with a
-// build beside it). libgomp reads OMP_WAIT_POLICY once, when it loads (before
-// main), so this applies "passive" by starting the program again with it set
+// build beside it); on an idle machine passive waiting costs 20-30% instead
+// (OMP_WAIT_POLICY=active is faster there). libgomp reads OMP_WAIT_POLICY once,
+// when it loads (before main), so this applies "passive" by starting the
+// program again with it set
 // (execv of /proc/self/exe); a user's own OMP_WAIT_POLICY is kept. Returns when
 // nothing needed changing or the exec failed.
 void restart_with_passive_openmp_wait(char **argv);
