@@ -65,7 +65,8 @@ std::pair<double, std::string> training_consumption(Run &run, const std::shared_
     t.batch_size = kBatch;
     t.seq_len = kSeqLen;
     const TrainingRate r = train(t);
-    return {r.tokens_per_s, "cdrmix-small, " + std::to_string(r.steps) + " timed steps"};
+    return {r.tokens_per_s, "cdrmix-small B" + std::to_string(kBatch) + " T" + std::to_string(kSeqLen) + ", " +
+                                std::to_string(r.steps) + " timed steps"};
 }
 
 } // namespace
@@ -103,7 +104,8 @@ void data_rows(Run &run) {
     for (const auto &r : rates)
         print_row("  data " + r.name + shape, format("%.0f tok/s", r.tokens_per_s), baseline,
                   format("%.0fx", r.tokens_per_s / train_rate));
-    print_row("  training consumption" + shape, format("%.0f tok/s", train_rate), train_label, "-");
+    // The training rows' figure may be at another shape: the label names it.
+    print_row("  training consumption", format("%.0f tok/s", train_rate), train_label, "-");
 }
 
 } // namespace cdrmix::bench

@@ -255,7 +255,7 @@ void nanogpt_row(Run &run) {
     }
     if (best.tokens_per_s > run.train_tokens_per_s) {
         run.train_tokens_per_s = best.tokens_per_s;
-        run.train_tokens_label = "row 4";
+        run.train_tokens_label = "row 4 (GPT, B" + std::to_string(shape.batch) + " T" + std::to_string(shape.seq) + ")";
     }
     const std::string figure = format("cdrmix %.0f tok/s", best.tokens_per_s);
     if (!python.skip.empty()) {
@@ -296,7 +296,7 @@ void mfu_row(Run &run) {
     const TrainingFigure f = measure_training(run.registry, spec, shape);
     if (f.tokens_per_s > run.train_tokens_per_s) {
         run.train_tokens_per_s = f.tokens_per_s;
-        run.train_tokens_label = "row 5";
+        run.train_tokens_label = "row 5 (cdrmix-small, B" + std::to_string(shape.batch) + " T" + std::to_string(shape.seq) + ")";
     }
     const double gflops = f.flops_per_token * f.tokens_per_s / 1e9;
     print_row(name, format("%.1f GFLOP/s", gflops) + format(" (%.0f tok/s)", f.tokens_per_s),
