@@ -66,7 +66,7 @@ cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCDRMIX_TEST_CORPUS="$CORP
 grep -E "CDRmix:|Added CUDA NVCC flags" "$OUTDIR/configure.log"
 echo "== build"
 SECONDS=0
-cmake --build $B -j "$JOBS" > "$OUTDIR/build.log" 2>&1 || { grep -E "error|FAILED" "$OUTDIR/build.log" | head -40; exit 1; }
+cmake --build $B -j "$JOBS" -- -k 0 > "$OUTDIR/build.log" 2>&1 || { grep -E "error|FAILED" "$OUTDIR/build.log" | head -40; exit 1; }
 echo "built in ${SECONDS}s"
 
 echo "== doctor"
@@ -76,14 +76,30 @@ echo "== GPU kernel tests (against the CPU kernels)"
 $B/bin/cdrmix_tests --gtest_filter='CudaKernels.*' 2>&1 | tee "$OUTDIR/cuda_tests.txt" | grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED) *\]|Failure|rel_err|Expected|Which is|y|error" | head -60
 
 echo "== the whole suite on LibTorch $(python3 -c 'import torch; print(torch.__version__)')"
-ctest --test-dir $B -j 8 --output-on-failure > "$OUTDIR/ctest.log" 2>&1 || true
+# Passive waiting and a few test processes at a time: each runs its own thread
+# pool over every core.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+ctest --test-dir $B -j 4 --timeout 300 --output-on-failure > "$OUTDIR/ctest.log" 2>&1 || true
 grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|\*\*\*" "$OUTDIR/ctest.log" | head -40
+# A crashed C++ test again on its own, with its stack (tests/main.cpp prints it).
+crashed=$(grep -oE "[A-Za-z0-9_]+\.[A-Za-z0-9_]+ \((SEGFAULT|Subprocess aborted|Bus error|ILLEGAL)\)" "$OUTDIR/ctest.log" |
+  cut -d' ' -f1 | paste -sd: - || true)
+if [[ -n "$crashed" ]]; then
+  echo "== stacks of the crashed tests ($crashed)"
+  $B/bin/cdrmix_tests --gtest_filter="$crashed" 2>&1 | c++filt > "$OUTDIR/crashes.txt" || true
+  grep -A40 "stack:" "$OUTDIR/crashes.txt" | cut -c1-200 | head -80 || true
+fi
 
 echo "== GPU bench"
 $B/bin/cdrmix --device cuda bench 2>&1 | tee "$OUTDIR/bench.txt"
 
-echo "== training cdrmix-small on the GPU"
-$B/bin/cdrmix --device cuda run experiments/quickstart.lua --headless --runs-dir build-gpu/runs \
-  data.path="$SHAKESPEARE" train.steps=${GPU_TRAIN_STEPS:-300} train.batch_size=64 train.seq_len=512 train.eval_every=100 \
-  > "$OUTDIR/train.jsonl" 2>&1 || { tail -20 "$OUTDIR/train.jsonl"; exit 1; }
-grep -E '"event":"(eval|end)"' "$OUTDIR/train.jsonl" | tail -5
+echo "== training cdrmix-small on the GPU, float32 and bf16 autocast"
+for mode in none bf16; do
+  $B/bin/cdrmix --device cuda run experiments/quickstart.lua --headless --runs-dir build-gpu/runs \
+    data.path="$SHAKESPEARE" train.steps=${GPU_TRAIN_STEPS:-300} train.batch_size=64 train.seq_len=512 \
+    train.eval_every=100 train.autocast=$mode > "$OUTDIR/train-$mode.jsonl" 2>&1 ||
+    { tail -20 "$OUTDIR/train-$mode.jsonl"; exit 1; }
+  echo "-- autocast $mode"
+  grep -E '"event":"(eval|end)"' "$OUTDIR/train-$mode.jsonl" | tail -5
+  grep -m1 -oE '"device_mem(_total)?_mb":[0-9.]+,"device_mem(_total)?_mb":[0-9.]+' "$OUTDIR/train-$mode.jsonl" || true
+done

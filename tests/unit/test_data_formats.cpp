@@ -1,6 +1,7 @@
 // The jsonl, bin and synthetic data sources (and text, where the contract is
 // shared): exact read-back, errors naming file:line or file and sizes,
 // sharding across ranks, shuffling, and position save/restore.
+#include "core/files.hpp"
 #include "test_util.hpp"
 
 #include <cdrmix/error.hpp>
@@ -22,7 +23,7 @@ namespace {
 
 fs::path temp_dir(const std::string &name) {
     const fs::path dir = fs::temp_directory_path() / ("cdrmix_formats_" + std::to_string(::getpid())) / name;
-    fs::remove_all(dir);
+    cdrmix::remove_tree(dir);
     fs::create_directories(dir);
     return dir;
 }

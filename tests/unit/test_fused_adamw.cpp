@@ -63,10 +63,10 @@ void expect_same_state(torch::optim::Optimizer &a, torch::optim::Optimizer &b, c
                        const std::vector<Tensor> &pb, double tol) {
     for (size_t i = 0; i < pa.size(); ++i) {
         EXPECT_LT(max_rel_diff(pa[i].detach(), pb[i].detach()), tol) << "parameter " << i;
-        const auto &sa = static_cast<torch::optim::AdamWParamState &>(
-            *a.state().at(c10::guts::to_string(pa[i].unsafeGetTensorImpl())));
-        const auto &sb = static_cast<torch::optim::AdamWParamState &>(
-            *b.state().at(c10::guts::to_string(pb[i].unsafeGetTensorImpl())));
+        ASSERT_NE(cdrmix::param_state(a, pa[i]), nullptr) << "parameter " << i;
+        ASSERT_NE(cdrmix::param_state(b, pb[i]), nullptr) << "parameter " << i;
+        const auto &sa = static_cast<torch::optim::AdamWParamState &>(*cdrmix::param_state(a, pa[i]));
+        const auto &sb = static_cast<torch::optim::AdamWParamState &>(*cdrmix::param_state(b, pb[i]));
         EXPECT_EQ(sa.step(), sb.step()) << "parameter " << i;
         EXPECT_LT(max_rel_diff(sa.exp_avg(), sb.exp_avg()), tol) << "parameter " << i;
         EXPECT_LT(max_rel_diff(sa.exp_avg_sq(), sb.exp_avg_sq()), tol) << "parameter " << i;

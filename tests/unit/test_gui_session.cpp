@@ -2,6 +2,7 @@
 // window: pause holds training at a step boundary, sampling works while paused
 // and while training, resume goes on, stop ends the run with a checkpoint.
 #include "cli/gui_session.hpp"
+#include "core/files.hpp"
 
 #include <gtest/gtest.h>
 
@@ -62,7 +63,7 @@ ui::SampleView sample_and_wait(ScriptSession &s) {
 
 TEST(GuiSession, PauseSampleResumeStop) {
     const fs::path dir = fs::temp_directory_path() / ("cdrmix_gui_session_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
+    cdrmix::remove_tree(dir);
     fs::create_directories(dir);
     std::ofstream(dir / "session.lua") << kScript;
     lua::RunOptions options;
@@ -107,5 +108,5 @@ TEST(GuiSession, PauseSampleResumeStop) {
     for (const auto &run : fs::directory_iterator(dir / "runs"))
         found |= fs::exists(run.path() / "checkpoints" / "latest" / "model.safetensors");
     EXPECT_TRUE(found) << "stop writes a checkpoint";
-    fs::remove_all(dir);
+    cdrmix::remove_tree(dir);
 }

@@ -1,10 +1,11 @@
 // Model assembly: RWKV-LM parameter names, streaming equal to parallel for the
 // whole model, checkpoints that round-trip and refuse corruption.
+#include "core/files.hpp"
 #include "model/model.hpp"
 #include "model/sampler.hpp"
+#include "test_util.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
-#include "test_util.hpp"
 
 #include <cdrmix/error.hpp>
 
@@ -103,7 +104,7 @@ TEST(Model, CheckpointRoundTrip) {
     auto opt = cdrmix::make_adamw(*m, 1e-3, 0.1, 0.9, 0.99, 1e-8);
     auto tok = cdrmix::make_byte_tokenizer();
     const auto root = std::filesystem::temp_directory_path() / "cdrmix_ckpt_test";
-    std::filesystem::remove_all(root);
+    cdrmix::remove_tree(root);
     std::filesystem::create_directories(root);
     const std::string path = cdrmix::save_checkpoint(root.string(), 42, *m, *opt, *tok, Json{{"step", 42}});
     EXPECT_EQ(std::filesystem::path(path).filename(), "step-000042");

@@ -1,15 +1,16 @@
 // The stock trainer: exact resume, gradient accumulation, the non-finite-loss
 // stop, checkpoint retention and atomic saves, checkpoint lookup, bf16 autocast.
+#include "core/files.hpp"
 #include "model/sampler.hpp"
+#include "test_util.hpp"
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/trainer.hpp"
-#include "test_util.hpp"
 
 #include <cdrmix/error.hpp>
 
-#include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
 
 #include <filesystem>
 #include <fstream>
@@ -23,7 +24,7 @@ namespace {
 // A fresh, empty folder under the system temp folder.
 fs::path scratch(const std::string &name) {
     const fs::path p = fs::temp_directory_path() / ("cdrmix_train_" + name);
-    fs::remove_all(p);
+    cdrmix::remove_tree(p);
     fs::create_directories(p);
     return p;
 }
@@ -343,8 +344,43 @@ TEST(TrainAutocast, Bf16StepsTrackFloat32) {
     };
     const std::vector<double> fp32 = run("none"), bf16 = run("bf16");
     at::set_num_threads(threads);
-    EXPECT_FALSE(at::autocast::is_cpu_enabled());
+    EXPECT_FALSE(cdrmix::AutocastGuard::enabled(c10::DeviceType::CPU));
     ASSERT_EQ(bf16.size(), fp32.size());
     for (size_t i = 0; i < fp32.size(); ++i) EXPECT_NEAR(bf16[i], fp32[i], 0.05) << "step " << i + 1;
     EXPECT_NE(bf16.back(), fp32.back()); // bf16 did run: float32 would match bitwise
+}
+
+// The same on a CUDA model: the guard switches LibTorch's CUDA autocast (not
+// the CPU's) and "auto" means bf16 there.
+TEST(TrainAutocast, Bf16OnCudaTracksFloat32) {
+    EXPECT_EQ(cdrmix::AutocastGuard::resolve("auto", c10::DeviceType::CUDA), "bf16");
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (or a LibTorch without CUDA)";
+    const fs::path dir = scratch("autocast_cuda");
+    auto run = [&](const std::string &mode) {
+        auto data = text_source(dir);
+        cdrmix::MetricsBus bus;
+        cdrmix::TrainConfig c = small_config(4);
+        c.autocast = mode;
+        auto model = make_model(data->tokenizer()->vocab_size(), true, 5);
+        model->to(torch::kCUDA);
+        cdrmix::Trainer t(model, data, c, bus, "");
+        EXPECT_EQ(t.config().autocast, mode == "auto" ? "bf16" : mode);
+        return losses_of(t);
+    };
+    const std::vector<double> fp32 = run("none"), bf16 = run("auto");
+    EXPECT_FALSE(cdrmix::AutocastGuard::enabled(c10::DeviceType::CUDA));
+    ASSERT_EQ(bf16.size(), fp32.size());
+    for (size_t i = 0; i < fp32.size(); ++i) EXPECT_NEAR(bf16[i], fp32[i], 0.05) << "step " << i + 1;
+    EXPECT_NE(bf16.back(), fp32.back());
+}
+
+// Autocast on a device it does not cover is one clear error, not a silent float32 run.
+TEST(TrainAutocast, UnsupportedDeviceIsAnError) {
+    EXPECT_EQ(cdrmix::AutocastGuard::resolve("auto", c10::DeviceType::Meta), "none");
+    try {
+        cdrmix::AutocastGuard g("bf16", "trainer", c10::DeviceType::Meta);
+        FAIL();
+    } catch (const cdrmix::Error &e) {
+        EXPECT_STREQ(e.what(), "trainer: bf16 autocast runs on the CPU and CUDA, not on META (set autocast = \"none\")");
+    }
 }

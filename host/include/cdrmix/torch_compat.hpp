@@ -13,3 +13,11 @@
 #define CDRMIX_ALLOCATE_CONST const
 #define CDRMIX_ALLOCATOR_HAS_COPY_DATA 0
 #endif
+
+// LibTorch 2.4 replaced autocast's per-device functions (set_cpu_enabled,
+// set_autocast_gpu_dtype, ...) with ones taking the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define CDRMIX_AUTOCAST_BY_DEVICE_TYPE 1
+#else
+#define CDRMIX_AUTOCAST_BY_DEVICE_TYPE 0
+#endif

@@ -1,5 +1,6 @@
 #include "bench/bench_workloads.hpp"
 
+#include "core/files.hpp"
 #include "train/trainer.hpp"
 
 #include <cdrmix/error.hpp>
@@ -43,7 +44,7 @@ TempDir::TempDir() {
 
 TempDir::~TempDir() {
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    remove_tree(path_, ec);
 }
 
 void write_corpus(const std::string &path, int64_t bytes) {

@@ -252,7 +252,7 @@ int l_trainer(lua_State *L) {
         lua_pop(L, 1);
     }
     Config c(cfg, "trainer", rt.options().script);
-    TrainConfig tc = TrainConfig::from_config(c);
+    TrainConfig tc = TrainConfig::from_config(c, model->device().type());
     c.check_unused(); // from_config reads every key it knows: anything left is a typo
     rt.resolved()["train"] = tc.to_json();
     push<TrainerBox>(L, TrainerBox{nullptr, name, resume}, kTrainer);

@@ -1,5 +1,6 @@
 #include "train/checkpoint.hpp"
 
+#include "core/files.hpp"
 #include "metrics/run_dir.hpp"
 #include "train/safetensors.hpp"
 
@@ -67,21 +68,21 @@ std::string save_checkpoint(const std::string &root, int64_t step, Model &model,
     const fs::path tmp_dir = fs::path(root) / (".tmp-" + name);
     const fs::path old_dir = fs::path(root) / (".old-" + name);
     fs::create_directories(root);
-    fs::remove_all(tmp_dir);
+    remove_tree(tmp_dir);
     fs::create_directories(tmp_dir);
     try {
         write_checkpoint_files(tmp_dir, model, optimizer, tokenizer, trainer_state, run_config);
     } catch (...) {
         std::error_code ec;
-        fs::remove_all(tmp_dir, ec);
+        remove_tree(tmp_dir, ec);
         throw;
     }
     // The same step saved again (a stop right after a periodic save): the old
     // folder steps aside first, so there is always a complete one under a name.
-    fs::remove_all(old_dir);
+    remove_tree(old_dir);
     if (fs::exists(final_dir)) fs::rename(final_dir, old_dir);
     fs::rename(tmp_dir, final_dir);
-    fs::remove_all(old_dir);
+    remove_tree(old_dir);
     const fs::path link = fs::path(root) / "latest", link_tmp = fs::path(root) / ".latest.tmp";
     fs::remove(link_tmp);
     fs::create_directory_symlink(name, link_tmp);
@@ -103,7 +104,7 @@ void prune_checkpoints(const std::string &root, int64_t keep) {
     int64_t excess = static_cast<int64_t>(names.size()) - keep;
     for (size_t i = 0; i < names.size() && excess > 0; ++i) {
         if (!ec && names[i] == latest.filename().string()) continue;
-        fs::remove_all(fs::path(root) / names[i]);
+        remove_tree(fs::path(root) / names[i]);
         --excess;
     }
 }

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 namespace cdrmix {
 
@@ -19,6 +22,19 @@ using torch::Tensor;
 // Elements per parallel task: small enough to split a 1M-parameter model over
 // a few threads, large enough that the split costs nothing.
 constexpr int64_t kGrain = 1 << 15;
+
+// The key of a parameter's state, as torch::optim::AdamW makes it, so the two
+// share state: LibTorch 1.x keys by the TensorImpl's address as text, 2.x by
+// the address itself.
+template <typename Key> Key state_key(c10::TensorImpl *impl) {
+    if constexpr (std::is_same_v<Key, std::string>) {
+        std::ostringstream text;
+        text << impl;
+        return text.str();
+    } else {
+        return impl;
+    }
+}
 
 // Can the fused loops read these tensors as flat arrays of one float type?
 bool flat_cpu_tensors(const std::vector<Tensor> &tensors) {
@@ -101,7 +117,7 @@ Tensor FusedAdamW::step(LossClosure closure) {
             const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
             for (auto &p : group.params()) {
                 if (!p.grad().defined()) continue;
-                const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+                const auto key = state_key<std::decay_t<decltype(state_)>::key_type>(p.unsafeGetTensorImpl());
                 auto found = state_.find(key);
                 if (found == state_.end()) {
                     auto fresh = std::make_unique<torch::optim::AdamWParamState>();
@@ -170,6 +186,12 @@ double clip_grad_norm(const std::vector<Tensor> &params, double max_norm) {
     const double factor = max_norm / (norm + 1e-6);
     if (max_norm > 0 && factor < 1) scale_gradients(grads, factor); // at 1 or more torch's factor changes nothing
     return norm;
+}
+
+torch::optim::OptimizerParamState *param_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p) {
+    auto &state = optimizer.state();
+    auto found = state.find(state_key<std::decay_t<decltype(state)>::key_type>(p.unsafeGetTensorImpl()));
+    return found == state.end() ? nullptr : found->second.get();
 }
 
 } // namespace cdrmix

@@ -32,4 +32,8 @@ public:
 // max_norm / (norm + 1e-6) when that is below 1.
 double clip_grad_norm(const std::vector<torch::Tensor> &params, double max_norm);
 
+// The state a LibTorch optimiser keeps for parameter `p`, or null before its
+// first step (hides how LibTorch 1.x and 2.x key it).
+torch::optim::OptimizerParamState *param_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p);
+
 } // namespace cdrmix

@@ -19,7 +19,7 @@
 
 namespace cdrmix {
 
-TrainConfig TrainConfig::from_config(const Config &c) {
+TrainConfig TrainConfig::from_config(const Config &c, c10::DeviceType device) {
     TrainConfig t;
     t.steps = c.get_int("steps", t.steps);
     t.batch_size = c.get_int("batch_size", t.batch_size);
@@ -53,7 +53,7 @@ TrainConfig TrainConfig::from_config(const Config &c) {
     if (t.keep_checkpoints < 0) throw Error(c.where() + ": key 'keep_checkpoints' must be 0 (keep all) or more");
     if (t.schedule.lr <= 0) throw Error(c.where() + ": key 'lr' must be positive");
     AutocastGuard::check_mode(t.autocast, c.where());
-    t.autocast = AutocastGuard::resolve(t.autocast); // records what ran, not "auto"
+    t.autocast = AutocastGuard::resolve(t.autocast, device); // records what ran, not "auto"
     t.schedule.at(0); // validates the schedule name now rather than mid-run
     return t;
 }
@@ -165,6 +165,7 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
                         std::string(e.what()));
         }
     }
+    config_.autocast = AutocastGuard::resolve(config_.autocast, model_->device().type());
     optimizer_ = make_adamw(*model_, config_.schedule.lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
     keep_freed_memory_for_reuse();
 }
@@ -246,7 +247,7 @@ Trainer::StepResult Trainer::train_step(double lr) {
         const torch::Tensor batch = data_->next_batch(Split::Train, config_.batch_size, config_.seq_len);
         LossOutput out;
         {
-            AutocastGuard autocast(config_.autocast, "trainer");
+            AutocastGuard autocast(config_.autocast, "trainer", model_->device().type());
             out = model_->loss(batch);
         }
         const double ce = out.ce.item<double>(), total = out.total.item<double>();

@@ -43,7 +43,8 @@ struct TrainConfig {
     double sample_temperature = 0.8;
     uint64_t seed = 1337;
 
-    static TrainConfig from_config(const Config &c);
+    // `device`: where the model lives, which decides what autocast "auto" means.
+    static TrainConfig from_config(const Config &c, c10::DeviceType device = c10::DeviceType::CPU);
     Json to_json() const;
 };
 
