@@ -13,6 +13,7 @@
 #
 #   scripts/gpu-check.sh --fetch-debs   # on a Debian 12 machine with apt: download the packages
 #   scripts/gpu-check.sh [OUTDIR]       # on the GPU machine: build, test, bench, train
+#   scripts/gpu-check.sh --kernels [OUTDIR]  # only build, the GPU kernel tests and the GPU bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,11 @@ if [[ "${1:-}" == "--fetch-debs" ]]; then
   exit 0
 fi
 
+KERNELS_ONLY=0
+if [[ "${1:-}" == "--kernels" ]]; then
+  KERNELS_ONLY=1
+  shift
+fi
 OUTDIR=${1:-build-gpu/report}
 mkdir -p "$OUTDIR"
 JOBS=$(nproc)
@@ -74,6 +80,12 @@ $B/bin/cdrmix doctor | tee "$OUTDIR/doctor.txt" || true # a CPU-side problem mus
 
 echo "== GPU kernel tests (against the CPU kernels)"
 $B/bin/cdrmix_tests --gtest_filter='CudaKernels.*' 2>&1 | tee "$OUTDIR/cuda_tests.txt" | grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED) *\]|Failure|rel_err|Expected|Which is|y|error" | head -60
+
+if [[ $KERNELS_ONLY == 1 ]]; then
+  echo "== GPU bench"
+  $B/bin/cdrmix --device cuda bench 2>&1 | tee "$OUTDIR/bench.txt"
+  exit 0
+fi
 
 echo "== the whole suite on LibTorch $(python3 -c 'import torch; print(torch.__version__)')"
 # Passive waiting and a few test processes at a time: each runs its own thread

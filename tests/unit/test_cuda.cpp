@@ -120,32 +120,6 @@ TEST(CudaKernels, Wkv7LongSequence) {
     for (size_t i = 0; i < want.grads.size(); ++i) EXPECT_LT(rel_err(got.grads[i], want.grads[i]), 1e-3) << i;
 }
 
-// The RWKV-7 kernels copy inputs in 16-byte pieces: inputs that start off such a
-// boundary (views into a larger buffer) give exactly the aligned results.
-TEST(CudaKernels, Wkv7UnalignedInputs) {
-    REQUIRE_CUDA();
-    torch::manual_seed(5);
-    const Shape s{1, 9, 2, 16};
-    const auto x = inputs(true, s);
-    const Tensor s0 = torch::zeros({s.B, s.H, s.N, s.N}, torch::TensorOptions().device(torch::kCUDA));
-    std::vector<Tensor> aligned, buffers, shifted;
-    for (const auto &t : x) {
-        aligned.push_back(t.to(torch::kCUDA, torch::kFloat32).requires_grad_(true));
-        Tensor buf = torch::empty({t.numel() + 1}, s0.options());
-        buf.narrow(0, 1, t.numel()).copy_(aligned.back().detach().reshape({-1}));
-        buffers.push_back(buf.requires_grad_(true));
-        shifted.push_back(buf.narrow(0, 1, t.numel()).view(t.sizes()));
-    }
-    auto [ya, sa] = run_op(true, aligned, s0);
-    auto [yb, sb] = run_op(true, shifted, s0);
-    EXPECT_TRUE(torch::equal(ya, yb));
-    EXPECT_TRUE(torch::equal(sa, sb));
-    ya.sum().backward();
-    yb.sum().backward();
-    for (size_t i = 0; i < x.size(); ++i)
-        EXPECT_TRUE(torch::equal(aligned[i].grad().reshape({-1}), buffers[i].grad().narrow(0, 1, x[i].numel()))) << i;
-}
-
 TEST(CudaKernels, RejectsUnsupportedHeadSize) {
     REQUIRE_CUDA();
     auto o = torch::TensorOptions().device(torch::kCUDA);

@@ -61,16 +61,10 @@ float *fptr(const Tensor &t) { return t.data_ptr<float>(); }
 
 int64_t chunks_of(const WkvDims &d, int64_t chunk) { return (d.T + chunk - 1) / chunk; }
 
-// The WKV-7 kernels copy their inputs in 16-byte pieces: a contiguous view that
-// starts off such a boundary (a slice of a larger buffer) is copied first.
-Tensor aligned16(const Tensor &t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 ? t.clone() : t; }
-
-std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cuda(const Tensor &r_in, const Tensor &w_in, const Tensor &k_in,
-                                                     const Tensor &v_in, const Tensor &a_in, const Tensor &b_in,
+std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cuda(const Tensor &r, const Tensor &w, const Tensor &k,
+                                                     const Tensor &v, const Tensor &a, const Tensor &b,
                                                      const Tensor &s0, int64_t chunk) {
-    const WkvDims d = check_inputs("wkv7", r_in, {&w_in, &k_in, &v_in, &a_in, &b_in});
-    const Tensor r = aligned16(r_in), w = aligned16(w_in), k = aligned16(k_in), v = aligned16(v_in),
-                 a = aligned16(a_in), b = aligned16(b_in);
+    const WkvDims d = check_inputs("wkv7", r, {&w, &k, &v, &a, &b});
     check_state("wkv7", s0, d, r);
     DeviceGuard guard(r.device());
     Tensor y = at::empty_like(r), s_final = at::empty_like(s0);
@@ -85,11 +79,9 @@ std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cuda(const Tensor &r_in, const T
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
-wkv7_backward_cuda(const Tensor &r_in, const Tensor &w_in, const Tensor &k_in, const Tensor &v_in, const Tensor &a_in,
-                   const Tensor &b_in, const Tensor &saved, const Tensor &dy_in, const Tensor &ds, int64_t chunk) {
-    const WkvDims d = check_inputs("wkv7_backward", r_in, {&w_in, &k_in, &v_in, &a_in, &b_in, &dy_in});
-    const Tensor r = aligned16(r_in), w = aligned16(w_in), k = aligned16(k_in), v = aligned16(v_in),
-                 a = aligned16(a_in), b = aligned16(b_in), dy = aligned16(dy_in);
+wkv7_backward_cuda(const Tensor &r, const Tensor &w, const Tensor &k, const Tensor &v, const Tensor &a,
+                   const Tensor &b, const Tensor &saved, const Tensor &dy, const Tensor &ds, int64_t chunk) {
+    const WkvDims d = check_inputs("wkv7_backward", r, {&w, &k, &v, &a, &b, &dy});
     check_state("wkv7_backward", ds, d, r);
     TORCH_CHECK(chunk > 0, "wkv7_backward: chunk must be positive");
     const int64_t n_states = int64_t(d.B) * d.H * chunks_of(d, chunk) * d.N * d.N;

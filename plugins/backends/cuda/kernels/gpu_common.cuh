@@ -39,30 +39,6 @@ struct Sum4 {
     __device__ __forceinline__ float total() const { return (p[0] + p[1]) + (p[2] + p[3]); }
 };
 
-// Asynchronous 16-byte copies from global to shared memory (cp.async, sm_80+):
-// a kernel bound by load latency issues the next block of inputs and computes
-// on the current one while they travel. Elsewhere (HIP, older GPUs) they are
-// plain copies, correct but not overlapped.
-__device__ __forceinline__ void copy16_async(void *smem, const void *gmem) {
-#if !defined(CDRMIX_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem));
-#else
-    *static_cast<int4 *>(smem) = *static_cast<const int4 *>(gmem);
-#endif
-}
-__device__ __forceinline__ void copy_async_commit() {
-#if !defined(CDRMIX_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-// Waits until at most `pending` committed groups of this thread are in flight.
-template <int pending> __device__ __forceinline__ void copy_async_wait() {
-#if !defined(CDRMIX_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
-#endif
-}
-
 inline void check_launch(const char *what) {
 #if defined(CDRMIX_HIP)
     hipError_t e = hipGetLastError();
