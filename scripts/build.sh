@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Configures and builds CDRmix into build/ (Release; incremental when build/ exists).
 # Uses every core and ccache when installed. Extra arguments go to CMake's configure step.
+#   scripts/build.sh [--main] [CMAKE_ARGS...]
+# --main builds only the `cdrmix` program and the plugins (target cdrmix_main), not the
+# test suite; the configuration is the same, so a later full build compiles only the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+targets=()
+if [[ "${1:-}" == "--main" ]]; then
+  targets=(--target cdrmix_main)
+  shift
+fi
 
 # LibTorch headers are precompiled per target; these let ccache reuse those compiles too.
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
@@ -14,4 +23,4 @@ if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@"
-cmake --build build -j "$(nproc)"
+cmake --build build -j "$(nproc)" "${targets[@]}"

@@ -59,5 +59,5 @@ refuse bad-jsonl-source "bad.jsonl:2: not valid JSON: " "$cdrmix" data bench typ
 refuse unknown-key "unknown key 'shufle'" "$cdrmix" data bench type=bin "path=$work/train.bin" dtype=uint16 vocab_size=400 shufle=false
 refuse split-too-big "has 3 records; the val split must take at least 1 and leave at least 1" \
   "$cdrmix" data split "$work/docs.jsonl" -o "$work/split2" --val-size 3
-[ -e "$work/bad.bin.tmp" ] && { echo "FAIL: temporary file left behind"; fail=1; }
+compgen -G "$work/*.tmp*" >/dev/null && { echo "FAIL: temporary file left behind"; fail=1; }
 exit $fail

@@ -1,8 +1,8 @@
 // An out-of-tree router, built only against the installed cdrmix SDK: cosine
 // routing (as in X-MoE). Tokens are projected to a small space and compared with
 // one learned unit vector per expert; logits = cos(token, expert) / temperature,
-// then top-k softmax with the Switch load-balance loss.
-// Config: top_k (2), dim (16), temperature (0.3), load_balance_alpha (0.01).
+// then top-k softmax with the Switch load-balance loss. k is the MoE layer's
+// top_k (RouterContext); the keys are declared once, in the schema below.
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -13,11 +13,15 @@ namespace F = torch::nn::functional;
 
 class CosineRouter : public cdrmix::Router {
 public:
-    CosineRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : experts_(ctx.num_experts) {
-        k_ = cfg.get_int("top_k", 2);
-        const int64_t dim = cfg.get_int("dim", 16);
-        temperature_ = cfg.get_double("temperature", 0.3);
-        alpha_ = cfg.get_double("load_balance_alpha", 0.01);
+    CosineRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx)
+        : experts_(ctx.num_experts), k_(ctx.top_k) {
+        if (k_ < 1 || k_ > experts_)
+            throw cdrmix::Error(cfg.where() + ": top_k must be between 1 and num_experts (" +
+                                std::to_string(experts_) + "), got " + std::to_string(k_));
+        const int64_t dim = cfg.get_int("dim");
+        temperature_ = cfg.get_double("temperature");
+        if (!(temperature_ > 0)) throw cdrmix::Error(cfg.where() + ": key 'temperature' must be positive");
+        alpha_ = cfg.get_double("load_balance_alpha");
         proj = register_module("proj", torch::nn::Linear(torch::nn::LinearOptions(ctx.hidden_size, dim).bias(false)));
         centers = register_parameter("centers", torch::randn({experts_, dim}));
     }
@@ -48,7 +52,11 @@ private:
 } // namespace
 
 CDRMIX_PLUGIN("cosine", "0.1.0", "Cosine-similarity router (out-of-tree example)") {
-    registry.add_router("cosine", "Cosine routing against learned expert centres",
+    cdrmix::Schema s("Cosine routing against learned expert centres");
+    s.integer("dim", 16, "size of the space tokens and expert centres are compared in").min(1);
+    s.number("temperature", 0.3, "logits = cosine / temperature (positive)");
+    s.number("load_balance_alpha", 0.01, "coefficient of the load-balance loss (0: off)").min(0);
+    registry.add_router("cosine", s.doc(), s,
                         [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
                             return std::make_shared<CosineRouter>(c, ctx);
                         });

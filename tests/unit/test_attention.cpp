@@ -410,7 +410,12 @@ TEST(AttentionBlocks, ConfigErrorsNameTheKey) {
     EXPECT_NE(message({{"type", "attention"}, {"head_dim", 5}}).find("must be even with rope"), std::string::npos);
     EXPECT_EQ(message({{"type", "attention"}, {"head_dim", 5}, {"rope", false}}), "(no error)");
     EXPECT_NE(message({{"type", "attention"}, {"sliding_window", -1}}).find("key 'sliding_window'"), std::string::npos);
-    EXPECT_EQ(message({{"type", "attention"}, {"window", 4}}), "block 'attention' (test): unknown key 'window'");
+    // No key is close to "window": the message lists the valid ones.
+    EXPECT_EQ(message({{"type", "attention"}, {"window", 4}}),
+              "block 'attention' (test): unknown key 'window'; valid keys: num_heads, num_kv_heads, head_dim, rope, "
+              "rope_theta, sliding_window, bias");
+    EXPECT_NE(message({{"type", "attention"}, {"sliding_windw", 4}}).find("did you mean 'sliding_window'?"),
+              std::string::npos);
     EXPECT_NE(message({{"type", "mla"}, {"qk_rope_head_dim", 3}}).find("key 'qk_rope_head_dim' must be even"),
               std::string::npos);
     EXPECT_NE(message({{"type", "mla"}, {"kv_lora_rank", 0}}).find("key 'kv_lora_rank'"), std::string::npos);

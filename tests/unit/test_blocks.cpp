@@ -134,6 +134,7 @@ TEST(Blocks, MoESparseDispatchEqualsDenseReference) {
     Tensor x = torch::randn({3, 11, 16}, torch::kFloat64);
     Tensor proj = torch::randn({3, 11, 16}, torch::kFloat64);
     ForwardContext c1, c2;
+    c1.record_routing = true;
     Tensor ys = sparse->forward(x, nullptr, c1), yd = dense->forward(x, nullptr, c2);
     EXPECT_LT(max_abs_diff(ys, yd), 1e-12);
     (ys * proj).sum().backward();
@@ -144,16 +145,17 @@ TEST(Blocks, MoESparseDispatchEqualsDenseReference) {
         EXPECT_LT(max_abs_diff(p.value().grad(), dense_params[p.key()].grad()), 1e-12) << p.key();
     }
     // Statistics: every token is routed to k experts.
-    ASSERT_EQ(c1.router_stats.size(), 1u);
+    const auto stats = cdrmix::compute_router_stats(c1.routing);
+    ASSERT_EQ(stats.size(), 1u);
     int64_t routed = 0;
-    for (auto n : c1.router_stats[0].tokens_per_expert) routed += n;
+    for (auto n : stats[0].tokens_per_expert) routed += n;
     EXPECT_EQ(routed, 3 * 11 * 2);
 }
 
 TEST(Router, TopKWeightsAndLoadBalanceLoss) {
     auto router = cdrmix::Registry::global().create_router(
-        cdrmix::Config(Json{{"type", "topk"}, {"top_k", 2}, {"load_balance_alpha", 0.01}, {"z_loss", 0.001}}, "t", ""),
-        cdrmix::RouterContext{16, 8, 0});
+        cdrmix::Config(Json{{"type", "topk"}, {"load_balance_alpha", 0.01}, {"z_loss", 0.001}}, "t", ""),
+        cdrmix::RouterContext{16, 8, 2, 0});
     torch::manual_seed(7);
     Tensor x = torch::randn({64, 16});
     auto out = router->route(x, {});
@@ -172,11 +174,14 @@ TEST(Router, TopKWeightsAndLoadBalanceLoss) {
 }
 
 TEST(Router, StatisticsFromARoutingDecision) {
-    cdrmix::RouterOutput out;
-    out.indices = torch::tensor({0, 0, 0, 1}, torch::kInt64).reshape({4, 1});
-    out.weights = torch::ones({4, 1});
-    out.probs = torch::tensor({1.0, 0.0, 0.0, 0.0}).repeat({4, 1});
-    auto s = cdrmix::compute_router_stats(out, 4, 3, 0);
+    cdrmix::RoutingRecord rec;
+    rec.layer = 3;
+    rec.num_experts = 4;
+    rec.indices = torch::tensor({0, 0, 0, 1}, torch::kInt64).reshape({4, 1});
+    rec.probs = torch::tensor({1.0, 0.0, 0.0, 0.0}).repeat({4, 1});
+    const auto all = cdrmix::compute_router_stats({rec});
+    ASSERT_EQ(all.size(), 1u);
+    const auto &s = all[0];
     EXPECT_EQ(s.layer, 3);
     EXPECT_EQ(s.tokens_per_expert, (std::vector<int64_t>{3, 1, 0, 0}));
     EXPECT_EQ(s.dead_experts, 2);
@@ -195,7 +200,8 @@ TEST(Blocks, ConfigErrorsNameKeyAndPlugin) {
         }
         return std::string("(no error)");
     };
-    EXPECT_EQ(message({{"type", "rwkv7_time_mix"}, {"head_sise", 8}}), "block 'rwkv7_time_mix' (test): unknown key 'head_sise'");
+    EXPECT_EQ(message({{"type", "rwkv7_time_mix"}, {"head_sise", 8}}),
+              "block 'rwkv7_time_mix' (test): unknown key 'head_sise'; did you mean 'head_size'?");
     EXPECT_NE(message({{"type", "rwkv7_time_mix"}, {"head_size", "big"}}).find("key 'head_size' must be an integer"),
               std::string::npos);
     EXPECT_NE(message({{"type", "rwkv7_time_mix"}, {"head_size", 5}}).find("multiple of head_size"), std::string::npos);

@@ -2,6 +2,8 @@
 #include "test_util.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
+#include <cdrmix/schema.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -35,10 +37,11 @@ TEST(Config, TypedReadsAndDefaults) {
     EXPECT_NO_THROW(c.check_unused());
 }
 
-TEST(Config, UnknownKeyNamesKeyOwnerAndSource) {
+TEST(Config, UnknownKeyNamesKeyOwnerSourceAndClosestKey) {
     Config c(Json{{"top_k", 2}, {"top_kk", 3}}, "router 'topk'", "configs/x.yaml");
     c.get_int("top_k", 1);
-    EXPECT_EQ(error_of([&] { c.check_unused(); }), "router 'topk' (configs/x.yaml): unknown key 'top_kk'");
+    EXPECT_EQ(error_of([&] { c.check_unused(); }),
+              "router 'topk' (configs/x.yaml): unknown key 'top_kk'; did you mean 'top_k'?");
 }
 
 TEST(Config, WrongTypeNamesKeyAndValue) {
@@ -53,30 +56,99 @@ TEST(Config, NotATable) {
     EXPECT_NE(error_of([] { Config(Json(3), "data", "s.lua"); }).find("expected a table"), std::string::npos);
 }
 
+TEST(Config, ErrorsNameTheSourceOfTheValue) {
+    auto sources = std::make_shared<cdrmix::ValueSources>();
+    sources->by_path[""] = "configs/models/x.yaml";
+    sources->by_path["/router/z_loss"] = "command line";
+    Config model(Json{{"router", {{"z_loss", "big"}, {"jitter", "x"}}}}, "model", "exp.lua", sources);
+    const Config router = model.child("router", "router 'topk'");
+    EXPECT_EQ(router.source_of("z_loss"), "command line");
+    EXPECT_EQ(router.source_of("jitter"), "configs/models/x.yaml");
+    EXPECT_NE(error_of([&] { router.get_double("z_loss", 0); }).find("router 'topk' (command line): key 'z_loss'"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { router.get_double("jitter", 0); }).find("(configs/models/x.yaml)"), std::string::npos);
+}
+
+TEST(Schema, AppliesDefaultsAliasesAndChecks) {
+    cdrmix::Schema s("test");
+    s.integer("top_k", 2, "experts per token").min(1).alias("experts_per_tok");
+    s.string("policy", "probability", "drop policy").one_of({"probability", "position"});
+    s.number("load_balance_alpha", 0.01, "alpha").range(0, 1);
+    const Config r = s.apply(Config(Json{{"experts_per_tok", 3}}, "moe", "m.yaml"));
+    EXPECT_EQ(r.get_int("top_k"), 3);
+    EXPECT_EQ(r.get_string("policy"), "probability");
+    EXPECT_DOUBLE_EQ(r.get_double("load_balance_alpha"), 0.01);
+    EXPECT_EQ(error_of([&] { s.apply(Config(Json{{"load_balence_alpha", 0.1}}, "moe", "m.yaml")); }),
+              "moe (m.yaml): unknown key 'load_balence_alpha'; did you mean 'load_balance_alpha'?");
+    EXPECT_NE(error_of([&] { s.apply(Config(Json{{"zzz", 1}}, "moe", "m.yaml")); })
+                  .find("valid keys: top_k, policy, load_balance_alpha"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { s.apply(Config(Json{{"top_k", 0}}, "moe", "m.yaml")); }).find("must be at least 1"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { s.apply(Config(Json{{"policy", "positon"}}, "moe", "m.yaml")); })
+                  .find("did you mean \"position\"?"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { s.apply(Config(Json{{"top_k", 2}, {"experts_per_tok", 2}}, "moe", "m.yaml")); })
+                  .find("same setting"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { s.apply(Config(Json{{"top_k", "two"}}, "moe", "m.yaml")); }).find("must be an integer"),
+              std::string::npos);
+}
+
+TEST(Schema, ClosestWord) {
+    EXPECT_EQ(cdrmix::closest_word("stpes", {"steps", "seq_len", "lr"}), "steps");
+    EXPECT_EQ(cdrmix::closest_word("qqqqqq", {"steps", "seq_len"}), "");
+}
+
+TEST(Schema, CommandLineKeysReachingASchemaAreMarkedRead) {
+    auto read = std::make_shared<bool>(false);
+    auto sources = std::make_shared<cdrmix::ValueSources>();
+    sources->read_flags["/top_k"] = read;
+    cdrmix::Schema s;
+    s.integer("top_k", 2, "k");
+    s.apply(Config(Json{{"top_k", 4}}, "moe", "x.lua", sources));
+    EXPECT_TRUE(*read);
+}
+
 TEST(Registry, DuplicateNameIsRefused) {
     cdrmix::Registry r;
     auto factory = [](const Config &, const cdrmix::RouterContext &) -> std::shared_ptr<cdrmix::Router> { return nullptr; };
-    r.add_router("same", "", factory);
-    EXPECT_NE(error_of([&] { r.add_router("same", "", factory); }).find("duplicate router 'same'"), std::string::npos);
+    r.add_router("same", "", cdrmix::Schema(), factory);
+    EXPECT_NE(error_of([&] { r.add_router("same", "", cdrmix::Schema(), factory); }).find("duplicate router 'same'"),
+              std::string::npos);
     // A block may share a router's name: kinds are separate namespaces.
-    EXPECT_NO_THROW(r.add_block("same", "", [](const Config &, const cdrmix::BlockContext &) -> std::shared_ptr<cdrmix::Block> {
-        return nullptr;
-    }));
+    EXPECT_NO_THROW(r.add_block("same", "", cdrmix::Schema(),
+                                [](const Config &, const cdrmix::BlockContext &) -> std::shared_ptr<cdrmix::Block> {
+                                    return nullptr;
+                                }));
+}
+
+TEST(Registry, FactoriesReceiveTheRegistryThatCreatesThem) {
+    cdrmix::Registry r;
+    const cdrmix::Registry *seen = nullptr;
+    r.add_block("probe", "", cdrmix::Schema(),
+                [&](const Config &, const cdrmix::BlockContext &ctx) -> std::shared_ptr<cdrmix::Block> {
+                    seen = ctx.registry;
+                    return nullptr;
+                });
+    r.create_block(Config(Json{{"type", "probe"}}, "t", ""), cdrmix::BlockContext{8, 0, 1});
+    EXPECT_EQ(seen, &r);
 }
 
 TEST(Registry, UnknownTypeListsWhatIsLoaded) {
     const std::string msg = error_of([] {
-        cdrmix::Registry::global().create_router(Config(Json{{"type", "nope"}}, "moe router", "m.yaml"), {8, 4, 0});
+        cdrmix::Registry::global().create_router(Config(Json{{"type", "topkk"}}, "moe router", "m.yaml"), {8, 4, 2, 0});
     });
-    EXPECT_NE(msg.find("moe router (m.yaml): unknown router 'nope'"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("topk"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("moe router (m.yaml): unknown router 'topkk'; did you mean 'topk'?"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("sinkhorn"), std::string::npos) << msg;
 }
 
 TEST(Registry, FactoryConfigIsCheckedForUnknownKeys) {
     const std::string msg = error_of([] {
-        cdrmix::Registry::global().create_router(Config(Json{{"type", "topk"}, {"top_kk", 2}}, "r", "m.yaml"), {8, 4, 0});
+        cdrmix::Registry::global().create_router(Config(Json{{"type", "topk"}, {"z_los", 2}}, "r", "m.yaml"),
+                                                 {8, 4, 2, 0});
     });
-    EXPECT_EQ(msg, "router 'topk' (m.yaml): unknown key 'top_kk'");
+    EXPECT_EQ(msg, "router 'topk' (m.yaml): unknown key 'z_los'; did you mean 'z_loss'?");
 }
 
 TEST(Registry, MissingTypeKey) {

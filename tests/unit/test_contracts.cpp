@@ -112,10 +112,13 @@ class RouterContract : public ::testing::TestWithParam<std::string> {};
 
 constexpr int64_t kExperts = 4;
 
+// Each router with the top_k an MoE layer gives it when its config sets none.
 std::shared_ptr<cdrmix::Router> build_router(const std::string &name, uint64_t seed) {
     torch::manual_seed(seed);
-    return cdrmix::Registry::global().create_router(cdrmix::Config(Json{{"type", name}}, "contract", ""),
-                                                    cdrmix::RouterContext{16, kExperts, 0});
+    const auto &registry = cdrmix::Registry::global();
+    const int64_t k = registry.info(PluginKind::Router, name, "contract").default_top_k;
+    return registry.create_router(cdrmix::Config(Json{{"type", name}}, "contract", ""),
+                                  cdrmix::RouterContext{16, kExperts, k, 0});
 }
 
 } // namespace
@@ -135,7 +138,10 @@ TEST_P(RouterContract, DecisionsAreWellFormed) {
     EXPECT_TRUE((out.indices >= -1).all().item<bool>() && (out.indices < kExperts).all().item<bool>());
     EXPECT_TRUE(torch::isfinite(out.weights).all().item<bool>());
     for (const auto &l : out.losses) EXPECT_TRUE(std::isfinite(l.value.item<double>())) << l.name;
-    auto stats = cdrmix::compute_router_stats(out, kExperts, 0);
+    cdrmix::RoutingRecord rec{0, kExperts, out.indices, out.probs, {}};
+    const auto all = cdrmix::compute_router_stats({rec});
+    ASSERT_EQ(all.size(), 1u);
+    const auto &stats = all[0];
     int64_t routed = 0;
     for (auto n : stats.tokens_per_expert) routed += n;
     EXPECT_EQ(routed, (out.indices >= 0).sum().item<int64_t>());

@@ -129,7 +129,7 @@ TEST(BinData, TruncatedOrOutOfRangeFilesAreRefused) {
     EXPECT_NE(error_of([&] { d->next_batch(Split::Train, 1, 4); }).find("ids.bin: token 12 at index 3 is outside the vocabulary of 10"),
               std::string::npos);
     EXPECT_NE(error_of([&] { source({{"type", "bin"}, {"path", (dir / "ids.bin").string()}, {"dtype", "int8"}, {"vocab_size", 10}}); })
-                  .find("key 'dtype' must be \"uint16\" or \"uint32\""), std::string::npos);
+                  .find("key 'dtype' must be one of \"uint16\", \"uint32\""), std::string::npos);
     EXPECT_NE(error_of([&] { source({{"type", "bin"}, {"path", (dir / "ids.bin").string()}, {"dtype", "uint16"}}); })
                   .find("give either 'tokenizer'"), std::string::npos);
 }
@@ -394,6 +394,11 @@ TEST(SyntheticData, ExamplesFollowTheirTask) {
     EXPECT_NE(error_of([&] { recall->next_batch(Split::Train, 1, 10); }).find("too short for 6 pairs and 3 queries"),
               std::string::npos);
     EXPECT_NE(error_of([&] { source({{"type", "synthetic"}, {"task", "sort"}}); }).find("key 'task' must be"), std::string::npos);
-    EXPECT_NE(error_of([&] { source({{"type", "synthetic"}, {"task", "copy"}, {"num_pairs", 3}}); }).find("unknown key 'num_pairs'"),
+    EXPECT_NE(error_of([&] { source({{"type", "synthetic"}, {"task", "copy"}, {"num_pair", 3}}); })
+                  .find("unknown key 'num_pair'; did you mean 'num_pairs'?"),
               std::string::npos);
+    EXPECT_NE(error_of([&] { source({{"type", "synthetic"}, {"task", "recall"}, {"num_pairs", 27}}); })
+                  .find("key 'num_pairs' must be between 1 and 26"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { source({{"type", "synthetic"}}); }).find("missing required key 'task'"), std::string::npos);
 }

@@ -58,7 +58,7 @@ TEST(Model, SpecErrors) {
         cdrmix::ModelSpec::from_json(bad, "m.yaml");
         FAIL() << "accepted an unknown key";
     } catch (const cdrmix::Error &e) {
-        EXPECT_STREQ(e.what(), "model (m.yaml): unknown key 'num_layer'");
+        EXPECT_STREQ(e.what(), "model (m.yaml): unknown key 'num_layer'; did you mean 'num_layers'?");
     }
     bad = tiny_spec();
     bad.erase("hidden_size");
@@ -95,7 +95,103 @@ TEST(Model, LossIncludesRouterAuxLosses) {
     for (const auto &a : out.aux) aux += a.value.item<double>();
     EXPECT_NEAR(out.total.item<double>(), out.ce.item<double>() + aux, 1e-6);
     EXPECT_NEAR(out.ce.item<double>(), std::log(11.0), 0.5); // untrained: near uniform over 11 tokens
-    ASSERT_EQ(out.router_stats.size(), 1u);
+    EXPECT_TRUE(out.routing.empty()); // nothing recorded unless asked
+    ASSERT_EQ(m->loss(batch, /*record_routing=*/true).routing.size(), 1u);
+}
+
+namespace {
+
+std::string spec_error(const Json &spec) {
+    try {
+        std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "m.yaml"), cdrmix::Registry::global());
+    } catch (const cdrmix::Error &e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+const cdrmix::Router &router_of(const cdrmix::Model &m) {
+    for (const auto &mod : m.modules())
+        if (auto r = std::dynamic_pointer_cast<cdrmix::Router>(mod)) return *r;
+    throw std::runtime_error("no router");
+}
+
+} // namespace
+
+TEST(RouterSeam, TheMoELayerDecidesTopKOnce) {
+    Json spec = tiny_spec();
+    spec["top_k"] = 2;
+    spec["router"] = {{"type", "topk"}, {"top_k", 4}};
+    const std::string msg = spec_error(spec);
+    EXPECT_NE(msg.find("top_k is 4 in the router table but 2 on the MoE layer"), std::string::npos) << msg;
+    // switch wants one expert per token: it gets it when the model does not say otherwise...
+    spec = tiny_spec();
+    spec.erase("top_k");
+    spec["router"] = {{"type", "switch"}};
+    auto sw = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "m.yaml"), cdrmix::Registry::global());
+    EXPECT_EQ(router_of(*sw).top_k(), 1);
+    // ...and a contradiction is an error naming top_k.
+    spec["top_k"] = 2;
+    EXPECT_NE(spec_error(spec).find("top_k"), std::string::npos);
+    // A router built with a context honours it.
+    spec = tiny_spec();
+    spec["top_k"] = 3;
+    spec["num_experts"] = 4;
+    auto k3 = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "m.yaml"), cdrmix::Registry::global());
+    EXPECT_EQ(router_of(*k3).top_k(), 3);
+    Tensor batch = torch::randint(0, 11, {2, 9}, torch::kInt64);
+    EXPECT_EQ(k3->loss(batch, true).routing.at(0).indices.size(1), 3);
+}
+
+// The step's statistics from routing records equal a plain computation of the
+// same quantities, micro-batches pooled.
+TEST(RouterStats, FromRecordsEqualAPlainComputation) {
+    torch::manual_seed(3);
+    const int64_t E = 4;
+    std::vector<cdrmix::RoutingRecord> records;
+    std::vector<int64_t> counts(E, 0);
+    int64_t dropped = 0;
+    double entropy = 0, tokens = 0, lb = 0;
+    for (int micro = 0; micro < 2; ++micro) {
+        Tensor probs = torch::softmax(torch::randn({6, E}, torch::kFloat64), -1);
+        Tensor idx = std::get<1>(probs.topk(2, -1));
+        idx[0][0] = -1; // a capacity drop
+        idx[0][1] = -1; // token 0 lost every slot
+        idx[3][1] = -1;
+        const double loss = 0.01 * (micro + 1);
+        records.push_back({1, E, idx, probs, {{"load_balance", torch::tensor(loss, torch::kFloat64)}}});
+        for (int64_t n = 0; n < 6; ++n) {
+            bool any = false;
+            for (int64_t j = 0; j < 2; ++j) {
+                const int64_t e = idx[n][j].item<int64_t>();
+                if (e >= 0) ++counts[static_cast<size_t>(e)], any = true;
+            }
+            if (!any) ++dropped;
+            for (int64_t e = 0; e < E; ++e) {
+                const double p = probs[n][e].item<double>();
+                entropy -= p * std::log(p);
+            }
+            ++tokens;
+        }
+        lb += loss / 2;
+    }
+    const auto stats = cdrmix::compute_router_stats(records);
+    ASSERT_EQ(stats.size(), 1u);
+    EXPECT_EQ(stats[0].layer, 1);
+    EXPECT_EQ(stats[0].tokens_per_expert, counts);
+    EXPECT_EQ(stats[0].dropped_tokens, dropped);
+    EXPECT_NEAR(stats[0].token_entropy, entropy / tokens / std::log(double(E)), 1e-12);
+    double total = 0, h = 0, var = 0;
+    for (int64_t c : counts) total += double(c);
+    for (int64_t c : counts) {
+        const double q = double(c) / total;
+        if (q > 0) h -= q * std::log(q);
+        var += (double(c) - total / E) * (double(c) - total / E);
+    }
+    EXPECT_NEAR(stats[0].load_entropy, h / std::log(double(E)), 1e-12);
+    EXPECT_NEAR(stats[0].load_cv, std::sqrt(var / E) / (total / E), 1e-12);
+    ASSERT_EQ(stats[0].losses.size(), 1u);
+    EXPECT_NEAR(stats[0].losses[0].second, lb, 1e-12);
 }
 
 TEST(Model, CheckpointRoundTrip) {

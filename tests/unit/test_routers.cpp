@@ -21,8 +21,9 @@ using torch::Tensor;
 
 namespace {
 
-std::shared_ptr<cdrmix::Router> make_router(const Json &cfg, int64_t C, int64_t E, int64_t layer = 0) {
-    return cdrmix::Registry::global().create_router(cdrmix::Config(cfg, "test", "test"), RouterContext{C, E, layer});
+// top_k is the MoE layer's decision, handed over in the context (never in the router's config).
+std::shared_ptr<cdrmix::Router> make_router(const Json &cfg, int64_t C, int64_t E, int64_t k, int64_t layer = 0) {
+    return cdrmix::Registry::global().create_router(cdrmix::Config(cfg, "test", "test"), RouterContext{C, E, k, layer});
 }
 
 RouteInput with_ids(const Tensor &ids, bool decoding = false) {
@@ -53,10 +54,14 @@ void skew_gate(cdrmix::Router &router, const Tensor &direction, uint64_t seed) {
     w.slice(0, 0, 2).add_(direction.to(w.dtype()).unsqueeze(0) * 0.5);
 }
 
-const std::vector<Json> kRouters = {
-    {{"type", "topk"}, {"top_k", 2}},          {{"type", "switch"}},
-    {{"type", "expert_choice"}, {"top_k", 2}}, {{"type", "aux_free"}, {"top_k", 2}},
-    {{"type", "hash"}, {"top_k", 2}},          {{"type", "sinkhorn"}, {"top_k", 2}},
+struct RouterCase {
+    Json cfg;
+    int64_t k;
+};
+
+const std::vector<RouterCase> kRouters = {
+    {{{"type", "topk"}}, 2},     {{{"type", "switch"}}, 1}, {{{"type", "expert_choice"}}, 2},
+    {{{"type", "aux_free"}}, 2}, {{{"type", "hash"}}, 2},   {{{"type", "sinkhorn"}}, 2},
 };
 
 } // namespace
@@ -66,11 +71,12 @@ TEST(RoutersContract, ShapesAndValidIndices) {
     torch::manual_seed(1);
     Tensor x = torch::randn({N, C});
     Tensor ids = torch::randint(0, 100, {N}, torch::kInt64);
-    for (const Json &cfg : kRouters) {
+    for (const auto &[cfg, top_k] : kRouters) {
         SCOPED_TRACE(cfg.dump());
-        auto router = make_router(cfg, C, E);
+        auto router = make_router(cfg, C, E, top_k);
         EXPECT_EQ(router->num_experts(), E);
         const int64_t k = router->top_k();
+        EXPECT_EQ(k, top_k); // the context's value
         for (bool training : {true, false}) {
             router->train(training);
             auto out = router->route(x, with_ids(ids));
@@ -93,25 +99,45 @@ TEST(RoutersContract, ShapesAndValidIndices) {
 }
 
 TEST(RoutersContract, ConfigErrorsAreOneLine) {
-    auto message = [](const Json &cfg) {
+    auto message = [](const Json &cfg, int64_t k = 2) {
         try {
-            make_router(cfg, 8, 4);
+            make_router(cfg, 8, 4, k);
         } catch (const cdrmix::Error &e) {
             return std::string(e.what());
         }
         return std::string("(no error)");
     };
-    for (const Json &cfg : {Json{{"type", "switch"}, {"top_k", 2}}, Json{{"type", "expert_choice"}, {"capacity_factor", 0.0}},
-                            Json{{"type", "aux_free"}, {"score_fn", "tanh"}}, Json{{"type", "hash"}, {"top_k", 5}},
-                            Json{{"type", "sinkhorn"}, {"max_iters", 0}}, Json{{"type", "aux_free"}, {"bias_rate", 1.0}}}) {
-        const std::string m = message(cfg);
+    for (const auto &[cfg, k] : std::vector<RouterCase>{{{{"type", "switch"}}, 2},
+                                                         {{{"type", "expert_choice"}, {"capacity_factor", 0.0}}, 2},
+                                                         {{{"type", "aux_free"}, {"score_fn", "tanh"}}, 2},
+                                                         {{{"type", "hash"}}, 5},
+                                                         {{{"type", "topk"}}, 0},
+                                                         {{{"type", "sinkhorn"}, {"max_iters", 0}}, 2},
+                                                         {{{"type", "aux_free"}, {"bias_rate", 1.0}}, 2},
+                                                         {{{"type", "topk"}, {"top_k", 2}}, 2}}) {
+        const std::string m = message(cfg, k);
         EXPECT_NE(m.find("test"), std::string::npos) << m;
         EXPECT_EQ(m.find('\n'), std::string::npos) << m;
         EXPECT_NE(m, "(no error)") << cfg.dump();
     }
-    // The MoE layer injects its top_k: switch accepts 1 and names the key otherwise.
-    EXPECT_EQ(message({{"type", "switch"}, {"top_k", 1}}), "(no error)");
-    EXPECT_NE(message({{"type", "switch"}, {"top_k", 2}}).find("key 'top_k' must be 1"), std::string::npos);
+    // top_k out of range names the router and the key.
+    EXPECT_NE(message({{"type", "hash"}}, 5).find("router 'hash'"), std::string::npos);
+    EXPECT_NE(message({{"type", "hash"}}, 5).find("top_k must be between 1 and num_experts (4)"), std::string::npos);
+    // top_k is the layer's, never the router's key.
+    EXPECT_NE(message({{"type", "topk"}, {"top_k", 2}}).find("unknown key 'top_k'"), std::string::npos);
+    // The MoE layer hands over its top_k: switch accepts 1 and names top_k otherwise.
+    EXPECT_EQ(message({{"type", "switch"}}, 1), "(no error)");
+    const std::string two = message({{"type", "switch"}}, 2);
+    EXPECT_NE(two.find("router 'switch'"), std::string::npos) << two;
+    EXPECT_NE(two.find("top_k 2: set top_k = 1 or leave it unset"), std::string::npos) << two;
+}
+
+TEST(RoutersContract, DefaultTopKIsRegistered) {
+    // What an MoE layer uses when its config sets no top_k.
+    const auto &registry = cdrmix::Registry::global();
+    EXPECT_EQ(registry.info(cdrmix::PluginKind::Router, "switch", "test").default_top_k, 1);
+    EXPECT_EQ(registry.info(cdrmix::PluginKind::Router, "hash", "test").default_top_k, 1);
+    EXPECT_EQ(registry.info(cdrmix::PluginKind::Router, "topk", "test").default_top_k, 2);
 }
 
 TEST(RoutersLoss, LoadBalanceEqualsAlphaAtPerfectBalance) {
@@ -136,7 +162,7 @@ TEST(RoutersLoss, LoadBalanceEqualsAlphaAtPerfectBalance) {
 }
 
 TEST(RoutersLoss, SwitchLossesAndWeights) {
-    auto router = make_router({{"type", "switch"}}, 16, 8);
+    auto router = make_router({{"type", "switch"}}, 16, 8, 1);
     torch::manual_seed(3);
     Tensor x = torch::randn({32, 16});
     auto out = router->route(x, {});
@@ -159,7 +185,7 @@ TEST(RoutersLoss, SwitchLossesAndWeights) {
 TEST(RoutersAuxFree, BiasMovesLoadTowardBalance) {
     const int64_t C = 16, E = 8;
     // The default rate (1e-3) moves b by at most 0.05 in 50 steps; 1e-2 shows the effect in a fast test.
-    auto router = make_router({{"type", "aux_free"}, {"top_k", 2}, {"bias_update_rate", 0.01}}, C, E);
+    auto router = make_router({{"type", "aux_free"}, {"bias_update_rate", 0.01}}, C, E, 2);
     ASSERT_EQ(router->parameters().size(), 1u); // the gate only: the bias is a buffer
     Tensor bias = router->named_buffers()["expert_bias"];
     ASSERT_TRUE(bias.defined());
@@ -186,7 +212,7 @@ TEST(RoutersAuxFree, BiasMovesLoadTowardBalance) {
 
 TEST(RoutersAuxFree, WeightsUseUnbiasedScoresAndSeqLossIsAlphaWhenBalanced) {
     const int64_t C = 8, E = 4, N = 12;
-    auto router = make_router({{"type", "aux_free"}, {"top_k", 2}, {"seq_aux_alpha", 1e-4}, {"seq_length", 4}}, C, E);
+    auto router = make_router({{"type", "aux_free"}, {"seq_aux_alpha", 1e-4}, {"seq_length", 4}}, C, E, 2);
     torch::manual_seed(6);
     Tensor x = torch::randn({N, C});
     router->eval();
@@ -215,7 +241,7 @@ TEST(RoutersAuxFree, WeightsUseUnbiasedScoresAndSeqLossIsAlphaWhenBalanced) {
 
 TEST(RoutersHash, StableAcrossCallsAndPositionsAndParameterFree) {
     const int64_t C = 8, E = 8;
-    auto router = make_router({{"type", "hash"}, {"top_k", 2}}, C, E);
+    auto router = make_router({{"type", "hash"}}, C, E, 2);
     EXPECT_TRUE(router->parameters().empty());
     EXPECT_TRUE(router->buffers().empty());
     torch::manual_seed(7);
@@ -233,12 +259,12 @@ TEST(RoutersHash, StableAcrossCallsAndPositionsAndParameterFree) {
     Tensor many = torch::arange(4000, torch::kInt64);
     auto spread = router->route(torch::zeros({4000, C}), with_ids(many));
     EXPECT_LT(load_cv(spread.indices, E), 0.1);
-    auto reseeded = make_router({{"type", "hash"}, {"top_k", 2}, {"seed", 1}}, C, E);
+    auto reseeded = make_router({{"type", "hash"}, {"seed", 1}}, C, E, 2);
     EXPECT_FALSE(torch::equal(reseeded->route(torch::zeros({4000, C}), with_ids(many)).indices, spread.indices));
 }
 
 TEST(RoutersHash, MissingTokenIdsIsAnError) {
-    auto router = make_router({{"type", "hash"}}, 8, 4);
+    auto router = make_router({{"type", "hash"}}, 8, 4, 1);
     try {
         router->route(torch::randn({3, 8}), {});
         FAIL() << "no error";
@@ -253,7 +279,7 @@ TEST(RoutersExpertChoice, EachExpertGetsExactlyItsQuota) {
     const int64_t N = 30, C = 16, E = 8;
     torch::manual_seed(8);
     Tensor x = torch::randn({N, C});
-    auto router = make_router({{"type", "expert_choice"}, {"top_k", 2}}, C, E);
+    auto router = make_router({{"type", "expert_choice"}}, C, E, 2);
     auto out = router->route(x, {});
     const int64_t quota = static_cast<int64_t>(std::ceil(1.0 * N * 2 / E)); // 8
     Tensor per_expert = (out.indices >= 0).sum(0);
@@ -270,14 +296,14 @@ TEST(RoutersExpertChoice, EachExpertGetsExactlyItsQuota) {
                   col.masked_select(~chosen.select(1, e)).max().item<double>());
     }
     // The quota is capped at N.
-    auto all = make_router({{"type", "expert_choice"}, {"top_k", 2}, {"capacity_factor", 10.0}}, C, E);
+    auto all = make_router({{"type", "expert_choice"}, {"capacity_factor", 10.0}}, C, E, 2);
     EXPECT_TRUE((all->route(x, {}).indices >= 0).all().item<bool>());
 }
 
 TEST(RoutersSinkhorn, MoreBalancedThanPlainTopK) {
     const int64_t N = 256, C = 16, E = 8;
-    auto sinkhorn = make_router({{"type", "sinkhorn"}, {"top_k", 2}}, C, E);
-    auto topk = make_router({{"type", "topk"}, {"top_k", 2}}, C, E);
+    auto sinkhorn = make_router({{"type", "sinkhorn"}}, C, E, 2);
+    auto topk = make_router({{"type", "topk"}}, C, E, 2);
     torch::manual_seed(9);
     Tensor direction = torch::randn({C}) / std::sqrt(double(C)) * 2.0;
     skew_gate(*sinkhorn, direction, 10);
@@ -302,9 +328,9 @@ TEST(RoutersSinkhorn, MoreBalancedThanPlainTopK) {
 TEST(RoutersDecoding, FallbacksGiveKExpertsPerToken) {
     const int64_t C = 16, E = 8;
     torch::manual_seed(11);
-    for (const Json &cfg : kRouters) {
+    for (const auto &[cfg, top_k] : kRouters) {
         SCOPED_TRACE(cfg.dump());
-        auto router = make_router(cfg, C, E);
+        auto router = make_router(cfg, C, E, top_k);
         router->eval();
         const int64_t k = router->top_k();
         for (int64_t N : {1, 5}) {
@@ -318,11 +344,13 @@ TEST(RoutersDecoding, FallbacksGiveKExpertsPerToken) {
 
 TEST(RoutersGradients, MatchFiniteDifferences) {
     // Tiny float64 routers; routing is piecewise constant, so small steps keep every choice.
-    for (const Json &cfg : {Json{{"type", "switch"}}, Json{{"type", "sinkhorn"}, {"top_k", 2}},
-                            Json{{"type", "expert_choice"}, {"top_k", 2}},
-                            Json{{"type", "aux_free"}, {"top_k", 2}, {"seq_aux_alpha", 0.01}, {"bias_update_rate", 0.0}}}) {
+    for (const auto &[cfg, k] : std::vector<RouterCase>{
+             {{{"type", "switch"}}, 1},
+             {{{"type", "sinkhorn"}}, 2},
+             {{{"type", "expert_choice"}}, 2},
+             {{{"type", "aux_free"}, {"seq_aux_alpha", 0.01}, {"bias_update_rate", 0.0}}, 2}}) {
         SCOPED_TRACE(cfg.dump());
-        auto router = make_router(cfg, 4, 3);
+        auto router = make_router(cfg, 4, 3, k);
         router->to(torch::kFloat64);
         cdrmix::test::perturb(*router, 0.5, 12);
         torch::manual_seed(13);
@@ -360,6 +388,18 @@ std::shared_ptr<cdrmix::Block> make_moe(const Json &cfg, int64_t C, uint64_t see
     return b;
 }
 
+// A context that asks the MoE layer to record its routing, and the statistics of what it recorded.
+ForwardContext recording() {
+    ForwardContext ctx;
+    ctx.record_routing = true;
+    return ctx;
+}
+cdrmix::RouterStats stats_of(const ForwardContext &ctx) {
+    auto stats = cdrmix::compute_router_stats(ctx.routing);
+    EXPECT_EQ(stats.size(), 1u);
+    return stats.empty() ? cdrmix::RouterStats{} : stats[0];
+}
+
 } // namespace
 
 TEST(RoutersMoECapacity, CapacityIsCeilAndNeverExceeded) {
@@ -367,11 +407,10 @@ TEST(RoutersMoECapacity, CapacityIsCeilAndNeverExceeded) {
     // Every token has the same id, so hash routing sends all ten to the same two
     // experts: capacity ceil(0.7 * 10 * 2 / 4) = 4 binds on both.
     auto moe = make_moe(moe_with({{"type", "hash"}}, 2, 0.7, "position"), C, 14);
-    ForwardContext ctx;
+    ForwardContext ctx = recording();
     ctx.token_ids = torch::full({1, 10}, 7, torch::kInt64);
     moe->forward(torch::randn({1, 10, C}), nullptr, ctx);
-    ASSERT_EQ(ctx.router_stats.size(), 1u);
-    std::vector<int64_t> load = ctx.router_stats[0].tokens_per_expert;
+    std::vector<int64_t> load = stats_of(ctx).tokens_per_expert;
     std::sort(load.begin(), load.end());
     EXPECT_EQ(load, (std::vector<int64_t>{0, 0, 4, 4}));
     // A learned router on random tokens, both policies: no expert above ceil(phi N k / E).
@@ -379,10 +418,10 @@ TEST(RoutersMoECapacity, CapacityIsCeilAndNeverExceeded) {
         for (double phi : {0.5, 1.0, 1.25}) {
             auto m = make_moe(moe_with({{"type", "topk"}}, 2, phi, policy), C, 15);
             torch::manual_seed(16);
-            ForwardContext c;
+            ForwardContext c = recording();
             m->forward(torch::randn({3, 7, C}) + torch::randn({C}), nullptr, c);
             const auto capacity = static_cast<int64_t>(std::ceil(phi * 21 * 2 / 4));
-            for (int64_t n : c.router_stats[0].tokens_per_expert) EXPECT_LE(n, capacity) << policy << " " << phi;
+            for (int64_t n : stats_of(c).tokens_per_expert) EXPECT_LE(n, capacity) << policy << " " << phi;
         }
     }
 }
@@ -393,7 +432,7 @@ TEST(RoutersMoECapacity, PositionPolicyDropsLaterTokensAndDroppedTokensPassThrou
     auto moe = make_moe(moe_with({{"type", "hash"}}, 1, 1.0, "position"), C, 17);
     torch::manual_seed(18);
     Tensor x = torch::randn({1, T, C});
-    ForwardContext ctx;
+    ForwardContext ctx = recording();
     ctx.token_ids = torch::full({1, T}, 3, torch::kInt64);
     Tensor y = moe->forward(x, nullptr, ctx);
     Tensor per_token = y[0].abs().sum(-1);
@@ -401,13 +440,13 @@ TEST(RoutersMoECapacity, PositionPolicyDropsLaterTokensAndDroppedTokensPassThrou
     EXPECT_GT(per_token[1].item<double>(), 0.0);
     // Tokens 2..7 lost their only slot: the layer adds nothing, so the residual carries them unchanged.
     EXPECT_EQ(per_token.slice(0, 2).max().item<double>(), 0.0);
-    EXPECT_EQ(ctx.router_stats[0].dropped_tokens, T - 2);
+    EXPECT_EQ(stats_of(ctx).dropped_tokens, T - 2);
     // Dropless: everything is routed.
     auto dropless = make_moe(moe_with({{"type", "hash"}}, 1, 0.0, "position"), C, 17);
-    ForwardContext c2;
+    ForwardContext c2 = recording();
     c2.token_ids = ctx.token_ids;
     EXPECT_GT(dropless->forward(x, nullptr, c2)[0].abs().sum(-1).min().item<double>(), 0.0);
-    EXPECT_EQ(c2.router_stats[0].dropped_tokens, 0);
+    EXPECT_EQ(stats_of(c2).dropped_tokens, 0);
 }
 
 TEST(RoutersMoECapacity, ProbabilityPolicyDropsLowestWeightsFirst) {
@@ -418,9 +457,9 @@ TEST(RoutersMoECapacity, ProbabilityPolicyDropsLowestWeightsFirst) {
     auto moe = make_moe(cfg, C, 22);
     torch::manual_seed(23);
     Tensor x = torch::randn({1, N, C}) + torch::randn({C});
-    ForwardContext ctx;
+    ForwardContext ctx = recording();
     Tensor y = moe->forward(x, nullptr, ctx);
-    auto router = make_router({{"type", "topk"}, {"top_k", 1}, {"normalize", false}}, C, E);
+    auto router = make_router({{"type", "topk"}, {"normalize", false}}, C, E, 1);
     {
         torch::NoGradGuard no_grad;
         router->named_parameters()["gate.weight"].copy_(moe->named_parameters()["router.gate.weight"]);
@@ -428,7 +467,7 @@ TEST(RoutersMoECapacity, ProbabilityPolicyDropsLowestWeightsFirst) {
     auto route = router->route(x.view({N, C}), {});
     Tensor kept = y[0].abs().sum(-1) > 0;
     const int64_t capacity = 3; // ceil(0.5 * 24 * 1 / 4)
-    EXPECT_GT(ctx.router_stats[0].dropped_tokens, 0);
+    EXPECT_GT(stats_of(ctx).dropped_tokens, 0);
     for (int64_t e = 0; e < E; ++e) {
         Tensor mine = route.indices.select(1, 0) == e;
         Tensor w = route.weights.select(1, 0).detach();
@@ -445,13 +484,13 @@ TEST(RoutersMoECapacity, ExpertChoiceAndHashRunForwardBackward) {
     {
         auto moe = make_moe(moe_with({{"type", "expert_choice"}}, 2, 0.0, "probability"), C, 20);
         moe->to(torch::kFloat64);
-        ForwardContext ctx;
+        ForwardContext ctx = recording();
         Tensor y = moe->forward(x, nullptr, ctx);
         EXPECT_EQ(y.sizes(), x.sizes());
         EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
         y.square().sum().backward();
         // Every expert took ceil(12 * 2 / 4) = 6 tokens.
-        EXPECT_EQ(ctx.router_stats[0].tokens_per_expert, (std::vector<int64_t>{6, 6, 6, 6}));
+        EXPECT_EQ(stats_of(ctx).tokens_per_expert, (std::vector<int64_t>{6, 6, 6, 6}));
         for (const auto &p : moe->named_parameters()) {
             ASSERT_TRUE(p.value().grad().defined()) << p.key();
             EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
@@ -461,12 +500,12 @@ TEST(RoutersMoECapacity, ExpertChoiceAndHashRunForwardBackward) {
     {
         auto moe = make_moe(moe_with({{"type", "hash"}}, 2, 0.0, "probability"), C, 21);
         moe->to(torch::kFloat64);
-        ForwardContext ctx;
+        ForwardContext ctx = recording();
         ctx.token_ids = torch::randint(0, 30, {2, 6}, torch::kInt64);
         Tensor y = moe->forward(x, nullptr, ctx);
         y.square().sum().backward();
         EXPECT_TRUE(ctx.aux_losses.empty());
-        ASSERT_EQ(ctx.router_stats[0].dead_experts, 0); // so every expert has a gradient
+        ASSERT_EQ(stats_of(ctx).dead_experts, 0); // so every expert has a gradient
         for (const auto &p : moe->named_parameters()) {
             EXPECT_EQ(p.key().rfind("router.", 0), std::string::npos) << p.key(); // no router parameters
             ASSERT_TRUE(p.value().grad().defined()) << p.key();

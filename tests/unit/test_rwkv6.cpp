@@ -139,12 +139,12 @@ TEST(RWKV6TimeMix, ConfigErrorsNameTheKey) {
     BlockContext ctx{64, 0, 1};
     EXPECT_NE(error_of({{"type", "rwkv6_time_mix"}, {"head_size", 48}}, ctx).find("multiple of head_size"),
               std::string::npos);
-    EXPECT_NE(error_of({{"type", "rwkv6_time_mix"}, {"mix_lora", 0}}, ctx).find("key 'mix_lora' must be positive"),
+    EXPECT_NE(error_of({{"type", "rwkv6_time_mix"}, {"mix_lora", 0}}, ctx).find("key 'mix_lora' must be at least 1"),
               std::string::npos);
     EXPECT_NE(error_of({{"type", "rwkv6_time_mix"}, {"decay_lora", -1}}, ctx).find("key 'decay_lora'"),
               std::string::npos);
     EXPECT_EQ(error_of({{"type", "rwkv6_time_mix"}, {"head_sise", 8}}, ctx),
-              "block 'rwkv6_time_mix' (test): unknown key 'head_sise'");
+              "block 'rwkv6_time_mix' (test): unknown key 'head_sise'; did you mean 'head_size'?");
 }
 
 TEST(RWKV6ChannelMix, ReceptanceAddsZeroInitialisedGate) {

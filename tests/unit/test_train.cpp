@@ -57,7 +57,7 @@ std::shared_ptr<cdrmix::Model> make_model(int64_t vocab, bool moe, uint64_t seed
 }
 
 cdrmix::TrainConfig small_config(int64_t steps) {
-    cdrmix::TrainConfig c;
+    cdrmix::TrainConfig c = cdrmix::TrainConfig::defaults();
     c.steps = steps;
     c.batch_size = 4;
     c.seq_len = 16;
@@ -301,7 +301,7 @@ TEST(TrainConfig, RejectsBadKeys) {
         parse({{"autocast", "fp8"}});
         FAIL();
     } catch (const cdrmix::Error &e) {
-        EXPECT_STREQ(e.what(), "trainer (x.lua): key 'autocast' must be \"auto\", \"none\" or \"bf16\", got \"fp8\"");
+        EXPECT_STREQ(e.what(), "trainer (x.lua): key 'autocast' must be one of \"none\", \"bf16\", \"auto\", got \"fp8\"");
     }
     EXPECT_EQ(parse({{"grad_accum", 4}}).grad_accum, 4);
     EXPECT_EQ(parse(Json::object()).autocast, "none");

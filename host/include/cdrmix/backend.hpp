@@ -2,6 +2,12 @@
 // memory statistics, synchronisation and its collective communication backend.
 // Kernels themselves are registered into PyTorch's dispatcher under cdrmix::
 // ops, so the tensor's device picks the implementation.
+//
+// Threads: every member may be called from any thread, concurrently (a backend
+// holds no mutable state of its own). Ownership: the caller owns the backend
+// (from the registry's create_backend); results are plain values.
+// Errors: only synchronize() throws (cdrmix::Error, when the device is unusable;
+// unavailable_reason() says why); memory() reports -1 for what it cannot tell.
 #pragma once
 
 #include <c10/core/DeviceType.h>
@@ -33,7 +39,7 @@ public:
 };
 
 // The cdrmix:: ops that have a kernel registered for `key` in PyTorch's
-// dispatcher: what a backend's kernels() usually reports.
+// dispatcher: what a backend's kernels() usually reports. Any thread.
 std::vector<std::string> ops_with_kernel(c10::DispatchKey key);
 
 } // namespace cdrmix

@@ -1,6 +1,12 @@
 // Block contract: a torch::nn::Module mapping hidden states [B,T,C] to [B,T,C],
 // optionally carrying a recurrent state so a sequence can be processed in pieces
 // (streaming) with the same result as processing it whole.
+//
+// Threads: a block belongs to one model and is called from one thread at a
+// time; forward() may use LibTorch's intra-op thread pool. Ownership: the model
+// owns its blocks; a state vector belongs to the caller, the block only
+// reads and overwrites it. Errors: factories throw cdrmix::Error for bad
+// configuration; forward() throws c10::Error for malformed input.
 #pragma once
 
 #include <cdrmix/router.hpp>
@@ -12,6 +18,8 @@
 #include <vector>
 
 namespace cdrmix {
+
+class Registry;
 
 // A block's recurrent state: an ordered list of tensors the block defines.
 // Empty means "start of sequence".
@@ -25,6 +33,9 @@ struct BlockContext {
     // Built as an MoE expert: only forward_tokens is used, and the MoE layer owns
     // anything sequence-level (such as RWKV's token shift).
     bool expert = false;
+    // The registry creating this block (set by Registry::create_block): a block
+    // that builds further blocks or routers (an MoE layer) builds them here.
+    const Registry *registry = nullptr;
 };
 
 // Per-forward scratch shared by all blocks of one model call.
@@ -37,8 +48,10 @@ struct ForwardContext {
     torch::Tensor v_first;
     // Auxiliary losses added to the training objective, e.g. "layer1.load_balance".
     std::vector<NamedLoss> aux_losses;
-    // Statistics from every MoE layer of this call.
-    std::vector<RouterStats> router_stats;
+    // Set by the caller on steps whose routing statistics are logged: MoE
+    // layers then append their decisions to `routing` (otherwise they record nothing).
+    bool record_routing = false;
+    std::vector<RoutingRecord> routing;
     int64_t layer = 0;
 };
 

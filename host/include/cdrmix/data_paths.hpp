@@ -1,12 +1,25 @@
 // Turning the `path` of a data config into a sorted list of files.
+//
+// Threads: every function may be called from any thread (they read the file
+// system and the config only). Ownership: results are plain values.
+// Errors: cdrmix::Error, one line naming `where` (or the config's owner) and
+// the pattern or key at fault.
 #pragma once
 
 #include <cdrmix/config.hpp>
+#include <cdrmix/schema.hpp>
 
 #include <string>
 #include <vector>
 
 namespace cdrmix {
+
+// The `path` key (required: a file, folder or glob, or a list of them) of a
+// data source reading `what` files ("text", "token", "JSONL"), declared once for
+// every source: its schema includes these keys.
+Schema path_keys(const std::string &what);
+// The optional `val_path` key: the val split's files, in the same forms.
+Schema val_path_keys(const std::string &what);
 
 // Each pattern is a file, a folder (every regular file under it, recursively)
 // or a glob; "**/" in a glob matches any number of folders, including none
@@ -15,7 +28,8 @@ namespace cdrmix {
 std::vector<std::string> expand_paths(const std::vector<std::string> &patterns, const std::string &what,
                                       const std::string &where);
 
-// The patterns under `key`: one string or a list of strings (empty when the key is absent).
+// The patterns under `key`: one string or a non-empty list of strings (empty
+// when the key is absent); any other value throws naming the key.
 std::vector<std::string> path_patterns(const Config &cfg, const std::string &key);
 
 } // namespace cdrmix

@@ -2,8 +2,13 @@
 // one record into tokens. A record holds text (`text`, tokenised) or token ids
 // (`tokens` or `input_ids`; an `attention_mask` beside `input_ids` drops the
 // padding it marks as 0).
+//
+// Threads: a JsonlLines belongs to one thread at a time; the free functions may
+// be called from any thread. Errors: cdrmix::Error naming the file and line.
 #pragma once
 
+#include <cdrmix/config.hpp>
+#include <cdrmix/schema.hpp>
 #include <cdrmix/tokenizer.hpp>
 
 #include <cstdint>
@@ -38,7 +43,14 @@ struct RecordFormat {
     std::string field;      // "" picks text, then tokens, then input_ids
     std::string separator;  // appended to text before tokenising ("\n" by default)
     int64_t eos_id = -1;    // appended after every record when >= 0
+    bool skip_malformed = false; // on_error "skip": the reader warns and skips records that throw
 };
+
+// The keys of a record format (field, separator, eos_id, on_error), declared
+// once for every JSONL reader: a data source's schema includes them.
+Schema record_format_keys();
+// Reads record_format_keys() from a config its schema resolved (defaults filled).
+RecordFormat read_record_format(const Config &cfg);
 
 // Appends the record's tokens to `out`; false (nothing appended) for a blank
 // line. A malformed record throws cdrmix::Error "<file>:<line>: <what is wrong>".

@@ -45,4 +45,11 @@ std::tuple<at::Tensor, at::Tensor> wkv6_reference(const at::Tensor &r, const at:
                                                   const at::Tensor &k, const at::Tensor &v,
                                                   const at::Tensor &u, const at::Tensor &state);
 
+// The instruction set of the CPU WKV kernels this process runs: "avx512",
+// "avx2" or "baseline", the widest the CPU supports unless the environment
+// variable CDRMIX_CPU_KERNELS names another. Chosen once, on first use, from
+// any thread. Throws cdrmix::Error naming the sets available when
+// CDRMIX_CPU_KERNELS names one this CPU lacks.
+const char *wkv_cpu_kernel_isa();
+
 } // namespace cdrmix::ops

@@ -1,5 +1,16 @@
 // Router contract: given token features [N,C], choose k experts per token and
 // their combine weights. Routers never move tokens; the MoE block dispatches.
+//
+// The MoE layer decides the shape of the decision once ({hidden size, number
+// of experts, top_k, layer}) and hands it over in RouterContext; a router
+// never reads top_k from its own config, and throws from its factory when it
+// cannot honour the context (a top-1 router given top_k 2).
+//
+// Threads: a router is used by one model, from one thread at a time (the
+// trainer's, or a sampler's on its own copy). Ownership: the MoE layer owns
+// its router; tensors in a RouterOutput belong to the caller.
+// Errors: route() may throw c10::Error for malformed input; configuration
+// errors are thrown by the factory as cdrmix::Error.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -18,6 +29,7 @@ struct NamedLoss {
 struct RouterContext {
     int64_t hidden_size = 0;
     int64_t num_experts = 0;
+    int64_t top_k = 0;  // experts per token, decided by the MoE layer (1 <= top_k <= num_experts)
     int64_t layer = 0;
 };
 
@@ -38,7 +50,19 @@ struct RouterOutput {
     std::vector<NamedLoss> losses;
 };
 
-// What every MoE layer reports each step (what the dashboard draws).
+// One MoE layer's routing in one forward call, recorded only when the caller
+// asks (ForwardContext::record_routing): statistics are computed from these
+// on the steps that log them, never inside the forward pass.
+struct RoutingRecord {
+    int64_t layer = 0;
+    int64_t num_experts = 0;
+    torch::Tensor indices; // [N,k] int64, -1 for an empty slot (after capacity limits)
+    torch::Tensor probs;   // [N,E] routing distribution, detached
+    std::vector<NamedLoss> losses; // the router's auxiliary losses, detached
+};
+
+// What every MoE layer reports on a logged step (what the dashboard draws).
+// The JSON field names are declared once, in the host's step record fields.
 struct RouterStats {
     int64_t layer = 0;
     std::vector<int64_t> tokens_per_expert;
@@ -52,10 +76,11 @@ struct RouterStats {
 
 class Router : public torch::nn::Module {
 public:
-    // x: [N,C] token features.
+    // x: [N,C] token features. Returns [N,top_k] decisions; auxiliary losses
+    // only in training mode.
     virtual RouterOutput route(const torch::Tensor &x, const RouteInput &in) = 0;
     virtual int64_t num_experts() const = 0;
-    virtual int64_t top_k() const = 0;
+    virtual int64_t top_k() const = 0; // the context's top_k
 };
 
 // Auxiliary losses shared by routers (the router decides when to add them).
@@ -69,9 +94,11 @@ torch::Tensor load_balance_loss(const torch::Tensor &probs, const torch::Tensor 
 // logits small so the softmax stays in float32's comfortable range.
 torch::Tensor router_z_loss(const torch::Tensor &logits, double coef);
 
-// Fills the statistics shared by all routers from a routing decision (slots
-// with index -1 are not counted). dropped: tokens that got no expert at all.
-RouterStats compute_router_stats(const RouterOutput &out, int64_t num_experts, int64_t layer,
-                                 int64_t dropped = 0);
+// Statistics per layer from the records of one step (records of the same
+// layer, e.g. from several micro-batches, are pooled). Computed on the records'
+// device with one transfer to the host for the whole step. Slots with index -1
+// are not counted; a token with no filled slot is a dropped token. Layers come
+// out in order of first appearance.
+std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &records);
 
 } // namespace cdrmix

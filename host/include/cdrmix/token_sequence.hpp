@@ -4,8 +4,9 @@
 // (Oxidizr's .bin) ids with no header.
 #pragma once
 
+#include <cdrmix/atomic_file.hpp>
+
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,23 +37,20 @@ int64_t token_dtype_bytes(TokenDtype dtype);
 // the file and the token's index.
 std::shared_ptr<TokenSequence> map_token_file(const std::string &path, TokenDtype dtype, int64_t vocab_size);
 
-// Appends tokens to `<path>.tmp`; commit() renames it to path. Destroyed
-// without commit(), it removes the temporary file.
+// Appends tokens to a temporary file beside path; commit() renames it to path
+// (cdrmix/atomic_file.hpp). Destroyed without commit(), it removes the
+// temporary file. Write errors (a full disk) throw naming path.
 class TokenFileWriter {
 public:
     TokenFileWriter(std::string path, TokenDtype dtype);
-    ~TokenFileWriter();
-    TokenFileWriter(const TokenFileWriter &) = delete;
-    TokenFileWriter &operator=(const TokenFileWriter &) = delete;
     // Throws if an id does not fit the dtype.
     void write(const std::vector<int64_t> &ids);
-    void commit();
+    void commit() { out_.commit(); }
     int64_t count() const { return count_; }
 
 private:
-    std::string path_, tmp_;
+    AtomicFileWriter out_;
     TokenDtype dtype_;
-    std::FILE *file_ = nullptr;
     int64_t count_ = 0;
     std::vector<char> buffer_;
 };

@@ -6,6 +6,7 @@
 #include "bench/bench_workloads.hpp"
 #include "bench/data_throughput.hpp"
 
+#include <cdrmix/atomic_file.hpp>
 #include <cdrmix/error.hpp>
 #include <cdrmix/registry.hpp>
 #include <cdrmix/token_sequence.hpp>
@@ -30,14 +31,14 @@ std::string read_text(const std::string &path) {
 
 // The corpus as JSONL, one {"text"} record per paragraph.
 void write_jsonl(const std::string &text, const std::string &path) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    AtomicFileWriter out(path);
     for (size_t at = 0; at < text.size();) {
         const size_t gap = text.find("\n\n", at);
         const size_t end = gap == std::string::npos ? text.size() : gap + 2;
-        out << Json{{"text", text.substr(at, end - at)}}.dump() << '\n';
+        out.write(Json{{"text", text.substr(at, end - at)}}.dump() + "\n");
         at = end;
     }
-    if (!out.flush()) throw Error(path + ": write failed");
+    out.commit();
 }
 
 // The corpus as uint16 char-tokenizer ids, with the tokenizer beside it.

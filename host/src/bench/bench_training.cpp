@@ -159,7 +159,7 @@ PythonFigure run_python(const PythonBaseline &b, const NanoGpt &g, const TrainCo
 
 // The Trainer settings both rows (and the Python baseline) use.
 TrainConfig bench_train_config(const TrainingShape &s) {
-    TrainConfig t;
+    TrainConfig t = TrainConfig::defaults();
     t.steps = s.warmup_steps + s.timed_steps;
     t.batch_size = s.batch;
     t.seq_len = s.seq;
@@ -212,9 +212,9 @@ double training_flops_per_token(const Model &model) {
         }
     }
     for (const auto &layer : model.spec().layers) {
-        const std::string type = layer.mixer.value("type", "");
+        const std::string type = layer.mixer.config.value("type", "");
         if (type != "rwkv7_time_mix" && type != "rwkv6_time_mix") continue;
-        const int64_t N = layer.mixer.value("head_size", int64_t(64));
+        const int64_t N = layer.mixer.config.value("head_size", int64_t(64));
         wkv += wkv_flops(type == "rwkv7_time_mix", 1, 1, C / N, N);
     }
     weights += double(model.spec().vocab_size * C); // the head

@@ -101,7 +101,7 @@ private:
 
 TrainingRate train(const TrainingRun &run) {
     if (run.steps < 2) throw Error("bench: a training measurement needs at least 2 steps (the first is not timed)");
-    TrainConfig config;
+    TrainConfig config = TrainConfig::defaults();
     config.steps = run.steps;
     config.batch_size = run.batch_size;
     config.seq_len = run.seq_len;

@@ -2,8 +2,10 @@
 #include "cli/data_commands.hpp"
 #include "cli/eval_generate.hpp"
 #include "cli/gui_command.hpp"
+#include "cli/keys_command.hpp"
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
+#include "core/presets.hpp"
 #include "core/system_info.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
@@ -11,9 +13,9 @@
 #include "model/describe.hpp"
 #include "bench/bench.hpp"
 #include "train/interrupt.hpp"
-#include "sdk/ops/wkv_head_kernels.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/ops.hpp>
 #include <cdrmix/plugin_abi.h>
 #include <cdrmix/registry.hpp>
 #include <cdrmix/version.hpp>
@@ -108,7 +110,7 @@ int cmd_doctor(const GlobalOptions &g) {
     std::snprintf(buf, sizeof buf, "%.1f GFLOP/s (float32, 1024^3 matmul)", gflops);
     row("GEMM", buf);
     try {
-        row("WKV", std::string("CPU kernels for ") + ops::cpu::kernels::active_kernels().isa +
+        row("WKV", std::string("CPU kernels for ") + ops::wkv_cpu_kernel_isa() +
                        " (override with CDRMIX_CPU_KERNELS=baseline|avx2|avx512)");
     } catch (const std::exception &e) {
         problem(e.what(), "unset CDRMIX_CPU_KERNELS or name a set from the list");
@@ -139,20 +141,6 @@ int cmd_doctor(const GlobalOptions &g) {
     for (const auto &p : loader.problems()) problem(p.message, p.hint);
     std::printf("%s\n", problems == 0 ? "  all good" : ("  " + std::to_string(problems) + " problem(s)").c_str());
     return problems == 0 ? 0 : 1;
-}
-
-// A preset is a YAML path, or a name looked up in configs/models/ under the
-// working directory and beside the executable (build tree or install).
-std::string resolve_preset(const std::string &preset) {
-    namespace fs = std::filesystem;
-    if (fs::is_regular_file(preset)) return preset;
-    const fs::path exe = executable_dir();
-    for (const fs::path &dir : {fs::path("configs/models"), exe / ".." / ".." / "configs" / "models",
-                                exe / ".." / "share" / "cdrmix" / "configs" / "models"}) {
-        const fs::path candidate = dir / (preset + ".yaml");
-        if (fs::is_regular_file(candidate)) return candidate.lexically_normal().string();
-    }
-    throw Error("describe: no preset '" + preset + "' (give a YAML file or a name from configs/models/)");
 }
 
 int cmd_describe(const GlobalOptions &g, const std::string &preset, const DescribeOptions &options, int64_t vocab,
@@ -209,6 +197,8 @@ int cli_main(int argc, char **argv) {
     describe->add_option("--dtype", describe_options.dtype, "float32, bfloat16 or float16 (default float32)");
     describe->add_option("--vocab-size", vocab, "Vocabulary size, for presets that take it from the data");
     describe->add_flag("--json", json, "Print the report as JSON");
+    KeysOptions keys_options;
+    auto *keys = add_keys_command(app, keys_options);
     DataCommands data_commands(app, g.plugin_paths);
     EvalGenerateCommands eval_generate(app);
 
@@ -224,6 +214,11 @@ int cli_main(int argc, char **argv) {
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
         if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);
+        if (*keys) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return run_keys_command(keys_options, Registry::global());
+        }
         if (data_commands.selected()) return data_commands.run();
         if (eval_generate.selected()) {
             PluginLoader loader = load_plugins(g);

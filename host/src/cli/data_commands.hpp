@@ -1,5 +1,5 @@
 // `cdrmix data ...` (corpus tools, statistics, pipeline benchmark) and
-// `cdrmix tokenizer train`.
+// `cdrmix tokenizer train`: one file per subcommand in cli/data/.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,6 +10,8 @@
 
 namespace cdrmix {
 
+class DataSubcommand;
+
 class DataCommands {
 public:
     // Adds the subcommands to `app`. plugin_paths is read when a command runs,
@@ -19,10 +21,8 @@ public:
     bool selected() const;
     int run();
 
-    struct Options;
-
 private:
-    std::unique_ptr<Options> o_;
+    std::vector<std::unique_ptr<DataSubcommand>> commands_;
 };
 
 } // namespace cdrmix

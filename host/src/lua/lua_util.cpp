@@ -17,8 +17,6 @@ std::string exception_message(const std::exception &e) {
     return msg;
 }
 
-namespace {
-
 bool is_array(lua_State *L, int idx, size_t &n) {
     n = lua_objlen(L, idx);
     size_t count = 0;
@@ -29,8 +27,6 @@ bool is_array(lua_State *L, int idx, size_t &n) {
     }
     return count == n && (n > 0 || count == 0);
 }
-
-} // namespace
 
 Json to_json(lua_State *L, int idx) {
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;

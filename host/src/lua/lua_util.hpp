@@ -82,6 +82,8 @@ template <class T> T *test(lua_State *L, int idx, const char *tname) {
 
 // Tables with keys 1..n become arrays, other tables objects. Integral numbers become integers.
 Json to_json(lua_State *L, int idx);
+// Whether the table at idx (absolute index) has exactly the keys 1..n; n is set either way.
+bool is_array(lua_State *L, int idx, size_t &n);
 void push_json(lua_State *L, const Json &j);
 
 // Reads an optional field of the table at idx (nil when absent).

@@ -67,7 +67,10 @@ void Runtime::open_module() {
     open_tensor(L_);
     open_model(L_);
     open_data(L_);
-    open_train(L_);
+    open_config(L_);
+    open_optimizer(L_);
+    open_trainer(L_);
+    open_cdrmix(L_);
     lua_pushstring(L_, options_.script.c_str());
     lua_setfield(L_, -2, "script");
     // Reachable both as the global `cdrmix` and through require("cdrmix").
@@ -91,27 +94,57 @@ TrainingTarget Runtime::training_target() const {
 
 void Runtime::set_log_every(int64_t n) { progress_->set_log_every(n); }
 
-RunDir &Runtime::run_dir(const std::string &name) {
-    if (run_dir_) return *run_dir_;
-    run_dir_ = std::make_unique<RunDir>(options_.runs_root, name);
-    std::error_code ec;
-    fs::copy_file(options_.script, run_dir_->file(fs::path(options_.script).filename().string()), ec);
-    Json plugins = Json::array();
-    for (const auto &p : options_.plugins)
-        plugins.push_back({{"name", p.name}, {"version", p.version}, {"file", p.file}});
-    write_json_atomic(run_dir_->file("plugins.json"), plugins);
-    bus_.add_sink(std::make_shared<JsonlSink>(run_dir_->file("metrics.jsonl")));
-    write_resolved_config();
-    bus_.publish({{"event", "run"}, {"dir", run_dir_->path()}});
-    return *run_dir_;
+Run &Runtime::run(const std::string &name) {
+    auto &slot = runs_[name];
+    if (!slot) {
+        RunSettings settings;
+        settings.runs_root = options_.runs_root;
+        settings.name = name;
+        settings.script = options_.script;
+        for (const auto &p : options_.plugins)
+            settings.plugins.push_back({{"name", p.name}, {"version", p.version}, {"file", p.file}});
+        slot = std::make_unique<Run>(std::move(settings), &bus_);
+        slot->config() = resolved_;
+        slot->config()["script"] = options_.script;
+        slot->config()["overrides"] = options_.overrides;
+    }
+    return *slot;
 }
 
+std::string Runtime::take_resume_option() {
+    if (options_.resume == "auto") return options_.resume;
+    if (resume_path_taken_) return "";
+    resume_path_taken_ = true;
+    return options_.resume;
+}
+
+std::string Runtime::script_name() const { return fs::path(options_.script).stem().string(); }
+
 void Runtime::write_resolved_config() {
-    if (!run_dir_) return;
-    Json j = resolved_;
-    j["script"] = options_.script;
-    j["overrides"] = options_.overrides;
-    write_json_atomic(run_dir_->file("config.json"), j);
+    for (auto &[name, r] : runs_) {
+        Json train = r->config().value("train", Json());
+        r->config() = resolved_;
+        r->config()["script"] = options_.script;
+        r->config()["overrides"] = options_.overrides;
+        if (!train.is_null()) r->config()["train"] = train; // each run keeps its own trainer's settings
+        r->write_config();
+    }
+}
+
+Config Runtime::config_of(lua_State *L, int idx, const std::string &owner) const {
+    return sources_.config(L, idx, owner, options_.script);
+}
+
+void Runtime::check_overrides() const {
+    for (const auto &o : overrides_) {
+        if (!o.read || *o.read) continue;
+        const size_t dot = o.key.rfind('.');
+        const std::string prefix = dot == std::string::npos ? "" : o.key.substr(0, dot + 1);
+        const std::string table = dot == std::string::npos ? "config" : "table '" + o.key.substr(0, dot) + "'";
+        throw Error("override '" + o.key + "=" + o.value + "' is never used: the script's " + table + " had no key '" +
+                    o.key.substr(prefix.size()) + "' and nothing that checks its keys read it" +
+                    (o.closest.empty() ? std::string() : "; did you mean '" + prefix + o.closest + "'?"));
+    }
 }
 
 int Runtime::run() {
@@ -137,6 +170,7 @@ int Runtime::run() {
         auto nl = msg.find('\n');
         if (control_.interrupted) { // Ctrl-C ended the script on purpose: no traceback
             std::fprintf(stderr, "cdrmix: %s\n", msg.substr(0, nl).c_str());
+            for (auto &[name, r] : runs_) r->bus().finish();
             bus_.finish();
             return kInterruptedExitCode;
         }
@@ -152,7 +186,14 @@ int Runtime::run() {
                 code = 1;
             }
         }
+        try {
+            check_overrides();
+        } catch (const Error &e) {
+            std::fprintf(stderr, "cdrmix: error: %s\n", e.what());
+            code = 1;
+        }
     }
+    for (auto &[name, r] : runs_) r->bus().finish();
     bus_.finish();
     return control_.interrupted ? kInterruptedExitCode : code;
 }

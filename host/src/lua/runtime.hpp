@@ -1,12 +1,14 @@
 // The Lua runtime behind `cdrmix run script.lua [key=value ...]`: one LuaJIT
-// state with the `cdrmix` module, the script's metrics bus and its lazily
-// created run directory.
+// state with the `cdrmix` module, the script's shared metrics bus (terminal,
+// dashboard), its runs (one per run name, each a Run with its own folder) and
+// its command-line overrides.
 #pragma once
 
 #include "core/plugin_loader.hpp"
+#include "lua/config_sources.hpp"
 #include "metrics/metrics.hpp"
 #include "metrics/progress.hpp"
-#include "metrics/run_dir.hpp"
+#include "run/run.hpp"
 #include "train/run_control.hpp"
 
 #include <cdrmix/config.hpp>
@@ -14,6 +16,7 @@
 #include <c10/core/Device.h>
 #include <lua.hpp>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,7 +49,12 @@ struct RunOptions {
 struct Override {
     std::string key;
     std::string value;
-    bool used = false;
+    bool used = false;                // applied to the script's config table
+    // For an override that added a key the script's table did not have: set
+    // once a consumer that checks its keys reads it, and the closest key the
+    // table had (for the error when nothing does).
+    std::shared_ptr<bool> read;
+    std::string closest;
 };
 
 class Runtime {
@@ -68,12 +76,24 @@ public:
     RunControl &control() { return control_; }
     void set_training_target(TrainingTarget target);
     TrainingTarget training_target() const;
-    // Creates runs/<name>-<stamp>/ on first use (with script copy and plugin list).
-    RunDir &run_dir(const std::string &name);
-    bool has_run_dir() const { return static_cast<bool>(run_dir_); }
-    // The script's resolved config (after overrides) and what it built, for config.json.
+    // The run of this name (made on first request; its folder only when it opens).
+    Run &run(const std::string &name);
+    // The --resume option for this trainer: "auto" every time, a path only the first time.
+    std::string take_resume_option();
+    // The script's file name without extension: the default run name.
+    std::string script_name() const;
+    // The script's resolved config (after overrides) and what it built: every
+    // run's config.json starts from it. Writes it into every open run.
     Json &resolved() { return resolved_; }
     void write_resolved_config();
+    // Where the values of the script's tables came from (YAML files, command line).
+    ConfigSources &sources() { return sources_; }
+    // The table at idx as a Config for `owner`, with its values' sources.
+    Config config_of(lua_State *L, int idx, const std::string &owner) const;
+    // Throws for the first override that added a key nothing has read: called
+    // before the first training step (trainer:run, the first optimiser step)
+    // and when the script ends.
+    void check_overrides() const;
     // Headless output prints one step record per this many steps.
     void set_log_every(int64_t n);
 
@@ -89,15 +109,20 @@ private:
     RunControl control_;
     mutable std::mutex target_mutex_;
     TrainingTarget target_;
-    std::unique_ptr<RunDir> run_dir_;
+    std::map<std::string, std::unique_ptr<Run>> runs_;
     std::shared_ptr<ProgressSink> progress_;
     Json resolved_ = Json::object();
+    ConfigSources sources_;
+    bool resume_path_taken_ = false;
 };
 
 // Module sections, each adding its functions to the table at the top of the stack.
 void open_tensor(lua_State *L);
 void open_model(lua_State *L);
 void open_data(lua_State *L);
-void open_train(lua_State *L);
+void open_config(lua_State *L);    // wrap_config.cpp: cdrmix.config, cdrmix.yaml
+void open_optimizer(lua_State *L); // wrap_optimizer.cpp: cdrmix.adamw, cdrmix.schedule, cdrmix.clip_grad_norm
+void open_trainer(lua_State *L);   // wrap_trainer.cpp: cdrmix.trainer
+void open_cdrmix(lua_State *L);    // wrap_cdrmix.cpp: cdrmix.log, threads, clock, plugins
 
 } // namespace cdrmix::lua

@@ -35,9 +35,10 @@ Split check_split(lua_State *L, int idx) {
 int l_data(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     Runtime &rt = Runtime::from(L);
-    Json cfg = to_json(L, 1);
-    auto data = Registry::global().create_data_source(Config(cfg, "data", rt.options().script));
-    rt.resolved()["data"] = cfg;
+    const Config cfg = rt.config_of(L, 1, "data");
+    auto data = Registry::global().create_data_source(cfg);
+    rt.resolved()["data"] = cfg.value();
+    rt.write_resolved_config();
     push<std::shared_ptr<DataSource>>(L, data, kData);
     return 1;
 }

@@ -9,6 +9,7 @@
 //                                                  -- {loss =, perplexity =, tokens =, batches =}
 #include "lua/wrap_model.hpp"
 
+#include "core/presets.hpp"
 #include "core/yaml_config.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
@@ -30,24 +31,28 @@ std::shared_ptr<Model> &check_model(lua_State *L, int idx) { return check<std::s
 
 namespace {
 
+// cdrmix.model(SPEC [, EXTRA]): SPEC a table, a YAML file or a preset name;
+// EXTRA's keys are set on top (typically vocab_size from the data).
 int l_model(lua_State *L) {
     Runtime &rt = Runtime::from(L);
-    Json spec;
-    std::string source = rt.options().script;
+    Config spec;
     if (lua_type(L, 1) == LUA_TSTRING) {
-        source = lua_tostring(L, 1);
-        spec = load_yaml_file(source);
+        const std::string path = resolve_preset(lua_tostring(L, 1));
+        spec = Config(load_yaml_file(path), "model", path);
     } else {
         luaL_checktype(L, 1, LUA_TTABLE);
-        spec = to_json(L, 1);
+        spec = rt.config_of(L, 1, "model");
     }
     if (lua_istable(L, 2)) {
+        Json merged = spec.value();
         Json extra = to_json(L, 2);
-        for (auto it = extra.begin(); it != extra.end(); ++it) spec[it.key()] = it.value();
+        for (auto it = extra.begin(); it != extra.end(); ++it) merged[it.key()] = it.value();
+        spec = spec.with_value(std::move(merged), spec.owner());
     }
-    auto model = std::make_shared<Model>(ModelSpec::from_json(spec, source), Registry::global());
+    auto model = std::make_shared<Model>(ModelSpec::from_config(spec), Registry::global());
     if (rt.options().device != model->device()) model->to(rt.options().device);
-    rt.resolved()["model"] = spec;
+    rt.resolved()["model"] = spec.value();
+    rt.write_resolved_config();
     push<std::shared_ptr<Model>>(L, model, kModel);
     return 1;
 }
@@ -167,11 +172,6 @@ int l_model_tostring(lua_State *L) {
     return 1;
 }
 
-int l_yaml(lua_State *L) {
-    push_json(L, load_yaml_file(luaL_checkstring(L, 1)));
-    return 1;
-}
-
 } // namespace
 
 void open_model(lua_State *L) {
@@ -187,7 +187,7 @@ void open_model(lua_State *L) {
                                        {nullptr, nullptr}};
     static const luaL_Reg meta[] = {{"__tostring", safe<l_model_tostring>}, {nullptr, nullptr}};
     define_class<std::shared_ptr<Model>>(L, kModel, methods, meta);
-    static const luaL_Reg functions[] = {{"model", safe<l_model>}, {"yaml", safe<l_yaml>}, {nullptr, nullptr}};
+    static const luaL_Reg functions[] = {{"model", safe<l_model>}, {nullptr, nullptr}};
     luaL_register(L, nullptr, functions);
 }
 

@@ -1,5 +1,7 @@
 #include "metrics/metrics.hpp"
 
+#include "metrics/record_fields.hpp"
+
 #include <cdrmix/error.hpp>
 
 #include <unistd.h>
@@ -15,17 +17,27 @@ void MetricsBus::add_sink(std::shared_ptr<MetricsSink> sink) {
 }
 
 void MetricsBus::publish(Json record) {
-    record["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    if (record.value("event", "") == "step" && !record.contains("rss_mb")) {
+    if (parent_) parent_->stamp(record);
+    else stamp(record);
+    deliver(record);
+    if (parent_) parent_->deliver(record);
+}
+
+void MetricsBus::stamp(Json &record) {
+    record[fields::time] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (record.value(fields::event, "") == fields::events::step && !record.contains(fields::step::rss_mb)) {
         const double rss = process_rss_mb();
-        if (rss >= 0) record["rss_mb"] = rss;
+        if (rss >= 0) record[fields::step::rss_mb] = rss;
         if (device_memory_) {
             const MemoryStats m = device_memory_();
             constexpr double kMB = 1024.0 * 1024.0;
-            if (m.used_bytes >= 0) record["device_mem_mb"] = double(m.used_bytes) / kMB;
-            if (m.total_bytes >= 0) record["device_mem_total_mb"] = double(m.total_bytes) / kMB;
+            if (m.used_bytes >= 0) record[fields::step::device_mem_mb] = double(m.used_bytes) / kMB;
+            if (m.total_bytes >= 0) record[fields::step::device_mem_total_mb] = double(m.total_bytes) / kMB;
         }
     }
+}
+
+void MetricsBus::deliver(const Json &record) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto &s : sinks_) s->write(record);
 }

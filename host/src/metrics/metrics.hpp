@@ -25,17 +25,26 @@ public:
 
 class MetricsBus {
 public:
+    // parent: a bus whose sinks also receive every record (a run's bus inside
+    // the script's, which holds the terminal and the dashboard). It must outlive this one.
+    explicit MetricsBus(MetricsBus *parent = nullptr) : parent_(parent) {}
     void add_sink(std::shared_ptr<MetricsSink> sink);
     // Every record gets "event" set by the caller and "time" (unix seconds) added
     // here; step records also get "rss_mb" (the process's resident memory) and,
-    // with a device memory probe, "device_mem_mb" and "device_mem_total_mb".
+    // with a device memory probe, "device_mem_mb" and "device_mem_total_mb"
+    // (a child bus uses its parent's probe).
     void publish(Json record);
+    // Finishes this bus's own sinks (not the parent's).
     void finish();
     // Where the models live on a GPU: its memory in use, asked once per step
     // record (a probe reporting -1 adds nothing).
     void set_device_memory(std::function<MemoryStats()> probe);
 
 private:
+    void stamp(Json &record);
+    void deliver(const Json &record);
+
+    MetricsBus *parent_ = nullptr;
     std::function<MemoryStats()> device_memory_;
     std::mutex mutex_;
     std::vector<std::shared_ptr<MetricsSink>> sinks_;

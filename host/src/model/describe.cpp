@@ -50,7 +50,7 @@ template <class Forward> Quadratic measure_activations(int64_t C, Forward forwar
 }
 
 std::string layer_key(const LayerSpec &l, int64_t index) {
-    return (index == 0 ? "first|" : "|") + l.mixer.dump() + "|" + l.ffn.dump();
+    return (index == 0 ? "first|" : "|") + l.mixer.config.dump() + "|" + l.ffn.config.dump();
 }
 
 std::string kind_of(const Json &block) { return block.value("type", "?"); }
@@ -111,8 +111,8 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
             cost.active = cost.total - count(layer.mixer()) - count(layer.feed_forward()) +
                           layer.mixer().active_parameters() + layer.feed_forward().active_parameters();
             cost.expert = layer.feed_forward().expert_parameters();
-            cost.mixer = kind_of(ls.mixer);
-            cost.ffn = kind_of(ls.ffn);
+            cost.mixer = kind_of(ls.mixer.config);
+            cost.ffn = kind_of(ls.ffn.config);
             cost.activations = measure_activations(C, [&](const torch::Tensor &x) {
                 ForwardContext ctx;
                 return layer.forward(x, nullptr, nullptr, ctx);

@@ -1,6 +1,7 @@
 #include "model/model.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/schema.hpp>
 
 #include <torch/torch.h>
 
@@ -18,97 +19,141 @@ void set_default(Json &cfg, const char *key, const Json &value) {
 }
 
 // The layers an attention schedule turns into attention layers.
-std::vector<int64_t> attention_layers(double ratio, const std::string &placement, int64_t L, const Config &c) {
-    if (ratio < 0 || ratio > 1) throw Error(c.where() + ": key 'attention_ratio' must be between 0 and 1");
+std::vector<int64_t> attention_layers(double ratio, const std::string &placement, int64_t L) {
     const int64_t n = static_cast<int64_t>(std::lround(ratio * double(L)));
     std::vector<int64_t> out;
     if (n == 0) return out;
     if (placement == "top") {
         for (int64_t i = L - n; i < L; ++i) out.push_back(i);
-    } else if (placement == "interleave") {
-        // n layers spread evenly, each closing its group: e.g. L=12, n=3 -> 3, 7, 11.
+    } else { // "interleave": n layers spread evenly, each closing its group: e.g. L=12, n=3 -> 3, 7, 11.
         for (int64_t g = 1; g <= n; ++g) out.push_back(g * L / n - 1);
-    } else {
-        throw Error(c.where() + ": key 'attention_placement' must be \"top\" or \"interleave\"");
     }
     return out;
 }
 
 } // namespace
 
+const Schema &ModelSpec::schema() {
+    static const Schema s = [] {
+        Schema m("A model: embedding, num_layers layers of {time mixer, FFN or MoE}, final norm, head");
+        m.string("name", "model", "name of the model (run folders and checkpoints show it)");
+        m.integer("vocab_size", nullptr, "vocabulary size (scripts usually take it from the data)").required().range(1, 1 << 24);
+        m.integer("hidden_size", nullptr, "width of the residual stream (C)").required().range(1, 1 << 16);
+        m.integer("num_layers", nullptr, "number of layers").required().range(1, 4096);
+        m.integer("seq_length", 0, "training context length the preset was made for (recipes and describe read it)").min(0);
+        m.string("norm", "layernorm", "every norm of the model").one_of({"layernorm", "rmsnorm"});
+        m.number("norm_eps", nullptr, "epsilon of every norm").min(0).default_is("1e-5 (layernorm), 1e-6 (rmsnorm)");
+        m.table("mixer", "time-mixing block of every layer (default {type: rwkv7_time_mix})");
+        m.table("ffn", "feed-forward block of every dense layer (default {type: rwkv_channel_mix})");
+        m.integer("intermediate_size", nullptr, "hidden width of the FFN and experts (sets their expansion)").min(1);
+        m.integer("moe_every", 0, "every moe_every-th layer's FFN is an MoE layer (0: none)").min(0);
+        m.integer("first_dense_layers", 0, "layers before this index stay dense (DeepSeekMoE, TardBot)").min(0);
+        m.integer("num_experts", 8, "routed experts per MoE layer").range(1, 1 << 16);
+        m.integer("top_k", nullptr, "experts per token, decided by the MoE layer")
+            .min(1).alias("experts_per_tok").default_is("the router's own (2; 1 for switch and hash)");
+        m.integer("num_shared_experts", 0, "experts every token passes through (DeepSeekMoE)").min(0);
+        m.boolean("shared_expert_enabled", false, "one shared expert (TardBot's spelling)");
+        m.number("capacity_factor", nullptr, "expert capacity as a multiple of the even share (0: dropless)").min(0);
+        m.table("router", "router of every MoE layer (default {type: topk}); `cdrmix keys ROUTER` lists its keys");
+        m.number("load_balance_alpha", nullptr, "sets the router's load_balance_alpha (Oxidizr's spelling)").min(0);
+        m.table("expert", "block of every routed expert (default: the ffn)");
+        m.number("attention_ratio", 0.0, "share of layers whose mixer is `attention` (RWKV-X hybrids)").range(0, 1);
+        m.string("attention_placement", "interleave", "where the attention layers go").one_of({"top", "interleave"});
+        m.table("attention", "the attention mixer (default {type: attention})");
+        m.integer("num_heads", nullptr, "sets the attention mixer's num_heads").min(1);
+        m.integer("kv_heads", nullptr, "sets the attention mixer's num_kv_heads").min(1);
+        m.table("mamba", "the Mamba mixer of mamba_layers (default {type: mamba2})");
+        m.list("mamba_layers", "0-based indices of the layers whose mixer is `mamba` (Oxidizr)");
+        m.list("layers", "an explicit list of num_layers {mixer, ffn} tables, overriding the rules above");
+        return m;
+    }();
+    return s;
+}
+
 ModelSpec ModelSpec::from_json(const Json &j, const std::string &source) {
-    Config c(j, "model", source);
+    return from_config(Config(j, "model", source));
+}
+
+ModelSpec ModelSpec::from_config(const Config &given) {
+    const Config c = schema().apply(given);
     ModelSpec s;
-    s.source = source;
-    s.name = c.get_string("name", "model");
-    s.vocab_size = c.require_int("vocab_size");
-    s.hidden_size = c.require_int("hidden_size");
-    s.num_layers = c.require_int("num_layers");
-    s.seq_length = c.get_int("seq_length", 0); // informational: recipes and `describe` read it
-    s.norm = c.get_string("norm", "layernorm");
-    if (s.norm != "layernorm" && s.norm != "rmsnorm")
-        throw Error(c.where() + ": key 'norm' must be \"layernorm\" or \"rmsnorm\", got \"" + s.norm + "\"");
+    s.source = given.source();
+    s.name = c.get_string("name");
+    s.vocab_size = c.get_int("vocab_size");
+    s.hidden_size = c.get_int("hidden_size");
+    s.num_layers = c.get_int("num_layers");
+    s.seq_length = c.get_int("seq_length");
+    s.norm = c.get_string("norm");
     s.norm_eps = c.get_double("norm_eps", s.norm == "rmsnorm" ? 1e-6 : 1e-5);
-    if (s.vocab_size <= 0 || s.hidden_size <= 0 || s.num_layers <= 0)
-        throw Error(c.where() + ": vocab_size, hidden_size and num_layers must be positive");
     const int64_t L = s.num_layers;
 
-    Json mixer = c.has("mixer") ? c.raw("mixer") : Json{{"type", "rwkv7_time_mix"}};
-    Json ffn = c.has("ffn") ? c.raw("ffn") : Json{{"type", "rwkv_channel_mix"}};
-    Json expert = c.has("expert") ? c.raw("expert") : ffn;
+    // Each block config keeps its place in the spec, so errors inside it name
+    // the file (or command line) its values came from.
+    auto block = [&](const char *key, const Json &fallback) {
+        return BlockSpec{c.has(key) ? c.raw(key) : fallback, std::string("/") + key};
+    };
+    BlockSpec mixer = block("mixer", Json{{"type", "rwkv7_time_mix"}});
+    BlockSpec ffn = block("ffn", Json{{"type", "rwkv_channel_mix"}});
+    Json expert = c.has("expert") ? c.raw("expert") : ffn.config;
     if (c.has("intermediate_size")) {
-        const double expansion = double(c.get_int("intermediate_size", 0)) / double(s.hidden_size);
-        set_default(ffn, "expansion", expansion);
+        const double expansion = double(c.get_int("intermediate_size")) / double(s.hidden_size);
+        set_default(ffn.config, "expansion", expansion);
         set_default(expert, "expansion", expansion);
     }
     Json router = c.has("router") ? c.raw("router") : Json{{"type", "topk"}};
-    if (c.has("load_balance_alpha")) set_default(router, "load_balance_alpha", c.get_double("load_balance_alpha", 0));
-    int64_t top_k = c.get_int("top_k", 2);
-    top_k = c.get_int("experts_per_tok", top_k);
-    int64_t shared = c.get_int("num_shared_experts", 0);
-    if (c.get_bool("shared_expert_enabled", false)) shared = std::max<int64_t>(shared, 1);
-    Json moe = {{"type", "moe"},     {"num_experts", c.get_int("num_experts", 8)}, {"top_k", top_k},
-                {"router", router},  {"expert", expert},                           {"num_shared_experts", shared}};
-    if (c.has("capacity_factor")) moe["capacity_factor"] = c.get_double("capacity_factor", 0);
+    if (c.has("load_balance_alpha")) set_default(router, "load_balance_alpha", c.get_double("load_balance_alpha"));
+    int64_t shared = c.get_int("num_shared_experts");
+    if (c.get_bool("shared_expert_enabled")) shared = std::max<int64_t>(shared, 1);
+    // The MoE layer's keys carry the spec's own names, so its config sits at the spec's root.
+    BlockSpec moe{{{"type", "moe"},
+                   {"num_experts", c.get_int("num_experts")},
+                   {"router", router},
+                   {"expert", expert},
+                   {"num_shared_experts", shared}},
+                  ""};
+    if (c.has("top_k")) moe.config["top_k"] = c.get_int("top_k"); // else the router's default
+    if (c.has("capacity_factor")) moe.config["capacity_factor"] = c.get_double("capacity_factor");
 
-    const int64_t moe_every = c.get_int("moe_every", 0);
-    const int64_t first_dense = c.get_int("first_dense_layers", 0); // DeepSeekMoE / TardBot: early layers stay dense
+    const int64_t moe_every = c.get_int("moe_every");
+    const int64_t first_dense = c.get_int("first_dense_layers");
     for (int64_t i = 0; i < L; ++i) {
         const bool is_moe = moe_every > 0 && (i + 1) % moe_every == 0 && i >= first_dense;
         s.layers.push_back({mixer, is_moe ? moe : ffn});
     }
 
-    Json attention = c.has("attention") ? c.raw("attention") : Json{{"type", "attention"}};
-    if (c.has("num_heads")) set_default(attention, "num_heads", c.get_int("num_heads", 0));
-    if (c.has("kv_heads")) set_default(attention, "num_kv_heads", c.get_int("kv_heads", 0));
-    for (int64_t i : attention_layers(c.get_double("attention_ratio", 0.0), c.get_string("attention_placement", "interleave"), L, c))
+    BlockSpec attention = block("attention", Json{{"type", "attention"}});
+    if (c.has("num_heads")) set_default(attention.config, "num_heads", c.get_int("num_heads"));
+    if (c.has("kv_heads")) set_default(attention.config, "num_kv_heads", c.get_int("kv_heads"));
+    for (int64_t i : attention_layers(c.get_double("attention_ratio"), c.get_string("attention_placement"), L))
         s.layers[static_cast<size_t>(i)].mixer = attention;
 
-    Json mamba = c.has("mamba") ? c.raw("mamba") : Json{{"type", "mamba2"}};
-    Json mamba_layers = c.raw("mamba_layers");
-    if (!mamba_layers.is_null()) {
-        if (!mamba_layers.is_array()) throw Error(c.where() + ": key 'mamba_layers' must be a list of layer indices");
-        for (const auto &idx : mamba_layers) {
+    BlockSpec mamba = block("mamba", Json{{"type", "mamba2"}});
+    if (c.has("mamba_layers")) {
+        for (const auto &idx : c.raw("mamba_layers")) {
             if (!idx.is_number_integer() || idx.get<int64_t>() < 0 || idx.get<int64_t>() >= L)
-                throw Error(c.where() + ": key 'mamba_layers' holds " + idx.dump() + ", not a layer index in 0.." +
-                            std::to_string(L - 1));
+                throw Error(c.where("mamba_layers") + ": key 'mamba_layers' holds " + idx.dump() +
+                            ", not a layer index in 0.." + std::to_string(L - 1));
             s.layers[static_cast<size_t>(idx.get<int64_t>())].mixer = mamba;
         }
     }
 
     if (c.has("layers")) {
         Json list = c.raw("layers");
-        if (!list.is_array() || static_cast<int64_t>(list.size()) != L)
-            throw Error(c.where() + ": key 'layers' must be a list of num_layers (" + std::to_string(L) + ") tables");
+        if (static_cast<int64_t>(list.size()) != L)
+            throw Error(c.where("layers") + ": key 'layers' must be a list of num_layers (" + std::to_string(L) +
+                        ") tables, got " + std::to_string(list.size()));
         for (size_t i = 0; i < list.size(); ++i) {
-            Config lc(list[i], "model.layers[" + std::to_string(i + 1) + "]", source);
-            if (lc.has("mixer")) s.layers[i].mixer = lc.raw("mixer");
-            if (lc.has("ffn")) s.layers[i].ffn = lc.raw("ffn");
+            const std::string path = "/layers/" + std::to_string(i);
+            Config lc(list[i], "model.layers[" + std::to_string(i + 1) + "]", given.source(), given.sources(),
+                      given.path() + path);
+            if (lc.has("mixer")) s.layers[i].mixer = {lc.raw("mixer"), path + "/mixer"};
+            if (lc.has("ffn")) s.layers[i].ffn = {lc.raw("ffn"), path + "/ffn"};
             lc.check_unused();
         }
     }
-    c.check_unused();
-    s.source_json = j;
+    s.source_json = given.value();
+    s.sources = given.sources();
+    s.source_path = given.path();
     return s;
 }
 
@@ -120,9 +165,12 @@ Layer::Layer(const LayerSpec &spec, const BlockContext &ctx, const ModelSpec &mo
     if (ctx.layer == 0) ln0 = ln("ln0");
     ln1 = ln("ln1");
     const std::string where = "model layer " + std::to_string(ctx.layer);
-    att = register_module("att", registry.create_block(Config(spec.mixer, where + " mixer", source), ctx));
+    auto config_of = [&](const BlockSpec &b, const std::string &owner) {
+        return Config(b.config, owner, source, model.sources, model.source_path + b.path);
+    };
+    att = register_module("att", registry.create_block(config_of(spec.mixer, where + " mixer"), ctx));
     ln2 = ln("ln2");
-    ffn = register_module("ffn", registry.create_block(Config(spec.ffn, where + " ffn", source), ctx));
+    ffn = register_module("ffn", registry.create_block(config_of(spec.ffn, where + " ffn"), ctx));
 }
 
 torch::Tensor Layer::forward(torch::Tensor x, BlockState *mixer_state, BlockState *ffn_state, ForwardContext &ctx) {
@@ -178,10 +226,11 @@ torch::Tensor Model::forward(const torch::Tensor &tokens, ModelState *state, For
     return head(ln_out(x));
 }
 
-LossOutput Model::loss(const torch::Tensor &batch) {
+LossOutput Model::loss(const torch::Tensor &batch, bool record_routing) {
     TORCH_CHECK(batch.dim() == 2 && batch.size(1) >= 2, "model.loss: batch must be [B,T+1], got ", batch.sizes());
     const int64_t T = batch.size(1) - 1;
     ForwardContext ctx;
+    ctx.record_routing = record_routing;
     const torch::Tensor on_device = batch.device() == device() ? batch : batch.to(device());
     torch::Tensor logits = forward(on_device.slice(1, 0, T), nullptr, ctx);
     LossOutput out;
@@ -190,7 +239,7 @@ LossOutput Model::loss(const torch::Tensor &batch) {
     out.total = out.ce;
     for (const auto &l : ctx.aux_losses) out.total = out.total + l.value;
     out.aux = std::move(ctx.aux_losses);
-    out.router_stats = std::move(ctx.router_stats);
+    out.routing = std::move(ctx.routing);
     return out;
 }
 

@@ -7,6 +7,7 @@
 #include <cdrmix/block.hpp>
 #include <cdrmix/config.hpp>
 #include <cdrmix/registry.hpp>
+#include <cdrmix/schema.hpp>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -21,29 +22,28 @@
 
 namespace cdrmix {
 
-// One layer's blocks, as configs for the registry.
-struct LayerSpec {
-    Json mixer; // {type: rwkv7_time_mix, ...}
-    Json ffn;   // {type: rwkv_channel_mix, ...} or {type: moe, ...}
+// One block's config for the registry, and where in the model spec its keys
+// sit (a JSON pointer such as "/mixer"; "" for an MoE layer, whose keys are
+// the spec's own), so errors name the file each value came from.
+struct BlockSpec {
+    Json config;
+    std::string path;
 };
 
-// A model spec, from YAML or a Lua table. Keys (later rules override earlier ones):
-//   name, vocab_size, hidden_size, num_layers, seq_length (informational),
-//   norm ("layernorm" | "rmsnorm"), norm_eps,
-//   mixer, ffn                      block configs used by every layer,
-//   moe_every, first_dense_layers, num_experts, top_k, num_shared_experts, capacity_factor,
-//   router, expert                  every moe_every-th layer's ffn (from first_dense_layers on)
-//                                   is an MoE of `expert` blocks,
-//   attention_ratio, attention_placement ("top" | "interleave"), attention
-//                                   RWKV-X hybrids: that share of layers use the `attention`
-//                                   mixer, on top of the stack or spread evenly,
-//   mamba_layers (list of 0-based indices), mamba
-//                                   those layers use the `mamba` mixer (Oxidizr),
-//   layers                          an explicit list of num_layers {mixer, ffn} tables.
-// Aliases (Oxidizr / TardBot / CDRmix seeds): experts_per_tok = top_k,
-// shared_expert_enabled = (num_shared_experts 1), load_balance_alpha = router.load_balance_alpha,
-// intermediate_size = the ffn's and expert's expansion * hidden_size,
-// num_heads / kv_heads = the attention mixer's num_heads / num_kv_heads.
+// One layer's blocks.
+struct LayerSpec {
+    BlockSpec mixer; // {type: rwkv7_time_mix, ...}
+    BlockSpec ffn;   // {type: rwkv_channel_mix, ...} or {type: moe, ...}
+};
+
+// A model spec, from YAML or a Lua table. Its keys are declared in schema()
+// (`cdrmix keys model`, docs/reference/model.md). Later rules override earlier
+// ones: mixer/ffn for every layer; every moe_every-th layer's ffn (from
+// first_dense_layers on) an MoE of `expert` blocks; attention_ratio layers use
+// the `attention` mixer (on top or interleaved); mamba_layers use `mamba`; an
+// explicit `layers` list overrides any layer. Other trainers' spellings are
+// accepted: experts_per_tok, shared_expert_enabled, load_balance_alpha,
+// intermediate_size, num_heads, kv_heads.
 struct ModelSpec {
     std::string name = "model";
     int64_t vocab_size = 0;
@@ -55,8 +55,12 @@ struct ModelSpec {
     std::vector<LayerSpec> layers;
     Json source_json; // the spec as given (written to runs and checkpoints)
     std::string source; // file or script it came from, for messages
+    std::shared_ptr<const ValueSources> sources; // finer sources inside it (command line, YAML), or null
+    std::string source_path;                     // the spec's place in that tree
 
+    static const Schema &schema();
     static ModelSpec from_json(const Json &j, const std::string &source);
+    static ModelSpec from_config(const Config &config);
 };
 
 // Recurrent state of the whole model: one BlockState per block.
@@ -69,7 +73,7 @@ struct LossOutput {
     torch::Tensor total; // cross-entropy + auxiliary losses: what backward() is called on
     torch::Tensor ce;    // mean token cross-entropy
     std::vector<NamedLoss> aux;
-    std::vector<RouterStats> router_stats;
+    std::vector<RoutingRecord> routing; // only when loss() was asked to record it
 };
 
 class Layer : public torch::nn::Module {
@@ -100,7 +104,8 @@ public:
     // tokens: int64 [B,T] -> logits [B,T,V]. state: nullptr, or in/out recurrent state.
     torch::Tensor forward(const torch::Tensor &tokens, ModelState *state, ForwardContext &ctx);
     // batch: int64 [B,T+1]; predicts batch[:,1:] from batch[:,:-1].
-    LossOutput loss(const torch::Tensor &batch);
+    // record_routing: collect every MoE layer's decisions (for statistics).
+    LossOutput loss(const torch::Tensor &batch, bool record_routing = false);
     // Where the parameters live; forward() and loss() move CPU inputs there.
     c10::Device device() const;
 

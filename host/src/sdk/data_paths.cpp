@@ -57,6 +57,20 @@ std::vector<std::string> expand_one(const std::string &pattern) {
 
 } // namespace
 
+Schema path_keys(const std::string &what) {
+    Schema s;
+    s.any("path", "the " + what + " files: a file, a folder (read recursively) or a glob (\"**/\" spans folders), "
+                  "or a list of them")
+        .required();
+    return s;
+}
+
+Schema val_path_keys(const std::string &what) {
+    Schema s;
+    s.any("val_path", "the val split's " + what + " files, in the same forms as path (then no val_fraction)");
+    return s;
+}
+
 std::vector<std::string> expand_paths(const std::vector<std::string> &patterns, const std::string &what,
                                       const std::string &where) {
     std::vector<std::string> all;
@@ -79,7 +93,7 @@ std::vector<std::string> path_patterns(const Config &cfg, const std::string &key
         for (const auto &v : value) patterns.push_back(v.get<std::string>());
         return patterns;
     }
-    throw Error(cfg.where() + ": key '" + key + "' must be a file, folder or glob, or a list of them");
+    throw Error(cfg.where(key) + ": key '" + key + "' must be a file, folder or glob, or a list of them");
 }
 
 } // namespace cdrmix

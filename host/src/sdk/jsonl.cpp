@@ -32,6 +32,25 @@ bool JsonlLines::next(std::string &text) {
     return true;
 }
 
+Schema record_format_keys() {
+    Schema s;
+    s.string("field", "", "the record field to read (\"\": text, else tokens, else input_ids)");
+    s.string("separator", "\n", "appended to every text record before tokenising");
+    s.integer("eos_id", -1, "token id appended after every record (-1: none)").min(-1);
+    s.string("on_error", "fail", "a malformed record stops the run, or is warned about and skipped")
+        .one_of({"fail", "skip"});
+    return s;
+}
+
+RecordFormat read_record_format(const Config &cfg) {
+    RecordFormat f;
+    f.field = cfg.get_string("field");
+    f.separator = cfg.get_string("separator");
+    f.eos_id = cfg.get_int("eos_id");
+    f.skip_malformed = cfg.get_string("on_error") == "skip";
+    return f;
+}
+
 namespace {
 
 bool blank(const std::string &line) { return line.find_first_not_of(" \t\r\n") == std::string::npos; }

@@ -40,31 +40,47 @@ void Registry::add(Entry entry) {
     entries_.emplace(key, std::move(entry));
 }
 
-void Registry::add_block(const std::string &name, const std::string &description, BlockFactory factory) {
+namespace {
+FactoryInfo make_info(PluginKind kind, const std::string &name, const std::string &description, Schema schema) {
+    FactoryInfo info;
+    info.kind = kind;
+    info.name = name;
+    info.description = description;
+    info.schema = std::make_shared<const Schema>(std::move(schema));
+    return info;
+}
+} // namespace
+
+void Registry::add_block(const std::string &name, const std::string &description, Schema schema,
+                         BlockFactory factory) {
     Entry e;
-    e.info = {PluginKind::Block, name, description, "", "", ""};
+    e.info = make_info(PluginKind::Block, name, description, std::move(schema));
     e.block = std::move(factory);
     add(std::move(e));
 }
 
-void Registry::add_router(const std::string &name, const std::string &description, RouterFactory factory) {
+void Registry::add_router(const std::string &name, const std::string &description, Schema schema,
+                          RouterFactory factory, int64_t default_top_k) {
+    if (default_top_k < 1) throw Error("router '" + name + "': default_top_k must be at least 1");
     Entry e;
-    e.info = {PluginKind::Router, name, description, "", "", ""};
+    e.info = make_info(PluginKind::Router, name, description, std::move(schema));
+    e.info.default_top_k = default_top_k;
     e.router = std::move(factory);
     add(std::move(e));
 }
 
-void Registry::add_backend(const std::string &name, const std::string &description, BackendFactory factory) {
+void Registry::add_backend(const std::string &name, const std::string &description, Schema schema,
+                           BackendFactory factory) {
     Entry e;
-    e.info = {PluginKind::Backend, name, description, "", "", ""};
+    e.info = make_info(PluginKind::Backend, name, description, std::move(schema));
     e.backend = std::move(factory);
     add(std::move(e));
 }
 
-void Registry::add_data_source(const std::string &name, const std::string &description,
+void Registry::add_data_source(const std::string &name, const std::string &description, Schema schema,
                                DataSourceFactory factory) {
     Entry e;
-    e.info = {PluginKind::DataSource, name, description, "", "", ""};
+    e.info = make_info(PluginKind::DataSource, name, description, std::move(schema));
     e.data = std::move(factory);
     add(std::move(e));
 }
@@ -72,7 +88,7 @@ void Registry::add_data_source(const std::string &name, const std::string &descr
 void Registry::begin_plugin(const std::string &plugin, const std::string &version, const std::string &file) {
     std::lock_guard<std::mutex> lock(mutex_);
     staging_ = true;
-    staging_info_ = {PluginKind::Block, "", "", plugin, version, file};
+    staging_info_ = {PluginKind::Block, "", "", plugin, version, file, nullptr, 0};
     staged_.clear();
 }
 
@@ -116,41 +132,39 @@ std::vector<FactoryInfo> Registry::list() const {
     return out;
 }
 
-const Registry::Entry &Registry::find(PluginKind kind, const std::string &name, const Config &config) const {
+FactoryInfo Registry::info(PluginKind kind, const std::string &name, const std::string &where) const {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = entries_.find({kind, name});
-    if (it != entries_.end()) return it->second;
-    std::string known;
+    if (it != entries_.end()) return it->second.info;
+    std::vector<std::string> known;
     for (const auto &kv : entries_)
-        if (kv.first.first == kind) known += (known.empty() ? "" : ", ") + kv.first.second;
-    throw Error(config.where() + ": unknown " + kind_name(kind) + " '" + name + "' (loaded: " +
-                (known.empty() ? "none" : known) + "; see `cdrmix plugins`)");
+        if (kv.first.first == kind) known.push_back(kv.first.second);
+    std::string list;
+    for (const auto &k : known) list += (list.empty() ? "" : ", ") + k;
+    const std::string near = closest_word(name, known);
+    throw Error(where + ": unknown " + kind_name(kind) + " '" + name + "'" +
+                (near.empty() ? std::string() : "; did you mean '" + near + "'?") +
+                " (loaded: " + (list.empty() ? "none" : list) + "; see `cdrmix plugins`)");
 }
 
-Config Registry::prepare(const Config &config, PluginKind kind, const Entry &entry) const {
-    Json value = config.value();
-    value.erase("type");
-    return Config(std::move(value), std::string(kind_name(kind)) + " '" + entry.info.name + "'", config.source());
+Registry::Entry Registry::find(PluginKind kind, const Config &config) const {
+    const std::string type = config.get_string("type", "");
+    if (type.empty())
+        throw Error(config.where() + ": missing key 'type' (which " + kind_name(kind) + " to use)");
+    info(kind, type, config.where("type")); // throws the unknown-name message
+    std::lock_guard<std::mutex> lock(mutex_);
+    return entries_.at({kind, type});
 }
-
-namespace {
-std::string type_of_config(const Config &config, PluginKind kind) {
-    std::string type = config.get_string("type", "");
-    if (type.empty()) throw Error(config.where() + ": missing key 'type' (which " + kind_name(kind) + " to use)");
-    return type;
-}
-} // namespace
 
 template <class Factory, class... Args>
 auto Registry::build(PluginKind kind, Factory Entry::*factory, const Config &config, Args &&...args) const {
-    const Entry &e = find(kind, type_of_config(config, kind), config);
-    Config c = prepare(config, kind, e);
-    auto object = (e.*factory)(c, std::forward<Args>(args)...);
-    c.check_unused();
-    return object;
+    const Entry e = find(kind, config);
+    const Config owned = config.with_value(config.value(), std::string(kind_name(kind)) + " '" + e.info.name + "'");
+    return (e.*factory)(e.info.schema->apply(owned, {"type"}), std::forward<Args>(args)...);
 }
 
-std::shared_ptr<Block> Registry::create_block(const Config &config, const BlockContext &ctx) const {
+std::shared_ptr<Block> Registry::create_block(const Config &config, BlockContext ctx) const {
+    ctx.registry = this;
     return build(PluginKind::Block, &Entry::block, config, ctx);
 }
 

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 namespace cdrmix {
@@ -147,18 +146,7 @@ std::shared_ptr<TokenSequence> map_token_file(const std::string &path, TokenDtyp
     return std::make_shared<MappedTokens>(path, dtype, vocab_size);
 }
 
-TokenFileWriter::TokenFileWriter(std::string path, TokenDtype dtype)
-    : path_(std::move(path)), tmp_(path_ + ".tmp"), dtype_(dtype) {
-    file_ = std::fopen(tmp_.c_str(), "wb");
-    if (!file_) throw Error(tmp_ + ": cannot write: " + std::strerror(errno));
-}
-
-TokenFileWriter::~TokenFileWriter() {
-    if (file_) {
-        std::fclose(file_);
-        std::remove(tmp_.c_str());
-    }
-}
+TokenFileWriter::TokenFileWriter(std::string path, TokenDtype dtype) : out_(std::move(path)), dtype_(dtype) {}
 
 void TokenFileWriter::write(const std::vector<int64_t> &ids) {
     const int64_t limit = dtype_ == TokenDtype::U16 ? 65536 : 4294967296LL;
@@ -166,23 +154,12 @@ void TokenFileWriter::write(const std::vector<int64_t> &ids) {
     buffer_.resize(ids.size() * width);
     for (size_t i = 0; i < ids.size(); ++i) {
         if (ids[i] < 0 || ids[i] >= limit)
-            throw Error(path_ + ": token " + std::to_string(ids[i]) + " does not fit " + token_dtype_name(dtype_));
+            throw Error(out_.path() + ": token " + std::to_string(ids[i]) + " does not fit " + token_dtype_name(dtype_));
         // Little-endian on disk whatever the host byte order.
         for (size_t b = 0; b < width; ++b) buffer_[i * width + b] = static_cast<char>((ids[i] >> (8 * b)) & 0xff);
     }
-    if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
-        throw Error(tmp_ + ": write failed: " + std::strerror(errno));
+    out_.write(buffer_.data(), buffer_.size());
     count_ += static_cast<int64_t>(ids.size());
-}
-
-void TokenFileWriter::commit() {
-    const bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
-    std::fclose(file_);
-    file_ = nullptr;
-    if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-        std::remove(tmp_.c_str());
-        throw Error(path_ + ": cannot write: " + std::strerror(errno));
-    }
 }
 
 } // namespace cdrmix

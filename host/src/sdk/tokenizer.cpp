@@ -1,8 +1,8 @@
+#include "tokenizer_kinds.hpp"
+
 #include <cdrmix/error.hpp>
-#include <cdrmix/tokenizer.hpp>
 
 #include <array>
-#include <filesystem>
 #include <map>
 #include <set>
 
@@ -115,24 +115,41 @@ private:
     int64_t vocab_size_;
 };
 
+[[noreturn]] void malformed(const Json &j) {
+    throw Error("tokenizer: unknown or malformed description: " + j.dump().substr(0, 80));
+}
+
+std::shared_ptr<Tokenizer> byte_from_json(const Json &) { return make_byte_tokenizer(); }
+
+std::shared_ptr<Tokenizer> byte_from_spec(const CorpusVisitor &, const std::string &) { return make_byte_tokenizer(); }
+
+std::shared_ptr<Tokenizer> char_from_json(const Json &j) {
+    if (!j.contains("chars")) malformed(j);
+    return std::make_shared<CharTokenizer>(j.at("chars").get<std::vector<std::string>>());
+}
+
+std::shared_ptr<Tokenizer> char_from_spec(const CorpusVisitor &corpus, const std::string &where) {
+    std::set<std::string> seen;
+    corpus([&](const std::string &text) { for_each_char(text, [&](const std::string &c) { seen.insert(c); }); });
+    if (seen.empty()) throw Error(where + ": no text to build a char vocabulary from");
+    return std::make_shared<CharTokenizer>(std::vector<std::string>(seen.begin(), seen.end()));
+}
+
+std::shared_ptr<Tokenizer> ids_from_json(const Json &j) {
+    if (!j.contains("vocab_size")) malformed(j);
+    return make_id_tokenizer(j.at("vocab_size").get<int64_t>());
+}
+
+const TokenizerKind kKinds[] = {
+    {"byte", byte_from_json, byte_from_spec},
+    {"char", char_from_json, char_from_spec},
+    {"ids", ids_from_json, nullptr},
+    {"sentencepiece", sentencepiece_from_json, nullptr},
+};
+
 } // namespace
 
 std::shared_ptr<Tokenizer> make_byte_tokenizer() { return std::make_shared<ByteTokenizer>(); }
-
-std::shared_ptr<Tokenizer> tokenizer_from_spec(const std::string &spec, const CorpusVisitor &corpus,
-                                               const std::string &where) {
-    if (spec == "byte") return make_byte_tokenizer();
-    if (spec == "char") {
-        std::set<std::string> seen;
-        corpus([&](const std::string &text) { for_each_char(text, [&](const std::string &c) { seen.insert(c); }); });
-        if (seen.empty()) throw Error(where + ": no text to build a char vocabulary from");
-        return std::make_shared<CharTokenizer>(std::vector<std::string>(seen.begin(), seen.end()));
-    }
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(spec, ec))
-        throw Error(where + ": key 'tokenizer' must be \"byte\", \"char\" or a tokenizer file, got \"" + spec + "\"");
-    return load_tokenizer_file(spec);
-}
 
 std::shared_ptr<Tokenizer> make_char_tokenizer(const std::string &corpus) {
     std::set<std::string> seen;
@@ -142,16 +159,25 @@ std::shared_ptr<Tokenizer> make_char_tokenizer(const std::string &corpus) {
 
 std::shared_ptr<Tokenizer> make_id_tokenizer(int64_t vocab_size) { return std::make_shared<IdTokenizer>(vocab_size); }
 
-// In tokenizer_sentencepiece.cpp.
-std::shared_ptr<Tokenizer> sentencepiece_from_json(const Json &j);
+const TokenizerKind *find_tokenizer_kind(const std::string &name) {
+    for (const auto &kind : kKinds)
+        if (name == kind.name) return &kind;
+    return nullptr;
+}
+
+std::vector<std::string> spec_tokenizer_kinds() {
+    std::vector<std::string> names;
+    for (const auto &kind : kKinds)
+        if (kind.from_spec) names.push_back(kind.name);
+    return names;
+}
 
 std::shared_ptr<Tokenizer> tokenizer_from_json(const Json &j) {
-    const std::string kind = j.is_object() ? j.value("kind", "") : "";
-    if (kind == "byte") return make_byte_tokenizer();
-    if (kind == "char" && j.contains("chars")) return std::make_shared<CharTokenizer>(j.at("chars").get<std::vector<std::string>>());
-    if (kind == "ids" && j.contains("vocab_size")) return make_id_tokenizer(j.at("vocab_size").get<int64_t>());
-    if (kind == "sentencepiece") return sentencepiece_from_json(j);
-    throw Error("tokenizer: unknown or malformed description: " + j.dump().substr(0, 80));
+    const TokenizerKind *kind = j.is_object() && j.value("kind", Json()).is_string()
+                                    ? find_tokenizer_kind(j.at("kind").get<std::string>())
+                                    : nullptr;
+    if (!kind) malformed(j);
+    return kind->from_json(j);
 }
 
 } // namespace cdrmix

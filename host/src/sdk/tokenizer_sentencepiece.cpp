@@ -2,15 +2,13 @@
 // proto travels inside to_json() as base64, so checkpoints are self-contained.
 // Sentencepiece itself is reached through sentencepiece_bridge.hpp.
 #include "sentencepiece_bridge.hpp"
+#include "tokenizer_kinds.hpp"
 
 #include <cdrmix/error.hpp>
-#include <cdrmix/tokenizer.hpp>
 
 #include <dlfcn.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace cdrmix {
 
@@ -109,18 +107,6 @@ private:
     void *model_ = nullptr;
 };
 
-std::string read_file(const std::string &path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error("tokenizer: cannot read '" + path + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-bool ends_with(const std::string &s, const std::string &suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 } // namespace
 
 std::shared_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string &model_proto) {
@@ -133,40 +119,9 @@ std::shared_ptr<Tokenizer> sentencepiece_from_json(const Json &j) {
     return make_sentencepiece_tokenizer(base64_decode(j.at("model").get<std::string>()));
 }
 
-std::shared_ptr<Tokenizer> load_tokenizer_file(const std::string &path) {
-    const std::string bytes = read_file(path);
-    if (ends_with(path, ".json")) {
-        Json j = Json::parse(bytes, nullptr, false);
-        if (j.is_discarded()) throw Error("tokenizer: '" + path + "' is not valid JSON");
-        try {
-            return tokenizer_from_json(j);
-        } catch (const Error &e) {
-            throw Error(path + ": " + e.what());
-        }
-    }
-    try {
-        return make_sentencepiece_tokenizer(bytes);
-    } catch (const Error &e) {
-        throw Error(path + ": not a sentencepiece model or tokenizer JSON (" + e.what() + ")");
-    }
-}
-
-void save_tokenizer_file(const Tokenizer &tokenizer, const std::string &path) {
-    std::string bytes;
-    if (ends_with(path, ".model")) {
-        const auto *sp = dynamic_cast<const SentencepieceTokenizer *>(&tokenizer);
-        if (!sp) throw Error("tokenizer: only a sentencepiece tokenizer can be written as '" + path + "'; use .json");
-        bytes = sp->proto();
-    } else {
-        bytes = tokenizer.to_json().dump() + "\n";
-    }
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!out.flush()) throw Error("tokenizer: cannot write '" + tmp + "'");
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error("tokenizer: cannot rename '" + tmp + "' to '" + path + "'");
+const std::string *sentencepiece_proto(const Tokenizer &tokenizer) {
+    const auto *sp = dynamic_cast<const SentencepieceTokenizer *>(&tokenizer);
+    return sp ? &sp->proto() : nullptr;
 }
 
 std::shared_ptr<Tokenizer> train_sentencepiece(const std::function<bool(std::string &)> &next_sentence,

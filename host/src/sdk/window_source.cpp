@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <sstream>
+
 namespace cdrmix {
 
 namespace {
@@ -118,21 +120,46 @@ int64_t permuted_index(int64_t i, int64_t n, uint64_t key) {
     return static_cast<int64_t>(x);
 }
 
+Schema split_keys() {
+    Schema s;
+    s.integer("seed", 1234, "seed of the shuffled order (each epoch its own permutation)");
+    s.boolean("shuffle", true, "shuffle the train split each epoch (the val split is always read in order)");
+    s.integer("rank", 0, "this process's rank: it reads every world_size-th sequence from position rank").min(0);
+    s.integer("world_size", 1, "processes sharing the data, each reading its own share").min(1);
+    return s;
+}
+
 SplitOptions read_split_options(const Config &cfg) {
     SplitOptions o;
-    o.seed = static_cast<uint64_t>(cfg.get_int("seed", 1234));
-    o.shuffle = cfg.get_bool("shuffle", true);
-    o.rank = cfg.get_int("rank", 0);
-    o.world_size = cfg.get_int("world_size", 1);
-    if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
+    o.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+    o.shuffle = cfg.get_bool("shuffle");
+    o.rank = cfg.get_int("rank");
+    o.world_size = cfg.get_int("world_size");
+    if (o.rank >= o.world_size)
         throw Error(cfg.where() + ": need 0 <= rank < world_size, got rank " + std::to_string(o.rank) +
                     " and world_size " + std::to_string(o.world_size));
     return o;
 }
 
-double read_val_fraction(const Config &cfg, double fallback) {
-    const double f = cfg.get_double("val_fraction", fallback);
-    if (!(f > 0 && f < 1)) throw Error(cfg.where() + ": key 'val_fraction' must be between 0 and 1 (exclusive)");
+namespace {
+// val_fraction's default, given here once: the schema describes it and
+// read_val_fraction applies it (see val_fraction_keys for why it is not filled).
+constexpr double kValFraction = 0.1;
+} // namespace
+
+Schema val_fraction_keys() {
+    std::ostringstream fallback;
+    fallback << kValFraction;
+    Schema s;
+    s.number("val_fraction", nullptr, "share of the data held out as the val split, between 0 and 1 (exclusive)")
+        .range(0, 1)
+        .default_is(fallback.str());
+    return s;
+}
+
+double read_val_fraction(const Config &cfg) {
+    const double f = cfg.has("val_fraction") ? cfg.get_double("val_fraction") : kValFraction;
+    if (!(f > 0 && f < 1)) throw Error(cfg.where("val_fraction") + ": key 'val_fraction' must be between 0 and 1 (exclusive)");
     return f;
 }
 

@@ -1,7 +1,9 @@
 #include "train/checkpoint.hpp"
 
 #include "core/files.hpp"
-#include "metrics/run_dir.hpp"
+#include "run/run_folder.hpp"
+
+#include <cdrmix/atomic_file.hpp>
 #include "train/safetensors.hpp"
 
 #include <cdrmix/error.hpp>
@@ -50,13 +52,6 @@ void write_checkpoint_files(const fs::path &dir, Model &model, torch::optim::Opt
     torch::save(optimizer, (dir / "optimizer.pt").string());
     for (const auto &e : fs::directory_iterator(dir)) fsync_path(e.path());
     fsync_path(dir);
-}
-
-// RunDir names folders <name>-YYYYmmdd-HHMMSS[-N]; "quick" must not match "quick-long-...".
-bool is_run_of(const std::string &folder, const std::string &name) {
-    static const std::regex stamp(R"(\d{8}-\d{6}(-\d+)?)");
-    return folder.size() > name.size() + 1 && folder.compare(0, name.size() + 1, name + "-") == 0 &&
-           std::regex_match(folder.substr(name.size() + 1), stamp);
 }
 
 } // namespace
@@ -125,7 +120,7 @@ std::string find_latest_checkpoint(const std::string &runs_root, const std::stri
     fs::file_time_type best_time{};
     for (const auto &e : fs::directory_iterator(runs_root, ec)) {
         const std::string n = e.path().filename().string();
-        if (!e.is_directory() || (!name.empty() && !is_run_of(n, name))) continue;
+        if (!e.is_directory() || (!name.empty() && !run_folder::is_run_of(n, name))) continue;
         const fs::path state = e.path() / subdir / "latest" / "trainer_state.json";
         if (!fs::is_regular_file(state, ec)) continue;
         const auto t = fs::last_write_time(state, ec);

@@ -1,6 +1,6 @@
 #include "train/safetensors.hpp"
 
-#include "metrics/run_dir.hpp"
+#include <cdrmix/atomic_file.hpp>
 
 #include <cdrmix/error.hpp>
 

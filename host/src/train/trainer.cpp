@@ -1,5 +1,7 @@
 #include "train/trainer.hpp"
 
+#include "metrics/record_fields.hpp"
+
 #include "model/sampler.hpp"
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
@@ -19,70 +21,90 @@
 
 namespace cdrmix {
 
-TrainConfig TrainConfig::from_config(const Config &c, c10::DeviceType device) {
+const Schema &adamw_only_schema() {
+    static const Schema s = [] {
+        Schema k;
+        k.number("weight_decay", 0.1, "AdamW decoupled weight decay, on matrices only (RWKV-LM)").min(0);
+        k.number("beta1", 0.9, "AdamW first-moment decay").range(0, 1);
+        k.number("beta2", 0.99, "AdamW second-moment decay").range(0, 1);
+        k.number("eps", 1e-8, "AdamW denominator epsilon").min(0);
+        return k;
+    }();
+    return s;
+}
+
+const Schema &adamw_schema() {
+    static const Schema s = [] {
+        Schema k("AdamW (decay on matrices only), as cdrmix.adamw{} and the stock trainer use it");
+        k.include(lr_schema()).include(adamw_only_schema());
+        return k;
+    }();
+    return s;
+}
+
+const Schema &TrainConfig::schema() {
+    static const Schema s = [] {
+        Schema k("The stock trainer: cdrmix.trainer{...} and the `train` table of the experiments");
+        k.include(lr_schema()).include(schedule_only_schema()).include(adamw_only_schema());
+        k.integer("batch_size", 16, "sequences per micro-batch").min(1);
+        k.integer("grad_accum", 1, "micro-batches per optimiser step").min(1);
+        k.integer("seq_len", 128, "tokens per training sequence").min(1);
+        k.number("grad_clip", 1.0, "clip the global gradient norm to this (0: off; the norm is still logged)").min(0);
+        k.string("autocast", "none", "bf16 autocast on the model's device; auto: bf16 where it pays (CUDA)")
+            .one_of({"none", "bf16", "auto"});
+        k.integer("eval_every", 100, "evaluate every N steps (0: only at the end)").min(0);
+        k.integer("eval_batches", 8, "validation batches per evaluation (always the same ones)").min(1);
+        k.integer("log_every", 10, "progress line and routing statistics every N steps").min(1);
+        k.integer("checkpoint_every", 0, "checkpoint every N steps (0: only at the end and on stop)").min(0);
+        k.integer("keep_checkpoints", 0, "keep the newest N step folders (0: all)").min(0);
+        k.integer("sample_every", 0, "generate a text sample every N steps (0: never)").min(0);
+        k.string("sample_prompt", "\n", "prompt of the samples");
+        k.integer("sample_tokens", 100, "tokens per sample").min(1);
+        k.number("sample_temperature", 0.8, "sampling temperature of the samples").min(0);
+        k.integer("seed", 1337, "seed of initialisation-independent randomness (data order, dropout, sampling)").min(0);
+        k.string("name", nullptr, "run name: runs/<name>-<stamp>/ (default: the script's file name)");
+        k.string("resume", nullptr, "\"auto\" (newest checkpoint of an earlier run of this name) or a checkpoint path");
+        return k;
+    }();
+    return s;
+}
+
+TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device) {
+    const Config c = schema().apply(given);
     TrainConfig t;
-    t.steps = c.get_int("steps", t.steps);
-    t.batch_size = c.get_int("batch_size", t.batch_size);
-    t.grad_accum = c.get_int("grad_accum", t.grad_accum);
-    t.seq_len = c.get_int("seq_len", t.seq_len);
-    t.schedule.lr = c.get_double("lr", t.schedule.lr);
-    t.schedule.min_lr = c.get_double("min_lr", t.schedule.lr * 0.1);
-    t.schedule.warmup_steps = c.get_int("warmup_steps", std::min<int64_t>(100, t.steps / 10));
-    t.schedule.kind = c.get_string("schedule", t.schedule.kind);
-    t.weight_decay = c.get_double("weight_decay", t.weight_decay);
-    t.beta1 = c.get_double("beta1", t.beta1);
-    t.beta2 = c.get_double("beta2", t.beta2);
-    t.eps = c.get_double("eps", t.eps);
-    t.grad_clip = c.get_double("grad_clip", t.grad_clip);
-    t.autocast = c.get_string("autocast", t.autocast);
-    t.eval_every = c.get_int("eval_every", t.eval_every);
-    t.eval_batches = c.get_int("eval_batches", t.eval_batches);
-    t.log_every = c.get_int("log_every", t.log_every);
-    t.checkpoint_every = c.get_int("checkpoint_every", t.checkpoint_every);
-    t.keep_checkpoints = c.get_int("keep_checkpoints", t.keep_checkpoints);
-    t.sample_every = c.get_int("sample_every", t.sample_every);
-    t.sample_prompt = c.get_string("sample_prompt", t.sample_prompt);
-    t.sample_tokens = c.get_int("sample_tokens", t.sample_tokens);
-    t.sample_temperature = c.get_double("sample_temperature", t.sample_temperature);
-    t.seed = static_cast<uint64_t>(c.get_int("seed", static_cast<int64_t>(t.seed)));
-    t.schedule.total_steps = t.steps;
-    if (t.steps <= 0 || t.batch_size <= 0 || t.seq_len <= 0)
-        throw Error(c.where() + ": steps, batch_size and seq_len must be positive");
-    if (t.grad_accum < 1) throw Error(c.where() + ": key 'grad_accum' must be at least 1");
-    if (t.eval_batches < 1) throw Error(c.where() + ": key 'eval_batches' must be at least 1");
-    if (t.keep_checkpoints < 0) throw Error(c.where() + ": key 'keep_checkpoints' must be 0 (keep all) or more");
-    if (t.schedule.lr <= 0) throw Error(c.where() + ": key 'lr' must be positive");
-    AutocastGuard::check_mode(t.autocast, c.where());
-    t.autocast = AutocastGuard::resolve(t.autocast, device); // records what ran, not "auto"
-    t.schedule.at(0); // validates the schedule name now rather than mid-run
+    t.schedule = LrSchedule::from_config(c);
+    t.steps = t.schedule.total_steps;
+    t.batch_size = c.get_int("batch_size");
+    t.grad_accum = c.get_int("grad_accum");
+    t.seq_len = c.get_int("seq_len");
+    t.weight_decay = c.get_double("weight_decay");
+    t.beta1 = c.get_double("beta1");
+    t.beta2 = c.get_double("beta2");
+    t.eps = c.get_double("eps");
+    t.grad_clip = c.get_double("grad_clip");
+    t.autocast = AutocastGuard::resolve(c.get_string("autocast"), device); // records what ran, not "auto"
+    t.eval_every = c.get_int("eval_every");
+    t.eval_batches = c.get_int("eval_batches");
+    t.log_every = c.get_int("log_every");
+    t.checkpoint_every = c.get_int("checkpoint_every");
+    t.keep_checkpoints = c.get_int("keep_checkpoints");
+    t.sample_every = c.get_int("sample_every");
+    t.sample_prompt = c.get_string("sample_prompt");
+    t.sample_tokens = c.get_int("sample_tokens");
+    t.sample_temperature = c.get_double("sample_temperature");
+    t.seed = static_cast<uint64_t>(c.get_int("seed"));
+    // The run's identity (name, resume) belongs to the Run, not to what is saved as training settings.
+    t.resolved = c.value();
+    t.resolved.erase("name");
+    t.resolved.erase("resume");
+    t.resolved["min_lr"] = t.schedule.min_lr;
+    t.resolved["warmup_steps"] = t.schedule.warmup_steps;
+    t.resolved["autocast"] = t.autocast;
     return t;
 }
 
-Json TrainConfig::to_json() const {
-    return {{"steps", steps},
-            {"batch_size", batch_size},
-            {"grad_accum", grad_accum},
-            {"seq_len", seq_len},
-            {"lr", schedule.lr},
-            {"min_lr", schedule.min_lr},
-            {"warmup_steps", schedule.warmup_steps},
-            {"schedule", schedule.kind},
-            {"weight_decay", weight_decay},
-            {"beta1", beta1},
-            {"beta2", beta2},
-            {"eps", eps},
-            {"grad_clip", grad_clip},
-            {"autocast", autocast},
-            {"eval_every", eval_every},
-            {"eval_batches", eval_batches},
-            {"log_every", log_every},
-            {"checkpoint_every", checkpoint_every},
-            {"keep_checkpoints", keep_checkpoints},
-            {"sample_every", sample_every},
-            {"sample_prompt", sample_prompt},
-            {"sample_tokens", sample_tokens},
-            {"sample_temperature", sample_temperature},
-            {"seed", seed}};
+bool TrainConfig::logs_step(int64_t step) const {
+    return step == 0 || (step + 1) % std::max<int64_t>(1, log_every) == 0 || step + 1 == steps;
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double weight_decay, double beta1,
@@ -113,18 +135,19 @@ void set_lr(torch::optim::AdamW &opt, double lr) {
 }
 
 Json stats_json(const std::vector<RouterStats> &stats) {
+    namespace f = fields::moe;
     Json arr = Json::array();
     for (const auto &s : stats) {
         Json losses = Json::object();
         for (const auto &l : s.losses) losses[l.first] = l.second;
-        arr.push_back({{"layer", s.layer},
-                       {"tokens_per_expert", s.tokens_per_expert},
-                       {"token_entropy", s.token_entropy},
-                       {"load_entropy", s.load_entropy},
-                       {"dropped_tokens", s.dropped_tokens},
-                       {"dead_experts", s.dead_experts},
-                       {"load_cv", s.load_cv},
-                       {"losses", losses}});
+        arr.push_back({{f::layer, s.layer},
+                       {f::tokens_per_expert, s.tokens_per_expert},
+                       {f::token_entropy, s.token_entropy},
+                       {f::load_entropy, s.load_entropy},
+                       {f::dropped_tokens, s.dropped_tokens},
+                       {f::dead_experts, s.dead_experts},
+                       {f::load_cv, s.load_cv},
+                       {f::losses, losses}});
     }
     return arr;
 }
@@ -165,9 +188,24 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
                         std::string(e.what()));
         }
     }
+    check_splits();
     config_.autocast = AutocastGuard::resolve(config_.autocast, model_->device().type());
     optimizer_ = make_adamw(*model_, config_.schedule.lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
     keep_freed_memory_for_reuse();
+}
+
+void Trainer::check_splits() const {
+    // Found here rather than at the first eval, after training ran and with no checkpoint.
+    const int64_t need = config_.seq_len + 1;
+    const int64_t train = data_->num_tokens(Split::Train), val = data_->num_tokens(Split::Val);
+    // -1: a streaming or generated source that cannot tell before it is read.
+    if (train >= 0 && train < need)
+        throw Error("trainer: the train split holds " + std::to_string(train) + " tokens, fewer than one sequence (" +
+                    "seq_len + 1 = " + std::to_string(need) + "): lower train.seq_len or give more data");
+    if (val >= 0 && val < need)
+        throw Error("trainer: the val split holds " + std::to_string(val) + " tokens, fewer than one sequence (" +
+                    "seq_len + 1 = " + std::to_string(need) + "): raise data.val_fraction, give more data, or lower "
+                    "train.seq_len");
 }
 
 void Trainer::resume(const std::string &checkpoint_dir) {
@@ -188,20 +226,21 @@ void Trainer::resume(const std::string &checkpoint_dir) {
 }
 
 Json Trainer::step_record(const StepResult &r, double lr, double step_time) {
+    namespace f = fields::step;
     const double avg = elapsed_ / double(std::max<int64_t>(1, step_));
-    Json rec = {{"event", "step"},
-                {"step", step_},
-                {"total_steps", config_.steps},
-                {"loss", r.loss},
-                {"aux_loss", r.aux},
-                {"lr", lr},
-                {"grad_norm", r.grad_norm},
-                {"step_time_s", step_time},
-                {"tokens", tokens_},
-                {"tokens_per_s", elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
-                {"elapsed_s", elapsed_},
-                {"eta_s", avg * double(config_.steps - step_)}};
-    if (!r.router_stats.empty()) rec["moe"] = stats_json(r.router_stats);
+    Json rec = {{fields::event, fields::events::step},
+                {f::step, step_},
+                {f::total_steps, config_.steps},
+                {f::loss, r.loss},
+                {f::aux_loss, r.aux},
+                {f::lr, lr},
+                {f::grad_norm, r.grad_norm},
+                {f::step_time_s, step_time},
+                {f::tokens, tokens_},
+                {f::tokens_per_s, elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
+                {f::elapsed_s, elapsed_},
+                {f::eta_s, avg * double(config_.steps - step_)}};
+    if (!r.routing.empty()) rec[f::moe] = stats_json(compute_router_stats(r.routing));
     return rec;
 }
 
@@ -236,7 +275,7 @@ Json Trainer::sample() {
     return rec;
 }
 
-Trainer::StepResult Trainer::train_step(double lr) {
+Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
     set_lr(*optimizer_, lr);
     // Undefined rather than zeroed: the first backward then hands its gradients
     // over instead of adding them into zeros (one sweep and one op per parameter fewer).
@@ -248,7 +287,7 @@ Trainer::StepResult Trainer::train_step(double lr) {
         LossOutput out;
         {
             AutocastGuard autocast(config_.autocast, "trainer", model_->device().type());
-            out = model_->loss(batch);
+            out = model_->loss(batch, record_routing);
         }
         const double ce = out.ce.item<double>(), total = out.total.item<double>();
         if (!std::isfinite(ce) || !std::isfinite(total))
@@ -263,7 +302,7 @@ Trainer::StepResult Trainer::train_step(double lr) {
         (n == 1 ? out.total : out.total / double(n)).backward();
         r.loss += ce / double(n);
         for (const auto &l : out.aux) r.aux += l.value.item<double>() / double(n);
-        r.router_stats = std::move(out.router_stats); // the last micro-batch's routing
+        for (auto &rec : out.routing) r.routing.push_back(std::move(rec)); // pooled over the micro-batches
         tokens_ += batch.size(0) * (batch.size(1) - 1);
     }
     r.grad_norm = clip_gradients(*model_, config_.grad_clip);
@@ -287,7 +326,7 @@ Json Trainer::run(const TrainCallbacks &cb) {
         if (control_ && control_->stop) break;
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = config_.schedule.at(step_);
-        StepResult r = train_step(lr);
+        StepResult r = train_step(lr, config_.logs_step(step_));
         ++step_;
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         elapsed_ += dt;
@@ -303,8 +342,11 @@ Json Trainer::run(const TrainCallbacks &cb) {
             const EvalResult ev = evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
                                                  config_.eval_batches);
             last_val_loss_ = ev.loss;
-            Json er = {{"event", "eval"},       {"step", step_},           {"val_loss", ev.loss},
-                       {"val_ppl", ev.perplexity}, {"val_tokens", ev.tokens}};
+            Json er = {{fields::event, fields::events::eval},
+                       {fields::step::step, step_},
+                       {fields::eval::val_loss, ev.loss},
+                       {fields::eval::val_ppl, ev.perplexity},
+                       {fields::eval::val_tokens, ev.tokens}};
             bus_.publish(er);
             if (cb.on_eval && !cb.on_eval(er)) stop = true;
         }

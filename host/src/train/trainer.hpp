@@ -11,6 +11,7 @@
 #include "train/schedule.hpp"
 
 #include <cdrmix/data_source.hpp>
+#include <cdrmix/schema.hpp>
 
 #include <torch/optim/adamw.h>
 
@@ -20,33 +21,49 @@
 
 namespace cdrmix {
 
+// The stock trainer's settings. Every key is declared once, in schema()
+// (`cdrmix keys trainer`, docs/reference/trainer.md): the optimiser's keys come
+// from adamw_schema(), the schedule's from schedule_schema(). Build one with
+// from_config(); the members hold what the run uses.
 struct TrainConfig {
-    int64_t steps = 1000;     // optimiser steps
-    int64_t batch_size = 16;  // sequences per micro-batch
-    int64_t grad_accum = 1;   // micro-batches per optimiser step
-    int64_t seq_len = 128;
+    int64_t steps = 0;        // optimiser steps
+    int64_t batch_size = 0;   // sequences per micro-batch
+    int64_t grad_accum = 0;   // micro-batches per optimiser step
+    int64_t seq_len = 0;
     LrSchedule schedule;
-    double weight_decay = 0.1;
-    double beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
-    double grad_clip = 1.0; // 0: off (the norm is still reported)
-    // "none" | "bf16" | "auto" (see autocast.hpp). Off by default although bf16
-    // measured faster here: see docs/training.md for the hang that keeps it opt-in.
-    std::string autocast = "none";
-    int64_t eval_every = 100; // 0: only at the end
-    int64_t eval_batches = 8;
-    int64_t log_every = 10;
+    double weight_decay = 0;
+    double beta1 = 0, beta2 = 0, eps = 0;
+    double grad_clip = 0;     // 0: off (the norm is still reported)
+    std::string autocast;     // "none" | "bf16" (after "auto" is resolved; see autocast.hpp)
+    int64_t eval_every = 0;   // 0: only at the end
+    int64_t eval_batches = 0;
+    int64_t log_every = 0;
     int64_t checkpoint_every = 0; // 0: only at the end (and on stop)
     int64_t keep_checkpoints = 0; // newest N step-* folders kept; 0: all
     int64_t sample_every = 0;     // 0: no samples
-    std::string sample_prompt = "\n";
-    int64_t sample_tokens = 100;
-    double sample_temperature = 0.8;
-    uint64_t seed = 1337;
+    std::string sample_prompt;
+    int64_t sample_tokens = 0;
+    double sample_temperature = 0;
+    uint64_t seed = 0;
 
+    // Every key of the trainer table: the optimiser's, the schedule's and the trainer's own.
+    static const Schema &schema();
     // `device`: where the model lives, which decides what autocast "auto" means.
     static TrainConfig from_config(const Config &c, c10::DeviceType device = c10::DeviceType::CPU);
-    Json to_json() const;
+    // The defaults of every key (tests and benchmarks start from these).
+    static TrainConfig defaults() { return from_config(Config()); }
+    // The resolved settings, under their key names (config.json, checkpoints).
+    Json to_json() const { return resolved; }
+    // Whether step records of this (0-based) step carry routing statistics.
+    bool logs_step(int64_t step) const;
+
+    Json resolved = Json::object();
 };
+
+// weight_decay, beta1, beta2, eps (and lr): AdamW's keys, shared by the trainer and cdrmix.adamw{}.
+const Schema &adamw_schema();
+// The same without lr, for schemas that include lr_schema() themselves.
+const Schema &adamw_only_schema();
 
 // AdamW with two parameter groups: matrices (>= 2-D weights) decay, vectors do
 // not. The step is fused (FusedAdamW, fused_adamw.hpp); the state is AdamW's.
@@ -93,11 +110,13 @@ public:
 private:
     struct StepResult {
         double loss = 0, aux = 0, grad_norm = 0;
-        std::vector<RouterStats> router_stats;
+        std::vector<RoutingRecord> routing; // every micro-batch's, on steps that log statistics
     };
-    StepResult train_step(double lr);
+    StepResult train_step(double lr, bool record_routing);
     Json step_record(const StepResult &r, double lr, double step_time);
     Json sample();
+    // Both splits hold at least one sequence of seq_len + 1 tokens.
+    void check_splits() const;
 
     std::shared_ptr<Model> model_;
     std::shared_ptr<DataSource> data_;

@@ -35,7 +35,7 @@ public:
 } // namespace
 
 CDRMIX_PLUGIN("cpu", "1.0.0", "CPU backend (LibTorch CPU kernels, Gloo collectives)") {
-    registry.add_backend("cpu", "CPU: always available", [](const cdrmix::Config &) {
-        return std::make_shared<CpuBackend>();
-    });
+    // No keys: the schema carries the description only.
+    const cdrmix::Schema s("CPU: always available");
+    registry.add_backend("cpu", s.doc(), s, [](const cdrmix::Config &) { return std::make_shared<CpuBackend>(); });
 }

@@ -109,10 +109,11 @@ private:
 } // namespace
 
 CDRMIX_PLUGIN("cuda", "1.0.0", "CUDA and ROCm backends (GPU WKV kernels, NCCL/RCCL collectives)") {
-    registry.add_backend("cuda", "NVIDIA GPUs through a CUDA LibTorch", [](const cdrmix::Config &) {
-        return std::make_shared<GpuBackend>(false);
-    });
-    registry.add_backend("rocm", "AMD GPUs through a ROCm LibTorch (CUDA device type)", [](const cdrmix::Config &) {
-        return std::make_shared<GpuBackend>(true);
-    });
+    // No keys: the schemas carry the descriptions only.
+    const cdrmix::Schema cuda("NVIDIA GPUs through a CUDA LibTorch");
+    registry.add_backend("cuda", cuda.doc(), cuda,
+                         [](const cdrmix::Config &) { return std::make_shared<GpuBackend>(false); });
+    const cdrmix::Schema rocm("AMD GPUs through a ROCm LibTorch (CUDA device type)");
+    registry.add_backend("rocm", rocm.doc(), rocm,
+                         [](const cdrmix::Config &) { return std::make_shared<GpuBackend>(true); });
 }

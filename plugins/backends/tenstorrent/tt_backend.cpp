@@ -58,6 +58,8 @@ CDRMIX_PLUGIN("tenstorrent", "0.1.0", "Tenstorrent backend (PrivateUse1 through 
 #if CDRMIX_HAVE_TTNN
     c10::register_privateuse1_backend("tt");
 #endif
-    registry.add_backend("tenstorrent", "Tenstorrent accelerators through TT-Metal (PrivateUse1)",
+    // No keys: the schema carries the description only.
+    const cdrmix::Schema s("Tenstorrent accelerators through TT-Metal (PrivateUse1)");
+    registry.add_backend("tenstorrent", s.doc(), s,
                          [](const cdrmix::Config &) { return std::make_shared<TenstorrentBackend>(); });
 }

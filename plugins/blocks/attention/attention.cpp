@@ -16,9 +16,6 @@
 // cached tables; the scale and the mask (cached) folded into the score GEMM;
 // softmax; one GEMM with v.
 //
-// Config: num_heads (hidden_size/64, at least 1), num_kv_heads (num_heads; must
-// divide num_heads), head_dim (hidden_size/num_heads), rope (true), rope_theta
-// (10000), sliding_window (0 = full causal), bias (false).
 // Parameters: q_proj [H*D,C], k_proj and v_proj [Hkv*D,C], o_proj [C,H*D], with
 // LibTorch's default Linear init and zero biases; o_proj starts at zero (like the
 // RWKV blocks' output projections) so a fresh residual stack is the identity.
@@ -44,23 +41,22 @@ class Attention : public cdrmix::Block {
 public:
     Attention(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
         const int64_t C = ctx.hidden_size;
-        H_ = cfg.get_int("num_heads", std::max<int64_t>(1, C / 64));
-        if (H_ < 1) throw cdrmix::Error(cfg.where() + ": key 'num_heads' must be at least 1");
-        Hkv_ = cfg.get_int("num_kv_heads", H_);
-        if (Hkv_ < 1 || H_ % Hkv_ != 0)
-            throw cdrmix::Error(cfg.where() + ": key 'num_kv_heads' must be a positive divisor of num_heads " +
+        // Defaults that depend on the width or on other keys (see the schema).
+        H_ = cfg.has("num_heads") ? cfg.get_int("num_heads") : std::max<int64_t>(1, C / 64);
+        Hkv_ = cfg.has("num_kv_heads") ? cfg.get_int("num_kv_heads") : H_;
+        if (H_ % Hkv_ != 0)
+            throw cdrmix::Error(cfg.where() + ": key 'num_kv_heads' must be a divisor of num_heads " +
                                 std::to_string(H_));
-        D_ = cfg.get_int("head_dim", C / H_);
-        if (D_ < 1) throw cdrmix::Error(cfg.where() + ": key 'head_dim' must be at least 1");
-        rope_ = cfg.get_bool("rope", true);
-        theta_ = cfg.get_double("rope_theta", 10000.0);
+        D_ = cfg.has("head_dim") ? cfg.get_int("head_dim") : C / H_;
+        if (D_ < 1) throw cdrmix::Error(cfg.where() + ": head_dim = hidden_size / num_heads is 0; set head_dim");
+        rope_ = cfg.get_bool("rope");
+        theta_ = cfg.get_double("rope_theta");
         if (rope_ && D_ % 2 != 0)
             throw cdrmix::Error(cfg.where() + ": key 'head_dim' must be even with rope (got " + std::to_string(D_) +
                                 ")");
         if (!(theta_ > 0.0)) throw cdrmix::Error(cfg.where() + ": key 'rope_theta' must be positive");
-        window_ = cfg.get_int("sliding_window", 0);
-        if (window_ < 0) throw cdrmix::Error(cfg.where() + ": key 'sliding_window' must be 0 (off) or positive");
-        bias_ = cfg.get_bool("bias", false);
+        window_ = cfg.get_int("sliding_window");
+        bias_ = cfg.get_bool("bias");
 
         auto lin = [&](const char *name, int64_t in, int64_t out) {
             return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias_)));
@@ -155,10 +151,25 @@ private:
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Causal softmax attention: GQA, rotate-half RoPE, sliding window, KV-cache state");
+    s.integer("num_heads", nullptr, "query heads H").min(1).default_is("max(1, hidden_size / 64)");
+    s.integer("num_kv_heads", nullptr, "key/value heads (grouped-query attention); must divide num_heads")
+        .min(1)
+        .default_is("num_heads");
+    s.integer("head_dim", nullptr, "channels per head D (even with rope)").min(1).default_is("hidden_size / num_heads");
+    s.boolean("rope", true, "rotary position embeddings on q and k");
+    s.number("rope_theta", 10000.0, "RoPE base (positive)");
+    s.integer("sliding_window", 0, "keys each query sees, itself included (0: full causal)").min(0);
+    s.boolean("bias", false, "biases on the q, k, v and output projections");
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("attention", "1.0.0", "Causal multi-head self-attention (GQA, RoPE, sliding window, KV cache)") {
-    registry.add_block("attention", "Causal softmax attention: GQA, rotate-half RoPE, sliding window, KV-cache state",
+    const cdrmix::Schema s = schema();
+    registry.add_block("attention", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<Attention>(c, ctx);
                        });

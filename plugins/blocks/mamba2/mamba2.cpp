@@ -25,9 +25,8 @@
 // LibTorch's defaults, out_proj zero, so a residual stack of these blocks
 // starts as the identity and the model learns how much of each layer to use.
 //
-// Config: d_state N (64), d_conv (4), expand (2), head_dim P (32; d_inner must
-// be a multiple), chunk_size Q (64). Parameters: in_proj.weight, conv1d.weight,
-// conv1d.bias, dt_bias [H], A_log [H], D [H], norm.weight [d_inner], out_proj.weight.
+// Parameters: in_proj.weight, conv1d.weight, conv1d.bias, dt_bias [H], A_log [H],
+// D [H], norm.weight [d_inner], out_proj.weight.
 // State: {conv_state [B, d_inner + 2N, d_conv - 1] (the conv's last inputs),
 // ssm_state [B, H, P, N]}.
 #include <cdrmix/sdk.hpp>
@@ -137,17 +136,13 @@ class Mamba2 : public cdrmix::Block {
 public:
     Mamba2(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
         const int64_t C = ctx.hidden_size;
-        N_ = cfg.get_int("d_state", 64);
-        K_ = cfg.get_int("d_conv", 4);
-        const int64_t expand = cfg.get_int("expand", 2);
-        P_ = cfg.get_int("head_dim", 32);
-        Q_ = cfg.get_int("chunk_size", 64);
-        if (N_ < 1) throw cdrmix::Error(cfg.where() + ": key 'd_state' must be at least 1");
-        if (K_ < 1) throw cdrmix::Error(cfg.where() + ": key 'd_conv' must be at least 1");
-        if (expand < 1) throw cdrmix::Error(cfg.where() + ": key 'expand' must be at least 1");
-        if (Q_ < 1) throw cdrmix::Error(cfg.where() + ": key 'chunk_size' must be at least 1");
+        N_ = cfg.get_int("d_state");
+        K_ = cfg.get_int("d_conv");
+        const int64_t expand = cfg.get_int("expand");
+        P_ = cfg.get_int("head_dim");
+        Q_ = cfg.get_int("chunk_size");
         d_inner_ = expand * C;
-        if (P_ < 1 || d_inner_ % P_ != 0)
+        if (d_inner_ % P_ != 0)
             throw cdrmix::Error(cfg.where() + ": d_inner = expand * hidden_size = " + std::to_string(d_inner_) +
                                 " must be a multiple of head_dim " + std::to_string(P_));
         H_ = d_inner_ / P_;
@@ -202,10 +197,21 @@ private:
     Tensor dt_bias, A_log, D;
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Mamba-2 (SSD) mixer: conv, selective state space per head, gated RMSNorm");
+    s.integer("d_state", 64, "state size N per head (the B and C projections)").min(1);
+    s.integer("d_conv", 4, "kernel width of the causal depthwise convolution").min(1);
+    s.integer("expand", 2, "d_inner = expand * hidden_size").min(1);
+    s.integer("head_dim", 32, "channels per head P (d_inner must be a multiple)").min(1);
+    s.integer("chunk_size", 64, "tokens per chunk Q of the parallel SSD scan").min(1);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("mamba2", "1.0.0", "Mamba-2 block (chunked SSD scan, streaming state)") {
-    registry.add_block("mamba2", "Mamba-2 (SSD) mixer: conv, selective state space per head, gated RMSNorm",
+    const cdrmix::Schema s = schema();
+    registry.add_block("mamba2", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<Mamba2>(c, ctx);
                        });

@@ -17,10 +17,6 @@
 // importing them needs those rows permuted to rotate-half order.) o_proj starts
 // at zero so a fresh residual stack is the identity; RMSNorm eps is 1e-6.
 //
-// Config: num_heads (hidden_size/64, at least 1), q_lora_rank (0 = full-rank W_q),
-// kv_lora_rank (hidden_size/4, at least 16), qk_nope_head_dim (32),
-// qk_rope_head_dim (16, even), v_head_dim (qk_nope_head_dim), rope_theta (10000),
-// sliding_window (0 = full causal).
 // State: {c_kv [B,Tc,kv_lora_rank] after RMSNorm, k_rope [B,Tc,qk_rope_head_dim]
 // after RoPE, position (int64 scalar: tokens seen so far)}: kv_lora_rank +
 // qk_rope_head_dim values per token (48 at hidden_size 128), against
@@ -53,23 +49,17 @@ class MLA : public cdrmix::Block {
 public:
     MLA(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
         const int64_t C = ctx.hidden_size;
-        auto positive = [&](const char *key, int64_t fallback) {
-            const int64_t v = cfg.get_int(key, fallback);
-            if (v < 1) throw cdrmix::Error(cfg.where() + ": key '" + key + "' must be at least 1");
-            return v;
-        };
-        H_ = positive("num_heads", std::max<int64_t>(1, C / 64));
-        const int64_t q_rank = cfg.get_int("q_lora_rank", 0);
-        if (q_rank < 0) throw cdrmix::Error(cfg.where() + ": key 'q_lora_rank' must be 0 (full rank) or positive");
-        R_ = positive("kv_lora_rank", std::max<int64_t>(16, std::lround(double(C) / 4.0)));
-        Dn_ = positive("qk_nope_head_dim", 32);
-        Dr_ = positive("qk_rope_head_dim", 16);
+        // Defaults that depend on the width or on other keys (see the schema).
+        H_ = cfg.has("num_heads") ? cfg.get_int("num_heads") : std::max<int64_t>(1, C / 64);
+        const int64_t q_rank = cfg.get_int("q_lora_rank");
+        R_ = cfg.has("kv_lora_rank") ? cfg.get_int("kv_lora_rank") : std::max<int64_t>(16, std::lround(double(C) / 4.0));
+        Dn_ = cfg.get_int("qk_nope_head_dim");
+        Dr_ = cfg.get_int("qk_rope_head_dim");
         if (Dr_ % 2 != 0) throw cdrmix::Error(cfg.where() + ": key 'qk_rope_head_dim' must be even");
-        Dv_ = positive("v_head_dim", Dn_);
-        theta_ = cfg.get_double("rope_theta", 10000.0);
+        Dv_ = cfg.has("v_head_dim") ? cfg.get_int("v_head_dim") : Dn_;
+        theta_ = cfg.get_double("rope_theta");
         if (!(theta_ > 0.0)) throw cdrmix::Error(cfg.where() + ": key 'rope_theta' must be positive");
-        window_ = cfg.get_int("sliding_window", 0);
-        if (window_ < 0) throw cdrmix::Error(cfg.where() + ": key 'sliding_window' must be 0 (off) or positive");
+        window_ = cfg.get_int("sliding_window");
 
         auto lin = [&](const char *name, int64_t in, int64_t out) {
             return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)));
@@ -136,10 +126,26 @@ private:
     RMSNorm q_a_layernorm{nullptr}, kv_a_layernorm{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Multi-head latent attention: cache of one latent plus one RoPE key per token");
+    s.integer("num_heads", nullptr, "query heads").min(1).default_is("max(1, hidden_size / 64)");
+    s.integer("q_lora_rank", 0, "rank of the query compression W_uq W_dq (0: full-rank W_q)").min(0);
+    s.integer("kv_lora_rank", nullptr, "size of the cached key/value latent c_kv")
+        .min(1)
+        .default_is("max(16, round(hidden_size / 4))");
+    s.integer("qk_nope_head_dim", 32, "per-head query/key channels without RoPE").min(1);
+    s.integer("qk_rope_head_dim", 16, "RoPE channels of the shared key and each query (even)").min(1);
+    s.integer("v_head_dim", nullptr, "per-head value channels").min(1).default_is("qk_nope_head_dim");
+    s.number("rope_theta", 10000.0, "RoPE base (positive)");
+    s.integer("sliding_window", 0, "keys each query sees, itself included (0: full causal)").min(0);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("mla", "1.0.0", "Multi-head latent attention (DeepSeek-V2): latent KV cache, decoupled RoPE") {
-    registry.add_block("mla", "Multi-head latent attention: cache of one latent plus one RoPE key per token",
+    const cdrmix::Schema s = schema();
+    registry.add_block("mla", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<MLA>(c, ctx);
                        });

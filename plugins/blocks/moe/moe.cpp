@@ -14,12 +14,13 @@
 // Fine-grained experts (DeepSeekMoE): granularity m multiplies num_experts and
 // top_k by m and divides the expert's expansion by m, keeping compute unchanged.
 //
-// Config: num_experts (8), top_k (2), router ({type: topk}), expert
-// ({type: rwkv_channel_mix}), num_shared_experts (0), granularity (1),
-// capacity_factor (0: dropless), eval_capacity_factor (same as capacity_factor),
-// drop_policy ("probability"), token_shift (true: RWKV's shift, shared by all
-// experts, applied before routing), dispatch ("sparse" | "dense").
-// State: {previous token's x [B,C]} when token_shift is on.
+// The router seam: this layer decides {hidden size, experts, top_k, layer}
+// once and hands it to the router in RouterContext. top_k comes from this
+// layer's config, else from the router's registered default (1 for switch);
+// a top_k inside the router table is accepted only when it agrees.
+// Routing is recorded (ForwardContext::record_routing) only when the caller
+// will compute statistics from it: nothing is read back to the host here.
+// Keys: `cdrmix keys moe`. State: {previous token's x [B,C]} when token_shift is on.
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -34,53 +35,48 @@ class MoE : public cdrmix::Block {
 public:
     MoE(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) : layer_(ctx.layer) {
         const int64_t C = ctx.hidden_size;
-        const int64_t granularity = cfg.get_int("granularity", 1);
-        if (granularity < 1) throw cdrmix::Error(cfg.where() + ": key 'granularity' must be at least 1");
-        E_ = cfg.get_int("num_experts", 8) * granularity;
-        const int64_t k = cfg.get_int("top_k", 2) * granularity;
-        capacity_factor_ = cfg.get_double("capacity_factor", 0.0);
-        eval_capacity_factor_ = cfg.get_double("eval_capacity_factor", capacity_factor_);
-        const std::string policy = cfg.get_string("drop_policy", "probability");
-        if (policy != "probability" && policy != "position")
-            throw cdrmix::Error(cfg.where() + ": key 'drop_policy' must be \"probability\" or \"position\"");
-        drop_by_position_ = policy == "position";
-        if (E_ < 1 || k < 1 || k > E_)
-            throw cdrmix::Error(cfg.where() + ": need 1 <= top_k <= num_experts (got top_k " + std::to_string(k) +
-                                ", num_experts " + std::to_string(E_) + ")");
-        const std::string dispatch = cfg.get_string("dispatch", "sparse");
-        if (dispatch != "sparse" && dispatch != "dense")
-            throw cdrmix::Error(cfg.where() + ": key 'dispatch' must be \"sparse\" or \"dense\"");
-        dense_ = dispatch == "dense";
+        const cdrmix::Registry &registry = *ctx.registry;
+        const int64_t granularity = cfg.get_int("granularity");
+        E_ = cfg.get_int("num_experts") * granularity;
+        capacity_factor_ = cfg.get_double("capacity_factor");
+        eval_capacity_factor_ = cfg.has("eval_capacity_factor") ? cfg.get_double("eval_capacity_factor") : capacity_factor_;
+        drop_by_position_ = cfg.get_string("drop_policy") == "position";
+        dense_ = cfg.get_string("dispatch") == "dense";
 
-        cdrmix::Json router_cfg = cfg.has("router") ? cfg.raw("router") : cdrmix::Json{{"type", "topk"}};
-        if (!router_cfg.is_object()) throw cdrmix::Error(cfg.where() + ": key 'router' must be a table");
-        if (!router_cfg.contains("top_k")) router_cfg["top_k"] = k;
+        cdrmix::Config router_cfg = cfg.child("router", "MoE layer " + std::to_string(ctx.layer) + " router");
+        cdrmix::Json router_json = router_cfg.value().empty() ? cdrmix::Json{{"type", "topk"}} : router_cfg.value();
+        const std::string router_type = router_json.value("type", "");
+        const int64_t k = decide_top_k(cfg, router_cfg, router_json, router_type, registry) * granularity;
+        if (k > E_)
+            throw cdrmix::Error(cfg.where("top_k") + ": top_k (" + std::to_string(k) + ") is larger than num_experts (" +
+                                std::to_string(E_) + ")");
         cdrmix::Json expert_cfg = cfg.has("expert") ? cfg.raw("expert") : cdrmix::Json{{"type", "rwkv_channel_mix"}};
-        if (!expert_cfg.is_object()) throw cdrmix::Error(cfg.where() + ": key 'expert' must be a table");
-        const int64_t num_shared = cfg.get_int("num_shared_experts", 0);
+        const int64_t num_shared = cfg.get_int("num_shared_experts");
         cdrmix::Json routed_cfg = expert_cfg;
         if (granularity > 1) routed_cfg["expansion"] = expert_cfg.value("expansion", 4.0) / double(granularity);
 
-        if (cfg.get_bool("token_shift", true)) {
+        if (cfg.get_bool("token_shift")) {
             torch::NoGradGuard no_grad;
             const double r10 = 1.0 - double(ctx.layer) / double(ctx.num_layers);
             x_k = register_parameter("x_k", 1.0 - cdrmix::channel_ramp(C).pow(std::pow(r10, 4.0)));
         }
-        const auto &registry = cdrmix::Registry::global();
-        router = register_module("router", registry.create_router(cdrmix::Config(router_cfg, cfg.owner() + " router", cfg.source()),
-                                                                  cdrmix::RouterContext{C, E_, ctx.layer}));
-        if (router->num_experts() != E_)
-            throw cdrmix::Error(cfg.where() + ": router reports " + std::to_string(router->num_experts()) +
-                                " experts, layer has " + std::to_string(E_));
+        router = register_module("router", registry.create_router(router_cfg.with_value(router_json, router_cfg.owner()),
+                                                                  cdrmix::RouterContext{C, E_, k, ctx.layer}));
+        if (router->num_experts() != E_ || router->top_k() != k)
+            throw cdrmix::Error(cfg.where() + ": router '" + router_type + "' reports " +
+                                std::to_string(router->num_experts()) + " experts and top_k " +
+                                std::to_string(router->top_k()) + "; the layer gave it " + std::to_string(E_) +
+                                " and " + std::to_string(k));
         cdrmix::BlockContext ectx = ctx;
         ectx.expert = true;
+        const cdrmix::Config expert_where = cfg.child("expert", "MoE layer " + std::to_string(ctx.layer) + " expert");
         auto make_experts = [&](const char *name, const cdrmix::Json &ecfg, int64_t count,
                                 std::vector<std::shared_ptr<cdrmix::Block>> &out) {
             auto list = register_module(name, torch::nn::ModuleList());
             for (int64_t e = 0; e < count; ++e) {
-                auto block = registry.create_block(cdrmix::Config(ecfg, cfg.owner() + " expert", cfg.source()), ectx);
+                auto block = registry.create_block(expert_where.with_value(ecfg, expert_where.owner()), ectx);
                 if (!block->tokenwise())
-                    throw cdrmix::Error(cfg.where() + ": expert type '" + ecfg.value("type", "?") +
+                    throw cdrmix::Error(cfg.where("expert") + ": expert type '" + ecfg.value("type", "?") +
                                         "' is not token-wise, so it cannot be an expert");
                 list->push_back(block);
                 out.push_back(block);
@@ -88,6 +84,25 @@ public:
         };
         make_experts("experts", routed_cfg, E_, expert_blocks_);
         if (num_shared > 0) make_experts("shared_experts", expert_cfg, num_shared, shared_blocks_);
+    }
+
+    // top_k per token before granularity: this layer's key, else the router
+    // table's (tolerated when it is the only one), else the router's default.
+    static int64_t decide_top_k(const cdrmix::Config &cfg, const cdrmix::Config &router_cfg, cdrmix::Json &router_json,
+                                const std::string &router_type, const cdrmix::Registry &registry) {
+        int64_t k = 0;
+        if (cfg.has("top_k")) k = cfg.get_int("top_k");
+        if (router_json.contains("top_k")) {
+            const int64_t in_router = router_cfg.get_int("top_k");
+            if (k > 0 && in_router != k)
+                throw cdrmix::Error(router_cfg.where("top_k") + ": top_k is " + std::to_string(in_router) +
+                                    " in the router table but " + std::to_string(k) + " on the MoE layer (" +
+                                    cfg.source_of("top_k") + "): set it once, as the layer's top_k");
+            k = in_router;
+            router_json.erase("top_k");
+        }
+        if (k == 0) k = registry.info(cdrmix::PluginKind::Router, router_type, router_cfg.where("type")).default_top_k;
+        return k;
     }
 
     Tensor forward(const Tensor &x, cdrmix::BlockState *state, cdrmix::ForwardContext &ctx) override {
@@ -107,11 +122,13 @@ public:
         if (phi > 0) apply_capacity(route, phi);
         Tensor out = dense_ ? dispatch_dense(flat, route) : dispatch_sparse(flat, route);
         for (const auto &shared : shared_blocks_) out = out + shared->forward_tokens(flat);
-        if (is_training()) {
+        if (is_training())
             for (const auto &l : route.losses)
                 ctx.aux_losses.push_back({"layer" + std::to_string(layer_) + "." + l.name, l.value});
-            const int64_t dropped = (route.indices >= 0).sum(1).eq(0).sum().item<int64_t>();
-            ctx.router_stats.push_back(cdrmix::compute_router_stats(route, E_, layer_, dropped));
+        if (ctx.record_routing) {
+            cdrmix::RoutingRecord rec{layer_, E_, route.indices.detach(), route.probs.detach(), {}};
+            for (const auto &l : route.losses) rec.losses.push_back({l.name, l.value.detach()});
+            ctx.routing.push_back(std::move(rec));
         }
         return out.view({B, T, C});
     }
@@ -206,7 +223,28 @@ private:
 
 } // namespace
 
-CDRMIX_PLUGIN("moe", "1.0.0", "Mixture-of-Experts layer with sparse dispatch") {
-    registry.add_block("moe", "MoE layer: a router plugin picks top-k of N expert blocks per token",
+namespace {
+
+cdrmix::Schema moe_keys() {
+    cdrmix::Schema s("MoE layer: a router plugin picks top-k of N expert blocks per token");
+    s.integer("num_experts", 8, "routed experts").range(1, 1 << 16);
+    s.integer("top_k", nullptr, "experts per token").min(1).default_is("the router's own (2; 1 for switch and hash)");
+    s.table("router", "the router (default {type: topk}); `cdrmix keys ROUTER` lists its keys");
+    s.table("expert", "block of every expert, token-wise (default {type: rwkv_channel_mix})");
+    s.integer("num_shared_experts", 0, "experts every token passes through, added with weight 1").min(0);
+    s.integer("granularity", 1, "fine-grained experts: num_experts and top_k times m, expansion / m").min(1);
+    s.number("capacity_factor", 0.0, "each expert takes at most ceil(phi * N * k / E) slots (0: dropless)").min(0);
+    s.number("eval_capacity_factor", nullptr, "capacity factor in eval mode").min(0).default_is("capacity_factor");
+    s.string("drop_policy", "probability", "which slots go first when an expert is full").one_of({"probability", "position"});
+    s.boolean("token_shift", true, "RWKV's token shift, shared by all experts, before routing");
+    s.string("dispatch", "sparse", "sparse: each expert sees its tokens; dense: every expert every token (reference)")
+        .one_of({"sparse", "dense"});
+    return s;
+}
+
+} // namespace
+
+CDRMIX_PLUGIN("moe", "1.1.0", "Mixture-of-Experts layer with sparse dispatch") {
+    registry.add_block("moe", "MoE layer: a router plugin picks top-k of N expert blocks per token", moe_keys(),
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) { return std::make_shared<MoE>(c, ctx); });
 }

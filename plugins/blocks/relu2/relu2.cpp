@@ -4,7 +4,7 @@
 // names match rwkv_channel_mix so weights move between the two.
 // Initialisation as RWKV-LM: key uniform in +-0.5/sqrt(C), value zero (a
 // residual stack of these blocks starts as the identity).
-// Config: expansion (4). State: none (the carried state is left empty).
+// State: none (the carried state is left empty).
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -19,7 +19,7 @@ class ReLU2 : public cdrmix::Block {
 public:
     ReLU2(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
         const int64_t C = ctx.hidden_size;
-        const double expansion = cfg.get_double("expansion", 4.0);
+        const double expansion = cfg.get_double("expansion");
         const int64_t hidden = static_cast<int64_t>(std::lround(expansion * double(C)));
         if (hidden <= 0) throw cdrmix::Error(cfg.where() + ": key 'expansion' must be positive");
         key = register_module("key", torch::nn::Linear(torch::nn::LinearOptions(C, hidden).bias(false)));
@@ -41,10 +41,17 @@ private:
     torch::nn::Linear key{nullptr}, value{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Squared-ReLU FFN: W_value relu(W_key x)^2, token-wise");
+    s.number("expansion", 4.0, "hidden size over hidden_size (rounded to an integer)").min(0);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("relu2", "1.0.0", "Squared-ReLU FFN (Primer / RWKV channel mix without token shift)") {
-    registry.add_block("relu2", "Squared-ReLU FFN: W_value relu(W_key x)^2, token-wise",
+    const cdrmix::Schema s = schema();
+    registry.add_block("relu2", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<ReLU2>(c, ctx);
                        });

@@ -14,7 +14,6 @@
 // checkpoints map one to one: per-channel time_maa_{x,w,k,v,r,g} and time_decay
 // are [1,1,C], time_maa_w1 [C,5*mix_lora], time_maa_w2 [5,mix_lora,C],
 // time_decay_w1 [C,decay_lora], time_decay_w2 [decay_lora,C], time_faaaa [H,N].
-// Config: head_size (64), mix_lora (32), decay_lora (64).
 // State: {previous token's x [B,C], WKV state [B,H,N,N] (rows: key index)}.
 #include <cdrmix/sdk.hpp>
 
@@ -30,15 +29,13 @@ class RWKV6TimeMix : public cdrmix::Block {
 public:
     RWKV6TimeMix(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
         C_ = ctx.hidden_size;
-        N_ = cfg.get_int("head_size", 64);
-        if (N_ <= 0 || C_ % N_ != 0)
+        N_ = cfg.get_int("head_size");
+        if (C_ % N_ != 0)
             throw cdrmix::Error(cfg.where() + ": hidden_size " + std::to_string(C_) +
                                 " must be a multiple of head_size " + std::to_string(N_));
         H_ = C_ / N_;
-        D_mix_ = cfg.get_int("mix_lora", 32);
-        if (D_mix_ <= 0) throw cdrmix::Error(cfg.where() + ": key 'mix_lora' must be positive");
-        const int64_t d_decay = cfg.get_int("decay_lora", 64);
-        if (d_decay <= 0) throw cdrmix::Error(cfg.where() + ": key 'decay_lora' must be positive");
+        D_mix_ = cfg.get_int("mix_lora");
+        const int64_t d_decay = cfg.get_int("decay_lora");
 
         torch::NoGradGuard no_grad;
         const double L = double(ctx.num_layers);
@@ -109,10 +106,19 @@ private:
     torch::nn::GroupNorm ln_x{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("RWKV-6 time mixing: ddlerp token shift, LoRA decay, u bonus");
+    s.integer("head_size", 64, "channels per head N (hidden_size must be a multiple)").min(1);
+    s.integer("mix_lora", 32, "rank of the token-shift mixing LoRA (time_maa_w1/w2)").min(1);
+    s.integer("decay_lora", 64, "rank of the decay LoRA (time_decay_w1/w2)").min(1);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("rwkv6_time_mix", "1.0.0", "RWKV-6 time mixing (data-dependent decay and token shift, fused WKV op)") {
-    registry.add_block("rwkv6_time_mix", "RWKV-6 time mixing: ddlerp token shift, LoRA decay, u bonus",
+    const cdrmix::Schema s = schema();
+    registry.add_block("rwkv6_time_mix", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<RWKV6TimeMix>(c, ctx);
                        });

@@ -4,8 +4,8 @@
 // layer 0, output gate, per-head GroupNorm and the r_k bonus. The WKV
 // recurrence runs in the fused cdrmix::wkv7 op; state per head is N x N fp32.
 //
-// Config: head_size (64), decay_lora, a_lora, v_lora, gate_lora (reference
-// defaults from the width). State: {previous token's x [B,C], WKV state [B,H,N,N]}.
+// The LoRA ranks default to the reference's choice from the width (lora_dim).
+// State: {previous token's x [B,C], WKV state [B,H,N,N]}.
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -24,15 +24,16 @@ class RWKV7TimeMix : public cdrmix::Block {
 public:
     RWKV7TimeMix(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) : layer_(ctx.layer) {
         C_ = ctx.hidden_size;
-        N_ = cfg.get_int("head_size", 64);
-        if (N_ <= 0 || C_ % N_ != 0)
+        N_ = cfg.get_int("head_size");
+        if (C_ % N_ != 0)
             throw cdrmix::Error(cfg.where() + ": hidden_size " + std::to_string(C_) +
                                 " must be a multiple of head_size " + std::to_string(N_));
         H_ = C_ / N_;
-        const int64_t d_decay = cfg.get_int("decay_lora", lora_dim(2.5, C_));
-        const int64_t d_a = cfg.get_int("a_lora", lora_dim(2.5, C_));
-        const int64_t d_v = cfg.get_int("v_lora", lora_dim(1.7, C_));
-        const int64_t d_gate = cfg.get_int("gate_lora", lora_dim(5.0, C_));
+        auto rank = [&](const char *key, double factor) { return cfg.has(key) ? cfg.get_int(key) : lora_dim(factor, C_); };
+        const int64_t d_decay = rank("decay_lora", 2.5);
+        const int64_t d_a = rank("a_lora", 2.5);
+        const int64_t d_v = rank("v_lora", 1.7);
+        const int64_t d_gate = rank("gate_lora", 5.0);
 
         torch::NoGradGuard no_grad;
         const double L = double(ctx.num_layers);
@@ -130,10 +131,30 @@ private:
     torch::nn::GroupNorm ln_x{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("RWKV-7 time mixing: WKV state per head, value residual, LoRA decay");
+    s.integer("head_size", 64, "channels per head N (hidden_size must be a multiple)").min(1);
+    // The ranks' defaults come from the width C (lora_dim), so they are described, not given.
+    s.integer("decay_lora", nullptr, "rank of the decay LoRA")
+        .min(1)
+        .default_is("max(32, round(2.5 sqrt(C) / 32) * 32)");
+    s.integer("a_lora", nullptr, "rank of the in-context learning rate LoRA")
+        .min(1)
+        .default_is("max(32, round(2.5 sqrt(C) / 32) * 32)");
+    s.integer("v_lora", nullptr, "rank of the value-residual LoRA")
+        .min(1)
+        .default_is("max(32, round(1.7 sqrt(C) / 32) * 32)");
+    s.integer("gate_lora", nullptr, "rank of the output gate LoRA")
+        .min(1)
+        .default_is("max(32, round(5 sqrt(C) / 32) * 32)");
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("rwkv7_time_mix", "1.0.0", "RWKV-7 time mixing (generalised delta rule, fused WKV op)") {
-    registry.add_block("rwkv7_time_mix", "RWKV-7 time mixing: WKV state per head, value residual, LoRA decay",
+    const cdrmix::Schema s = schema();
+    registry.add_block("rwkv7_time_mix", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<RWKV7TimeMix>(c, ctx);
                        });

@@ -6,7 +6,7 @@
 // from its own token-shift mix, out = sigmoid(W_r (x + (x_{t-1} - x) * x_r)) * W_v k,
 // W_r zero-initialised and x_r = 1 - ddd^r as in RWKV_CMix_x060. The gate needs
 // the shifted token, which the MoE layer owns, so experts reject the option.
-// Config: expansion (4), receptance (false). State: {previous token's x [B,C]}.
+// State: {previous token's x [B,C]}.
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -21,10 +21,10 @@ class RWKVChannelMix : public cdrmix::Block {
 public:
     RWKVChannelMix(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
         const int64_t C = ctx.hidden_size;
-        const double expansion = cfg.get_double("expansion", 4.0);
+        const double expansion = cfg.get_double("expansion");
         const int64_t hidden = static_cast<int64_t>(std::lround(expansion * double(C)));
         if (hidden <= 0) throw cdrmix::Error(cfg.where() + ": key 'expansion' must be positive");
-        const bool gated = cfg.get_bool("receptance", false);
+        const bool gated = cfg.get_bool("receptance");
         if (gated && ctx.expert)
             throw cdrmix::Error(cfg.where() + ": key 'receptance' is not supported in an MoE expert (the gate needs "
                                               "the token shift, which the MoE layer owns)");
@@ -62,10 +62,18 @@ private:
     torch::nn::Linear key{nullptr}, value{nullptr}, receptance{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("RWKV-7 channel mixing: W_v relu(W_k shifted x)^2");
+    s.number("expansion", 4.0, "hidden size over hidden_size (rounded to an integer)").min(0);
+    s.boolean("receptance", false, "RWKV-4..6 sigmoid receptance gate on the output (not in an MoE expert)");
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("rwkv_channel_mix", "1.0.0", "RWKV-7 channel mixing (squared-ReLU FFN with token shift)") {
-    registry.add_block("rwkv_channel_mix", "RWKV-7 channel mixing: W_v relu(W_k shifted x)^2",
+    const cdrmix::Schema s = schema();
+    registry.add_block("rwkv_channel_mix", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<RWKVChannelMix>(c, ctx);
                        });

@@ -5,7 +5,7 @@
 // Initialisation: w1 and w3 LibTorch's Linear default (uniform in +-1/sqrt(C)),
 // w2 zero, so a residual stack of these blocks starts as the identity.
 // Purely token-wise, so it serves as an MoE expert as it is.
-// Config: expansion (8/3). State: none (the carried state is left empty).
+// State: none (the carried state is left empty).
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -20,7 +20,7 @@ class SwiGLU : public cdrmix::Block {
 public:
     SwiGLU(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) {
         const int64_t C = ctx.hidden_size;
-        const double expansion = cfg.get_double("expansion", 8.0 / 3.0);
+        const double expansion = cfg.get_double("expansion");
         // Round first, then up to a multiple of 8 in integers, so 8/3 * C never gains 8 from rounding error.
         const int64_t hidden = (static_cast<int64_t>(std::lround(expansion * double(C))) + 7) / 8 * 8;
         if (hidden <= 0) throw cdrmix::Error(cfg.where() + ": key 'expansion' must be positive");
@@ -46,10 +46,17 @@ private:
     torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("SwiGLU FFN: w2(silu(w1 x) * w3 x), token-wise");
+    s.number("expansion", 8.0 / 3.0, "hidden size over hidden_size, before rounding up to a multiple of 8").min(0);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("swiglu", "1.0.0", "SwiGLU FFN (LLaMA / TardBot)") {
-    registry.add_block("swiglu", "SwiGLU FFN: w2(silu(w1 x) * w3 x), token-wise",
+    const cdrmix::Schema s = schema();
+    registry.add_block("swiglu", s.doc(), s,
                        [](const cdrmix::Config &c, const cdrmix::BlockContext &ctx) {
                            return std::make_shared<SwiGLU>(c, ctx);
                        });

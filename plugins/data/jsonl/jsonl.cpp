@@ -15,10 +15,8 @@
 // into the next sequence) and how many of the block's sequences this rank has
 // taken. Restoring re-reads that one block and skips what was taken.
 //
-// Config: path, val_path (else every round(1/val_fraction)-th line, 0.1, is val),
-// tokenizer ("byte" | "char" | file; default "byte"), field ("" = text, tokens or
-// input_ids), separator ("\n", appended to text records), eos_id (-1 = none),
-// on_error ("fail" | "skip"), shuffle_buffer (1024), seed, shuffle, rank, world_size.
+// The val split is val_path's files or, without them, every
+// round(1 / val_fraction)-th line of the train files.
 #include <cdrmix/data_paths.hpp>
 #include <cdrmix/jsonl.hpp>
 #include <cdrmix/sdk.hpp>
@@ -41,9 +39,8 @@ struct Settings {
     std::string where;
     cdrmix::RecordFormat format;
     cdrmix::SplitOptions split;
-    bool skip_bad = false;
-    int64_t every = 10; // without val_path, lines every, 2*every, ... are val
-    int64_t shuffle_buffer = 1024;
+    int64_t every = 0; // without val_path, lines every, 2*every, ... are val (unused with val_path)
+    int64_t shuffle_buffer = 0;
 };
 
 // Malformed lines seen while skipping: warned about once each, counted once each.
@@ -191,7 +188,7 @@ private:
             try {
                 if (!cdrmix::record_tokens(text, *tok_, s_.format, lines_->path(), lines_->line(), record_)) continue;
             } catch (const Error &e) {
-                if (!s_.skip_bad) throw;
+                if (!s_.format.skip_malformed) throw;
                 bad_.note(e.what(), lines_->path(), lines_->line());
                 continue;
             }
@@ -295,27 +292,19 @@ public:
     explicit JsonlSource(const cdrmix::Config &cfg) {
         s_.where = cfg.where();
         const auto patterns = cdrmix::path_patterns(cfg, "path");
-        if (patterns.empty()) throw Error(cfg.where() + ": missing required key 'path'");
         const auto files = cdrmix::expand_paths(patterns, "JSONL", cfg.where());
         const auto val_patterns = cdrmix::path_patterns(cfg, "val_path");
         const auto val_files = val_patterns.empty() ? files : cdrmix::expand_paths(val_patterns, "JSONL", cfg.where());
         if (!val_patterns.empty() && cfg.has("val_fraction"))
             throw Error(cfg.where() + ": give 'val_path' or 'val_fraction', not both");
-        if (val_patterns.empty()) s_.every = std::max<int64_t>(2, std::llround(1.0 / cdrmix::read_val_fraction(cfg, 0.1)));
-        s_.format.field = cfg.get_string("field", "");
-        s_.format.separator = cfg.get_string("separator", "\n");
-        s_.format.eos_id = cfg.get_int("eos_id", -1);
-        const std::string on_error = cfg.get_string("on_error", "fail");
-        if (on_error != "fail" && on_error != "skip")
-            throw Error(cfg.where() + ": key 'on_error' must be \"fail\" or \"skip\", got \"" + on_error + "\"");
-        s_.skip_bad = on_error == "skip";
-        s_.shuffle_buffer = cfg.get_int("shuffle_buffer", 1024);
-        if (s_.shuffle_buffer < 1) throw Error(cfg.where() + ": key 'shuffle_buffer' must be at least 1");
+        if (val_patterns.empty()) s_.every = std::max<int64_t>(2, std::llround(1.0 / cdrmix::read_val_fraction(cfg)));
+        s_.format = cdrmix::read_record_format(cfg);
+        s_.shuffle_buffer = cfg.get_int("shuffle_buffer");
         s_.split = cdrmix::read_split_options(cfg);
 
         std::vector<std::string> all = files;
         if (!val_patterns.empty()) all.insert(all.end(), val_files.begin(), val_files.end());
-        tokenizer_ = cdrmix::tokenizer_from_spec(cfg.get_string("tokenizer", "byte"), visit_text(all), cfg.where());
+        tokenizer_ = cdrmix::tokenizer_from_spec(cfg.get_string("tokenizer"), visit_text(all), cfg.where());
         if (s_.format.eos_id >= tokenizer_->vocab_size())
             throw Error(cfg.where() + ": key 'eos_id' is outside the vocabulary of " + std::to_string(tokenizer_->vocab_size()));
         for (const auto &f : all) bytes_ += static_cast<int64_t>(std::filesystem::file_size(f));
@@ -363,7 +352,7 @@ private:
                     try {
                         if (cdrmix::record_text(line, s_.format, f, lines.line(), text)) sink(text);
                     } catch (const Error &e) {
-                        if (!s_.skip_bad) throw;
+                        if (!s_.format.skip_malformed) throw;
                         bad_.note(e.what(), f, lines.line());
                     }
                 }
@@ -379,9 +368,22 @@ private:
     int64_t bytes_ = 0;
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("JSONL shards ({\"text\"} or {\"tokens\"/\"input_ids\"}), streamed and packed");
+    s.include(cdrmix::path_keys("JSONL"));
+    s.include(cdrmix::val_path_keys("JSONL"));
+    s.include(cdrmix::val_fraction_keys());
+    s.string("tokenizer", "byte", "\"byte\", \"char\" (built from the records' text), or a tokenizer file");
+    s.include(cdrmix::record_format_keys());
+    s.integer("shuffle_buffer", 1024, "sequences shuffled together in one block (train split)").min(1);
+    s.include(cdrmix::split_keys());
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("jsonl", "1.0.0", "Streaming JSONL shards: text or pre-tokenised records") {
-    registry.add_data_source("jsonl", "JSONL shards ({\"text\"} or {\"tokens\"/\"input_ids\"}), streamed and packed",
+    const cdrmix::Schema s = schema();
+    registry.add_data_source("jsonl", s.doc(), s,
                              [](const cdrmix::Config &c) { return std::make_shared<JsonlSource>(c); });
 }

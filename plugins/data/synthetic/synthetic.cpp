@@ -10,9 +10,6 @@
 //
 // Order, sharding and position are those of cdrmix/window_source.hpp with
 // examples in place of windows: train_size / val_size examples per epoch.
-//
-// Config: task (required), train_size (100000), val_size (256), num_pairs (16),
-// queries (4) for recall, symbols (4) for counting, seed, shuffle, rank, world_size.
 #include <cdrmix/sdk.hpp>
 #include <cdrmix/window_source.hpp>
 
@@ -30,7 +27,7 @@ enum class Task { Copy, Recall, Counting };
 
 struct TaskSettings {
     Task task = Task::Copy;
-    int64_t num_pairs = 16, queries = 4, symbols = 4;
+    int64_t num_pairs = 0, queries = 0, symbols = 0; // from the config (schema defaults)
 };
 
 char pick(std::mt19937_64 &rng, char first, int64_t count) {
@@ -83,24 +80,14 @@ std::string counting_example(int64_t n, const TaskSettings &t, std::mt19937_64 &
 class SyntheticSource final : public cdrmix::DataSource {
 public:
     explicit SyntheticSource(const cdrmix::Config &cfg) : where_(cfg.where()) {
-        const std::string task = cfg.require_string("task");
-        if (task == "copy") t_.task = Task::Copy;
-        else if (task == "recall") {
-            t_.task = Task::Recall;
-            t_.num_pairs = cfg.get_int("num_pairs", 16);
-            t_.queries = cfg.get_int("queries", 4);
-            if (t_.num_pairs < 1 || t_.num_pairs > 26) throw Error(where_ + ": key 'num_pairs' must be 1 to 26");
-            if (t_.queries < 1) throw Error(where_ + ": key 'queries' must be at least 1");
-        } else if (task == "counting") {
-            t_.task = Task::Counting;
-            t_.symbols = cfg.get_int("symbols", 4);
-            if (t_.symbols < 1 || t_.symbols > 26) throw Error(where_ + ": key 'symbols' must be 1 to 26");
-        } else {
-            throw Error(where_ + ": key 'task' must be \"copy\", \"recall\" or \"counting\", got \"" + task + "\"");
-        }
+        const std::string task = cfg.get_string("task");
+        t_.task = task == "recall" ? Task::Recall : task == "counting" ? Task::Counting : Task::Copy;
+        t_.num_pairs = cfg.get_int("num_pairs");
+        t_.queries = cfg.get_int("queries");
+        t_.symbols = cfg.get_int("symbols");
         task_name_ = task;
-        size_[0] = cfg.get_int("train_size", 100000);
-        size_[1] = cfg.get_int("val_size", 256);
+        size_[0] = cfg.get_int("train_size");
+        size_[1] = cfg.get_int("val_size");
         split_ = cdrmix::read_split_options(cfg);
         for (int64_t s : size_)
             if (s < split_.world_size)
@@ -135,8 +122,9 @@ public:
     }
 
     std::shared_ptr<cdrmix::Tokenizer> tokenizer() const override { return tokenizer_; }
+    // Examples are generated at the length asked for: unknown before the first batch.
     int64_t num_tokens(cdrmix::Split split) const override {
-        return size_[split == cdrmix::Split::Train ? 0 : 1] * last_length_;
+        return last_length_ == 0 ? -1 : size_[split == cdrmix::Split::Train ? 0 : 1] * last_length_;
     }
     void reset(cdrmix::Split split) override { consumed_[split == cdrmix::Split::Train ? 0 : 1] = 0; }
     cdrmix::Json position() const override {
@@ -176,9 +164,22 @@ private:
     int64_t id_[256] = {};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Generated copy / associative recall / counting examples");
+    s.string("task", nullptr, "which task to generate").one_of({"copy", "recall", "counting"}).required();
+    s.integer("train_size", 100000, "examples per train epoch").min(1);
+    s.integer("val_size", 256, "examples in the val split").min(1);
+    s.integer("num_pairs", 16, "recall: key/value pairs per example").range(1, 26);
+    s.integer("queries", 4, "recall: queries at the end of each example").min(1);
+    s.integer("symbols", 4, "counting: distinct symbols").range(1, 26);
+    s.include(cdrmix::split_keys());
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("synthetic", "1.0.0", "Synthetic tasks: copy, associative recall, counting") {
-    registry.add_data_source("synthetic", "Generated copy / associative recall / counting examples",
+    const cdrmix::Schema s = schema();
+    registry.add_data_source("synthetic", s.doc(), s,
                              [](const cdrmix::Config &c) { return std::make_shared<SyntheticSource>(c); });
 }

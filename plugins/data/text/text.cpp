@@ -2,9 +2,6 @@
 // tokenised when the source is created (byte, char, or a tokenizer file) and
 // packed into sequences. The last val_fraction of the token stream is the
 // validation split. Order, sharding and position: cdrmix/window_source.hpp.
-//
-// Config: path (string or list), tokenizer ("char" | "byte" | file), val_fraction (0.1),
-// seed (1234), shuffle (true), rank (0), world_size (1).
 #include <cdrmix/data_paths.hpp>
 #include <cdrmix/sdk.hpp>
 #include <cdrmix/window_source.hpp>
@@ -24,15 +21,14 @@ std::string read_all(const std::string &path, const std::string &where) {
 
 std::shared_ptr<cdrmix::DataSource> make_text_source(const cdrmix::Config &cfg) {
     const std::vector<std::string> patterns = cdrmix::path_patterns(cfg, "path");
-    if (patterns.empty()) throw cdrmix::Error(cfg.where() + ": missing required key 'path'");
     const std::vector<std::string> files = cdrmix::expand_paths(patterns, "text", cfg.where());
     std::string corpus;
     for (const auto &f : files) corpus += read_all(f, cfg.where());
     if (corpus.empty()) throw cdrmix::Error(cfg.where() + ": the corpus at '" + patterns[0] + "' is empty");
 
     auto tokenizer = cdrmix::tokenizer_from_spec(
-        cfg.get_string("tokenizer", "char"), [&](const auto &visit) { visit(corpus); }, cfg.where());
-    const double val_fraction = cdrmix::read_val_fraction(cfg, 0.1);
+        cfg.get_string("tokenizer"), [&](const auto &visit) { visit(corpus); }, cfg.where());
+    const double val_fraction = cdrmix::read_val_fraction(cfg);
     cdrmix::WindowSourceParts parts;
     parts.type = "text";
     parts.where = cfg.where();
@@ -49,8 +45,18 @@ std::shared_ptr<cdrmix::DataSource> make_text_source(const cdrmix::Config &cfg) 
     return cdrmix::make_window_source(std::move(parts));
 }
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Text files, folders or globs; byte, char or sentencepiece tokens");
+    s.include(cdrmix::path_keys("text"));
+    s.string("tokenizer", "char", "\"char\" (built from the corpus), \"byte\", or a tokenizer file");
+    s.include(cdrmix::val_fraction_keys());
+    s.include(cdrmix::split_keys());
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("text", "1.1.0", "Raw text files tokenised at byte or char level, or with a tokenizer file") {
-    registry.add_data_source("text", "Text files, folders or globs; byte, char or sentencepiece tokens", make_text_source);
+    const cdrmix::Schema s = schema();
+    registry.add_data_source("text", s.doc(), s, make_text_source);
 }

@@ -13,9 +13,7 @@
 //   f_i = E / (k T) * #{t : i chosen for t},  P_i = mean_t s_{i,t} / sum_j s_{j,t}
 // (alpha when balanced). The router sees the flattened batch, so a "sequence" is
 // seq_length consecutive tokens (0: the whole call).
-// probs (statistics) = s / sum_j s_j.
-// Config: top_k (2), score_fn ("sigmoid"), bias_update_rate (1e-3),
-// seq_aux_alpha (0), seq_length (0).
+// probs (statistics) = s / sum_j s_j. top_k is the MoE layer's (RouterContext).
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -26,19 +24,15 @@ using torch::Tensor;
 
 class AuxFreeRouter : public cdrmix::Router {
 public:
-    AuxFreeRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts), where_(cfg.where()) {
-        k_ = cfg.get_int("top_k", 2);
-        const std::string score_fn = cfg.get_string("score_fn", "sigmoid");
-        rate_ = cfg.get_double("bias_update_rate", 1e-3);
-        seq_alpha_ = cfg.get_double("seq_aux_alpha", 0.0);
-        seq_length_ = cfg.get_int("seq_length", 0);
+    AuxFreeRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx)
+        : E_(ctx.num_experts), where_(cfg.where()), k_(ctx.top_k) {
         if (k_ < 1 || k_ > E_)
-            throw cdrmix::Error(cfg.where() + ": key 'top_k' must be between 1 and num_experts (" + std::to_string(E_) + ")");
-        if (score_fn != "sigmoid" && score_fn != "softmax")
-            throw cdrmix::Error(cfg.where() + ": key 'score_fn' must be \"sigmoid\" or \"softmax\"");
-        sigmoid_ = score_fn == "sigmoid";
-        if (rate_ < 0) throw cdrmix::Error(cfg.where() + ": key 'bias_update_rate' must be non-negative");
-        if (seq_length_ < 0) throw cdrmix::Error(cfg.where() + ": key 'seq_length' must be non-negative");
+            throw cdrmix::Error(cfg.where() + ": top_k must be between 1 and num_experts (" + std::to_string(E_) +
+                                "), got " + std::to_string(k_));
+        sigmoid_ = cfg.get_string("score_fn") == "sigmoid";
+        rate_ = cfg.get_double("bias_update_rate");
+        seq_alpha_ = cfg.get_double("seq_aux_alpha");
+        seq_length_ = cfg.get_int("seq_length");
         gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(ctx.hidden_size, E_).bias(false)));
         expert_bias = register_buffer("expert_bias", torch::zeros({E_}));
         torch::NoGradGuard no_grad;
@@ -101,11 +95,20 @@ private:
     Tensor expert_bias;
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Sigmoid/softmax top-k router balanced by a per-expert selection bias (DeepSeek-V3)");
+    s.string("score_fn", "sigmoid", "how logits become affinities s").one_of({"sigmoid", "softmax"});
+    s.number("bias_update_rate", 1e-3, "step of the selection bias per route() in training (0: fixed bias)").min(0);
+    s.number("seq_aux_alpha", 0.0, "coefficient of the sequence-wise balance loss (0: off)").min(0);
+    s.integer("seq_length", 0, "tokens per sequence for seq_aux (0: the whole call)").min(0);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("aux_free", "1.0.0", "DeepSeek-V3 auxiliary-loss-free balancing router (bias on selection)") {
-    registry.add_router("aux_free",
-                        "Sigmoid/softmax top-k router balanced by a per-expert selection bias (DeepSeek-V3)",
+    const cdrmix::Schema s = schema();
+    registry.add_router("aux_free", s.doc(), s,
                         [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
                             return std::make_shared<AuxFreeRouter>(c, ctx);
                         });

@@ -8,8 +8,8 @@
 // (RouteInput.decoding) the router falls back to token choice, the top_k experts
 // of S per token with [N,top_k] output and the same unrenormalised weights, so
 // the combine scale matches training.
-// No auxiliary loss: balance holds by construction.
-// Config: top_k (2: mean experts per token), capacity_factor (1.0).
+// No auxiliary loss: balance holds by construction. top_k (the mean experts per
+// token) is the MoE layer's (RouterContext).
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -23,11 +23,12 @@ using torch::Tensor;
 
 class ExpertChoiceRouter : public cdrmix::Router {
 public:
-    ExpertChoiceRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts) {
-        k_ = cfg.get_int("top_k", 2);
-        capacity_factor_ = cfg.get_double("capacity_factor", 1.0);
+    ExpertChoiceRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx)
+        : E_(ctx.num_experts), k_(ctx.top_k) {
         if (k_ < 1 || k_ > E_)
-            throw cdrmix::Error(cfg.where() + ": key 'top_k' must be between 1 and num_experts (" + std::to_string(E_) + ")");
+            throw cdrmix::Error(cfg.where() + ": top_k must be between 1 and num_experts (" + std::to_string(E_) +
+                                "), got " + std::to_string(k_));
+        capacity_factor_ = cfg.get_double("capacity_factor");
         if (!(capacity_factor_ > 0)) throw cdrmix::Error(cfg.where() + ": key 'capacity_factor' must be positive");
         gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(ctx.hidden_size, E_).bias(false)));
         torch::NoGradGuard no_grad;
@@ -74,11 +75,17 @@ private:
     torch::nn::Linear gate{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Expert Choice routing (Zhou et al. 2022), perfectly balanced; token-choice top-k while decoding");
+    s.number("capacity_factor", 1.0, "tokens per expert = ceil(capacity_factor * N * top_k / E), capped at N (positive)");
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("expert_choice", "1.0.0", "Expert Choice router: each expert takes its top-c tokens") {
-    registry.add_router("expert_choice",
-                        "Expert Choice routing (Zhou et al. 2022), perfectly balanced; token-choice top-k while decoding",
+    const cdrmix::Schema s = schema();
+    registry.add_router("expert_choice", s.doc(), s,
                         [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
                             return std::make_shared<ExpertChoiceRouter>(c, ctx);
                         });

@@ -10,7 +10,7 @@
 // taken for j = 0, 1, ... skipping experts already chosen, until top_k distinct
 // experts are found. Weights are 1/top_k; probs puts 1/top_k on each chosen expert.
 // RouteInput.token_ids [N] is required (the MoE layer forwards ForwardContext.token_ids).
-// Config: top_k (1), seed (0).
+// top_k comes from the MoE layer; registered with default_top_k 1 (one expert per id).
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -32,11 +32,12 @@ uint64_t mix(uint64_t z) {
 
 class HashRouter : public cdrmix::Router {
 public:
-    HashRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts), where_(cfg.where()) {
-        k_ = cfg.get_int("top_k", 1);
-        const int64_t seed = cfg.get_int("seed", 0);
+    HashRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx)
+        : E_(ctx.num_experts), where_(cfg.where()), k_(ctx.top_k) {
         if (k_ < 1 || k_ > E_)
-            throw cdrmix::Error(cfg.where() + ": key 'top_k' must be between 1 and num_experts (" + std::to_string(E_) + ")");
+            throw cdrmix::Error(cfg.where() + ": top_k must be between 1 and num_experts (" + std::to_string(E_) +
+                                "), got " + std::to_string(k_));
+        const int64_t seed = cfg.get_int("seed");
         salt_ = mix(static_cast<uint64_t>(seed) ^ (static_cast<uint64_t>(ctx.layer) << 32));
     }
 
@@ -89,11 +90,18 @@ private:
     uint64_t salt_;
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Parameter-free hash routing of token ids (Roller et al. 2021)");
+    s.integer("seed", 0, "mixed into the hash with the layer index: another seed, another fixed routing");
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("hash", "1.0.0", "Hash router: experts fixed by the token id") {
-    registry.add_router("hash", "Parameter-free hash routing of token ids (Roller et al. 2021)",
-                        [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
-                            return std::make_shared<HashRouter>(c, ctx);
-                        });
+    const cdrmix::Schema s = schema();
+    registry.add_router(
+        "hash", s.doc(), s,
+        [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) { return std::make_shared<HashRouter>(c, ctx); },
+        /*default_top_k=*/1);
 }

@@ -10,8 +10,7 @@
 // to 1 when top_k > 1 (with top_k = 1 the gate is p itself: renormalising would
 // make it 1 and cut the router's gradient).
 // The balancing needs the whole batch, so while decoding the choice is the plain
-// top_k of the logits. No auxiliary loss.
-// Config: top_k (2), tol (1e-4), max_iters (50).
+// top_k of the logits. No auxiliary loss. top_k is the MoE layer's (RouterContext).
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -22,14 +21,13 @@ using torch::Tensor;
 
 class SinkhornRouter : public cdrmix::Router {
 public:
-    SinkhornRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts) {
-        k_ = cfg.get_int("top_k", 2);
-        tol_ = cfg.get_double("tol", 1e-4);
-        max_iters_ = cfg.get_int("max_iters", 50);
+    SinkhornRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts), k_(ctx.top_k) {
         if (k_ < 1 || k_ > E_)
-            throw cdrmix::Error(cfg.where() + ": key 'top_k' must be between 1 and num_experts (" + std::to_string(E_) + ")");
+            throw cdrmix::Error(cfg.where() + ": top_k must be between 1 and num_experts (" + std::to_string(E_) +
+                                "), got " + std::to_string(k_));
+        tol_ = cfg.get_double("tol");
+        max_iters_ = cfg.get_int("max_iters");
         if (!(tol_ > 0)) throw cdrmix::Error(cfg.where() + ": key 'tol' must be positive");
-        if (max_iters_ < 1) throw cdrmix::Error(cfg.where() + ": key 'max_iters' must be at least 1");
         gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(ctx.hidden_size, E_).bias(false)));
         torch::NoGradGuard no_grad;
         gate->weight.normal_(0.0, 0.02);
@@ -76,10 +74,18 @@ private:
     torch::nn::Linear gate{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Top-k of a Sinkhorn-balanced affinity matrix (S-BASE); plain top-k while decoding");
+    s.number("tol", 1e-4, "stop when the mean change of the column factors falls below this (positive)");
+    s.integer("max_iters", 50, "most Sinkhorn iterations per call").min(1);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("sinkhorn", "1.0.0", "Sinkhorn-balanced top-k router (S-BASE)") {
-    registry.add_router("sinkhorn", "Top-k of a Sinkhorn-balanced affinity matrix (S-BASE); plain top-k while decoding",
+    const cdrmix::Schema s = schema();
+    registry.add_router("sinkhorn", s.doc(), s,
                         [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
                             return std::make_shared<SinkhornRouter>(c, ctx);
                         });

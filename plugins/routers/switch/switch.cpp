@@ -5,8 +5,8 @@
 //   load_balance = alpha * E * sum_i f_i P_i   (alpha when balanced; cdrmix::load_balance_loss)
 //   z_loss       = beta * mean(logsumexp(logits)^2)   (ST-MoE; cdrmix::router_z_loss)
 // Optional multiplicative jitter: x * U(1 - eps, 1 + eps) during training.
-// Config: top_k (1; accepted only as 1, since the MoE layer passes its own top_k
-// down), load_balance_alpha (0.01), z_loss (0.001), jitter (0).
+// Registered with default_top_k 1, so an MoE layer that sets no top_k asks for
+// one expert; a layer that asks for more is refused when the router is built.
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -18,12 +18,13 @@ using torch::Tensor;
 class SwitchRouter : public cdrmix::Router {
 public:
     SwitchRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts) {
-        if (cfg.get_int("top_k", 1) != 1)
-            throw cdrmix::Error(cfg.where() + ": key 'top_k' must be 1 (the switch router sends each token to one expert)");
-        alpha_ = cfg.get_double("load_balance_alpha", 0.01);
-        z_coef_ = cfg.get_double("z_loss", 0.001);
-        jitter_ = cfg.get_double("jitter", 0.0);
-        if (jitter_ < 0 || jitter_ >= 1) throw cdrmix::Error(cfg.where() + ": key 'jitter' must be in [0, 1)");
+        if (ctx.top_k != 1)
+            throw cdrmix::Error(cfg.where() + ": the switch router sends each token to one expert; the MoE layer has "
+                                              "top_k " + std::to_string(ctx.top_k) + ": set top_k = 1 or leave it unset");
+        alpha_ = cfg.get_double("load_balance_alpha");
+        z_coef_ = cfg.get_double("z_loss");
+        jitter_ = cfg.get_double("jitter");
+        if (jitter_ >= 1) throw cdrmix::Error(cfg.where() + ": key 'jitter' must be below 1");
         gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(ctx.hidden_size, E_).bias(false)));
         torch::NoGradGuard no_grad;
         gate->weight.normal_(0.0, 0.02);
@@ -57,11 +58,20 @@ private:
     torch::nn::Linear gate{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Top-1 softmax router (Switch Transformer load balance, ST-MoE z-loss, jitter)");
+    s.number("load_balance_alpha", 0.01, "coefficient of the load-balance loss (0: off)").min(0);
+    s.number("z_loss", 0.001, "coefficient of the router z-loss (0: off)").min(0);
+    s.number("jitter", 0.0, "multiplicative input noise U(1 - eps, 1 + eps) in training, eps in [0, 1)").min(0);
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("switch", "1.0.0", "Switch Transformer top-1 router with load-balance and z-loss") {
-    registry.add_router("switch", "Top-1 softmax router (Switch Transformer load balance, ST-MoE z-loss, jitter)",
-                        [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
-                            return std::make_shared<SwitchRouter>(c, ctx);
-                        });
+    const cdrmix::Schema s = schema();
+    registry.add_router(
+        "switch", s.doc(), s,
+        [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) { return std::make_shared<SwitchRouter>(c, ctx); },
+        /*default_top_k=*/1);
 }

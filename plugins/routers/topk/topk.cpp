@@ -5,7 +5,7 @@
 //                  expert i, P_i: mean router probability of expert i; 1*alpha when balanced)
 //   z_loss       = beta * mean(logsumexp(logits)^2)   (ST-MoE: keeps logits small)
 // Optional multiplicative jitter noise on the input during training.
-// Config: top_k (2), load_balance_alpha (0.01), z_loss (0.001), jitter (0), normalize (true).
+// k is the MoE layer's top_k (RouterContext).
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -16,14 +16,14 @@ using torch::Tensor;
 
 class TopKRouter : public cdrmix::Router {
 public:
-    TopKRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts) {
-        k_ = cfg.get_int("top_k", 2);
-        alpha_ = cfg.get_double("load_balance_alpha", 0.01);
-        z_coef_ = cfg.get_double("z_loss", 0.001);
-        jitter_ = cfg.get_double("jitter", 0.0);
-        normalize_ = cfg.get_bool("normalize", true);
+    TopKRouter(const cdrmix::Config &cfg, const cdrmix::RouterContext &ctx) : E_(ctx.num_experts), k_(ctx.top_k) {
         if (k_ < 1 || k_ > E_)
-            throw cdrmix::Error(cfg.where() + ": key 'top_k' must be between 1 and num_experts (" + std::to_string(E_) + ")");
+            throw cdrmix::Error(cfg.where() + ": top_k must be between 1 and num_experts (" + std::to_string(E_) +
+                                "), got " + std::to_string(k_));
+        alpha_ = cfg.get_double("load_balance_alpha");
+        z_coef_ = cfg.get_double("z_loss");
+        jitter_ = cfg.get_double("jitter");
+        normalize_ = cfg.get_bool("normalize");
         gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(ctx.hidden_size, E_).bias(false)));
         torch::NoGradGuard no_grad;
         gate->weight.normal_(0.0, 0.02);
@@ -58,10 +58,20 @@ private:
     torch::nn::Linear gate{nullptr};
 };
 
+cdrmix::Schema schema() {
+    cdrmix::Schema s("Top-k softmax router (Switch/GShard load balance, ST-MoE z-loss, jitter)");
+    s.number("load_balance_alpha", 0.01, "coefficient of the load-balance loss (0: off)").min(0);
+    s.number("z_loss", 0.001, "coefficient of the router z-loss (0: off)").min(0);
+    s.number("jitter", 0.0, "multiplicative input noise U(1 - eps, 1 + eps) in training (0: off)").range(0, 1);
+    s.boolean("normalize", true, "renormalise the k chosen probabilities to sum to 1");
+    return s;
+}
+
 } // namespace
 
 CDRMIX_PLUGIN("topk", "1.0.0", "Top-k softmax router with Switch load-balance and z-loss") {
-    registry.add_router("topk", "Top-k softmax router (Switch/GShard load balance, ST-MoE z-loss, jitter)",
+    const cdrmix::Schema s = schema();
+    registry.add_router("topk", s.doc(), s,
                         [](const cdrmix::Config &c, const cdrmix::RouterContext &ctx) {
                             return std::make_shared<TopKRouter>(c, ctx);
                         });

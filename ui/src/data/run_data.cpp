@@ -1,5 +1,7 @@
 #include "data/run_data.hpp"
 
+#include "metrics/record_fields.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -45,6 +47,9 @@ LayerStats &RunData::layer(int64_t index) {
 
 namespace {
 
+namespace fs = cdrmix::fields::step;
+namespace fm = cdrmix::fields::moe;
+
 double number(const Json &r, const char *key) {
     auto it = r.find(key);
     return it != r.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
@@ -58,16 +63,16 @@ void add_if_present(Series &s, const Json &r, const char *key, double step, doub
 void ingest_moe(RunData &run, const Json &moe, double step, double t) {
     for (const auto &m : moe) {
         if (!m.is_object()) continue;
-        LayerStats &l = run.layer(m.value("layer", int64_t(0)));
-        add_if_present(l.token_entropy, m, "token_entropy", step, t);
-        add_if_present(l.load_entropy, m, "load_entropy", step, t);
-        add_if_present(l.dropped_tokens, m, "dropped_tokens", step, t);
-        add_if_present(l.dead_experts, m, "dead_experts", step, t);
-        add_if_present(l.load_cv, m, "load_cv", step, t);
-        if (auto it = m.find("losses"); it != m.end() && it->is_object())
+        LayerStats &l = run.layer(m.value(fm::layer, int64_t(0)));
+        add_if_present(l.token_entropy, m, fm::token_entropy, step, t);
+        add_if_present(l.load_entropy, m, fm::load_entropy, step, t);
+        add_if_present(l.dropped_tokens, m, fm::dropped_tokens, step, t);
+        add_if_present(l.dead_experts, m, fm::dead_experts, step, t);
+        add_if_present(l.load_cv, m, fm::load_cv, step, t);
+        if (auto it = m.find(fm::losses); it != m.end() && it->is_object())
             for (auto &[name, v] : it->items())
                 if (v.is_number()) l.losses[name].add(step, t, v.get<double>());
-        auto tpe = m.find("tokens_per_expert");
+        auto tpe = m.find(fm::tokens_per_expert);
         if (tpe == m.end() || !tpe->is_array() || tpe->empty()) continue;
         const int64_t e = static_cast<int64_t>(tpe->size());
         if (l.num_experts != e) { // a different layout: start the load history afresh
@@ -89,26 +94,26 @@ void ingest_moe(RunData &run, const Json &moe, double step, double t) {
 void ingest(RunData &run, const Json &r) {
     if (!r.is_object()) return;
     ++run.records;
-    const std::string event = r.value("event", "");
-    const double unix_time = number(r, "time");
+    const std::string event = r.value(cdrmix::fields::event, "");
+    const double unix_time = number(r, cdrmix::fields::time);
     if (run.t0 < 0 && std::isfinite(unix_time)) run.t0 = unix_time;
     const double t = std::isfinite(unix_time) ? unix_time - run.t0 : 0.0;
-    const double step = number(r, "step");
-    if (event == "step" && std::isfinite(step)) {
-        add_if_present(run.loss, r, "loss", step, t);
-        add_if_present(run.lr, r, "lr", step, t);
-        add_if_present(run.grad_norm, r, "grad_norm", step, t);
-        add_if_present(run.tokens_per_s, r, "tokens_per_s", step, t);
-        add_if_present(run.aux_loss, r, "aux_loss", step, t);
-        add_if_present(run.step_time, r, "step_time_s", step, t);
-        add_if_present(run.rss_mb, r, "rss_mb", step, t);
-        add_if_present(run.device_mem_mb, r, "device_mem_mb", step, t);
-        run.total_steps = r.value("total_steps", run.total_steps);
-        run.eta_s = r.value("eta_s", -1.0);
-        if (auto it = r.find("moe"); it != r.end() && it->is_array()) ingest_moe(run, *it, step, t);
+    const double step = number(r, fs::step);
+    if (event == cdrmix::fields::events::step && std::isfinite(step)) {
+        add_if_present(run.loss, r, fs::loss, step, t);
+        add_if_present(run.lr, r, fs::lr, step, t);
+        add_if_present(run.grad_norm, r, fs::grad_norm, step, t);
+        add_if_present(run.tokens_per_s, r, fs::tokens_per_s, step, t);
+        add_if_present(run.aux_loss, r, fs::aux_loss, step, t);
+        add_if_present(run.step_time, r, fs::step_time_s, step, t);
+        add_if_present(run.rss_mb, r, fs::rss_mb, step, t);
+        add_if_present(run.device_mem_mb, r, fs::device_mem_mb, step, t);
+        run.total_steps = r.value(fs::total_steps, run.total_steps);
+        run.eta_s = r.value(fs::eta_s, -1.0);
+        if (auto it = r.find(fs::moe); it != r.end() && it->is_array()) ingest_moe(run, *it, step, t);
         run.ended = false;
-    } else if (event == "eval" && std::isfinite(step)) {
-        add_if_present(run.val_loss, r, "val_loss", step, t);
+    } else if (event == cdrmix::fields::events::eval && std::isfinite(step)) {
+        add_if_present(run.val_loss, r, cdrmix::fields::eval::val_loss, step, t);
     } else if (event == "checkpoint") {
         run.checkpoints.push_back(r.value("path", ""));
     } else if (event == "run") {

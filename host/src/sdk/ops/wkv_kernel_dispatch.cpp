@@ -2,6 +2,7 @@
 #include "wkv_head_kernels.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/ops.hpp>
 
 #include <cstdlib>
 #include <string>
@@ -46,3 +47,9 @@ const KernelSet &active_kernels() {
 }
 
 } // namespace cdrmix::ops::cpu::kernels
+
+namespace cdrmix::ops {
+
+const char *wkv_cpu_kernel_isa() { return cpu::kernels::active_kernels().isa; }
+
+} // namespace cdrmix::ops

@@ -1,0 +1,111 @@
+// Pieces of a hand-written training loop (experiments/hand_loop.lua):
+//   local opt = cdrmix.adamw(model, {lr = 3e-3, weight_decay = 0.1})
+//   local sched = cdrmix.schedule{lr = 3e-3, steps = 100, warmup_steps = 10}
+//   opt:set_lr(sched:at(step)); opt:zero_grad(); loss:backward()
+//   cdrmix.clip_grad_norm(model, 1.0); opt:step()
+// The keys and defaults of cdrmix.adamw{} and cdrmix.schedule{} are the stock
+// trainer's own (adamw_schema, schedule_schema): `cdrmix keys adamw|schedule`.
+#include "lua/lua_util.hpp"
+#include "lua/runtime.hpp"
+#include "lua/wrap_model.hpp"
+#include "train/schedule.hpp"
+#include "train/trainer.hpp"
+
+#include <cdrmix/error.hpp>
+
+#include <torch/optim/adamw.h>
+
+namespace cdrmix::lua {
+
+namespace {
+
+constexpr const char *kOptimizer = "cdrmix.Optimizer";
+constexpr const char *kSchedule = "cdrmix.Schedule";
+
+struct OptimizerBox {
+    std::shared_ptr<torch::optim::AdamW> optimizer;
+    bool stepped = false;
+};
+
+// The table at idx (or an empty one) resolved by schema, for owner.
+Config resolved_table(lua_State *L, int idx, const Schema &schema, const std::string &owner) {
+    Runtime &rt = Runtime::from(L);
+    if (lua_isnoneornil(L, idx)) return schema.apply(Config(Json::object(), owner, rt.options().script));
+    luaL_checktype(L, idx, LUA_TTABLE);
+    return schema.apply(rt.config_of(L, idx, owner));
+}
+
+int l_adamw(lua_State *L) {
+    auto &m = check_model(L, 1);
+    const Config c = resolved_table(L, 2, adamw_schema(), "cdrmix.adamw");
+    auto opt = make_adamw(*m, c.get_double("lr"), c.get_double("weight_decay"), c.get_double("beta1"),
+                          c.get_double("beta2"), c.get_double("eps"));
+    push<OptimizerBox>(L, OptimizerBox{std::shared_ptr<torch::optim::AdamW>(std::move(opt))}, kOptimizer);
+    return 1;
+}
+
+int l_opt_step(lua_State *L) {
+    auto &box = check<OptimizerBox>(L, 1, kOptimizer);
+    // The loop's first update: every command-line override must have reached a consumer by now.
+    if (!box.stepped) Runtime::from(L).check_overrides();
+    box.stepped = true;
+    box.optimizer->step();
+    return 0;
+}
+
+int l_opt_zero_grad(lua_State *L) {
+    check<OptimizerBox>(L, 1, kOptimizer).optimizer->zero_grad();
+    return 0;
+}
+
+int l_opt_set_lr(lua_State *L) {
+    auto &opt = check<OptimizerBox>(L, 1, kOptimizer).optimizer;
+    const double lr = luaL_checknumber(L, 2);
+    for (auto &g : opt->param_groups()) static_cast<torch::optim::AdamWOptions &>(g.options()).lr(lr);
+    return 0;
+}
+
+int l_opt_lr(lua_State *L) {
+    auto &opt = check<OptimizerBox>(L, 1, kOptimizer).optimizer;
+    lua_pushnumber(L, static_cast<torch::optim::AdamWOptions &>(opt->param_groups().front().options()).lr());
+    return 1;
+}
+
+// cdrmix.clip_grad_norm(model, max_norm): returns the norm before clipping; max_norm 0 only measures it.
+int l_clip_grad_norm(lua_State *L) {
+    lua_pushnumber(L, clip_gradients(*check_model(L, 1), luaL_optnumber(L, 2, 0.0)));
+    return 1;
+}
+
+int l_schedule(lua_State *L) {
+    push<LrSchedule>(L, LrSchedule::from_config(resolved_table(L, 1, schedule_schema(), "cdrmix.schedule")),
+                     kSchedule);
+    return 1;
+}
+
+// schedule:at(step): the learning rate of the step-th update, counting from 1 like a Lua loop.
+int l_schedule_at(lua_State *L) {
+    const auto &s = check<LrSchedule>(L, 1, kSchedule);
+    lua_pushnumber(L, s.at(static_cast<int64_t>(luaL_checknumber(L, 2)) - 1));
+    return 1;
+}
+
+} // namespace
+
+void open_optimizer(lua_State *L) {
+    static const luaL_Reg opt_methods[] = {{"step", safe<l_opt_step>},
+                                           {"zero_grad", safe<l_opt_zero_grad>},
+                                           {"set_lr", safe<l_opt_set_lr>},
+                                           {"lr", safe<l_opt_lr>},
+                                           {nullptr, nullptr}};
+    define_class<OptimizerBox>(L, kOptimizer, opt_methods);
+    static const luaL_Reg schedule_methods[] = {{"at", safe<l_schedule_at>}, {nullptr, nullptr}};
+    define_class<LrSchedule>(L, kSchedule, schedule_methods);
+    static const luaL_Reg functions[] = {{"adamw", safe<l_adamw>},
+                                         {"schedule", safe<l_schedule>},
+                                         {"clip_grad_norm", safe<l_clip_grad_norm>},
+                                         {nullptr, nullptr}};
+    luaL_register(L, nullptr, functions);
+}
+
+} // namespace cdrmix::lua

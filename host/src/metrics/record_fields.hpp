@@ -1,0 +1,61 @@
+// The field names of the records a run publishes (metrics.jsonl, headless JSON
+// lines, the Lua callbacks' tables), declared once: the trainer writes them,
+// the dashboard (ui/, which links no LibTorch) reads them through this header.
+// Plain constants, no dependencies.
+#pragma once
+
+namespace cdrmix::fields {
+
+inline constexpr const char *event = "event";
+inline constexpr const char *time = "time"; // unix seconds, added by the metrics bus to every record
+
+namespace events {
+inline constexpr const char *step = "step";
+inline constexpr const char *eval = "eval";
+inline constexpr const char *sample = "sample";
+inline constexpr const char *checkpoint = "checkpoint";
+inline constexpr const char *end = "end";
+} // namespace events
+
+// {"event": "step"} records.
+namespace step {
+inline constexpr const char *step = "step";
+inline constexpr const char *total_steps = "total_steps";
+inline constexpr const char *loss = "loss";
+inline constexpr const char *aux_loss = "aux_loss";
+inline constexpr const char *lr = "lr";
+inline constexpr const char *grad_norm = "grad_norm";
+inline constexpr const char *step_time_s = "step_time_s";
+inline constexpr const char *tokens = "tokens";
+inline constexpr const char *tokens_per_s = "tokens_per_s";
+inline constexpr const char *elapsed_s = "elapsed_s";
+inline constexpr const char *eta_s = "eta_s";
+// Added by the metrics bus: the process's resident memory and, for models on a GPU, that device's memory.
+inline constexpr const char *rss_mb = "rss_mb";
+inline constexpr const char *device_mem_mb = "device_mem_mb";
+inline constexpr const char *device_mem_total_mb = "device_mem_total_mb";
+// Routing statistics, on the steps that log them (train.log_every): a list of
+// per-layer tables with the fields below.
+inline constexpr const char *moe = "moe";
+} // namespace step
+
+// {"event": "eval"} records (also carry step::step).
+namespace eval {
+inline constexpr const char *val_loss = "val_loss";
+inline constexpr const char *val_ppl = "val_ppl";
+inline constexpr const char *val_tokens = "val_tokens";
+} // namespace eval
+
+// One MoE layer's entry in step.moe.
+namespace moe {
+inline constexpr const char *layer = "layer";
+inline constexpr const char *tokens_per_expert = "tokens_per_expert";
+inline constexpr const char *token_entropy = "token_entropy";
+inline constexpr const char *load_entropy = "load_entropy";
+inline constexpr const char *dropped_tokens = "dropped_tokens";
+inline constexpr const char *dead_experts = "dead_experts";
+inline constexpr const char *load_cv = "load_cv";
+inline constexpr const char *losses = "losses";
+} // namespace moe
+
+} // namespace cdrmix::fields
