@@ -10,7 +10,7 @@
 local cfg = cdrmix.config {
   -- Many queries a sequence: the answers are the only learnable targets besides the layout.
   data = { type = "synthetic", task = "recall", num_pairs = 4, queries = 16, seed = 7, val_size = 64 },
-  model = cdrmix.yaml("configs/models/cdrmix-tiny.yaml"),
+  model = cdrmix.yaml("cdrmix-tiny"),
   train = {
     steps = 200,
     batch_size = 8,

@@ -10,7 +10,7 @@ local cfg = cdrmix.config {
     tokenizer = "char",
     val_fraction = 0.05,
   },
-  model = cdrmix.yaml("configs/models/cdrmix-small.yaml"),
+  model = cdrmix.yaml("cdrmix-small"),
   train = {
     steps = 600,
     batch_size = 16,

@@ -9,7 +9,7 @@
 -- with a bias instead of a loss, hash and sinkhorn without a learned balance loss.
 local cfg = cdrmix.config {
   data = { type = "text", path = "data/fortunes.txt", tokenizer = "char", val_fraction = 0.05 },
-  model = cdrmix.yaml("configs/models/cdrmix-tiny.yaml"),
+  model = cdrmix.yaml("cdrmix-tiny"),
   routers = "topk,switch,expert_choice,aux_free,hash,sinkhorn",
   train = { steps = 300, batch_size = 16, seq_len = 64, lr = 3e-3, min_lr = 3e-4, warmup_steps = 30,
             eval_every = 100, eval_batches = 8, log_every = 20, seed = 1 },

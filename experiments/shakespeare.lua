@@ -8,7 +8,7 @@
 --   cdrmix generate runs/shakespeare-<stamp> --prompt "ROMEO:" --max-tokens 300
 local cfg = cdrmix.config {
   data = { type = "text", path = "../shared/data/tinyshakespeare.txt", tokenizer = "char", val_fraction = 0.1 },
-  model = cdrmix.yaml("configs/models/cdrmix-small.yaml"),
+  model = cdrmix.yaml("cdrmix-small"),
   train = {
     steps = 1000, batch_size = 16, seq_len = 128,
     lr = 3e-3, min_lr = 3e-4, warmup_steps = 50,

@@ -11,7 +11,7 @@
 --   cdrmix run experiments/shakespeare_120s.lua budget_s=60 ...    -- any key can be overridden
 local cfg = cdrmix.config {
   data = { type = "text", path = "../shared/data/tinyshakespeare.txt", tokenizer = "char", val_fraction = 0.1 },
-  model = cdrmix.yaml("configs/models/cdrmix-shakespeare.yaml"),
+  model = cdrmix.yaml("cdrmix-shakespeare"),
   budget_s = 120,
   target_val_loss = 1.75,
   train = {

@@ -3,6 +3,7 @@
 // finite-difference gradient checks.
 #pragma once
 
+#include <cdrmix/error.hpp>
 #include <cdrmix/registry.hpp>
 
 #include <gtest/gtest.h>
@@ -11,6 +12,16 @@
 #include <functional>
 
 namespace cdrmix::test {
+
+// The message of the cdrmix::Error f throws, or "(no error)".
+inline std::string error_of(const std::function<void()> &f) {
+    try {
+        f();
+    } catch (const Error &e) {
+        return e.what();
+    }
+    return "(no error)";
+}
 
 inline std::shared_ptr<Block> make_block(const Json &cfg, BlockContext ctx) {
     return Registry::global().create_block(Config(cfg, "test", "test"), ctx);

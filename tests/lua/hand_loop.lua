@@ -4,7 +4,7 @@ local cfg = cdrmix.config {
   steps = 30, lr = 5e-3,
 }
 local data = cdrmix.data(cfg.data)
-local model = cdrmix.model("configs/models/cdrmix-tiny.yaml", { vocab_size = data:vocab_size() })
+local model = cdrmix.model("cdrmix-tiny", { vocab_size = data:vocab_size() })
 local opt = cdrmix.adamw(model, { lr = cfg.lr, weight_decay = 0.01 })
 local first, last
 for step = 1, cfg.steps do

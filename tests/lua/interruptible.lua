@@ -6,7 +6,7 @@ local cfg = cdrmix.config {
             eval_batches = 2, checkpoint_every = 0, log_every = 1 },
 }
 local data = cdrmix.data(cfg.data)
-local model = cdrmix.model("configs/models/cdrmix-tiny.yaml", { vocab_size = data:vocab_size() })
+local model = cdrmix.model("cdrmix-tiny", { vocab_size = data:vocab_size() })
 local t = cfg.train
 t.model, t.data, t.name = model, data, "interruptible"
 local result = cdrmix.trainer(t):run()

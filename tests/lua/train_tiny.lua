@@ -8,7 +8,7 @@ local cfg = cdrmix.config {
 local function check(cond, msg) if not cond then error(msg, 2) end end
 
 local data = cdrmix.data(cfg.data)
-local model = cdrmix.model("configs/models/cdrmix-tiny.yaml", { vocab_size = data:vocab_size() })
+local model = cdrmix.model("cdrmix-tiny", { vocab_size = data:vocab_size() })
 
 local first, steps, evals = nil, 0, 0
 local t = cfg.train

@@ -8,7 +8,7 @@ local function check(cond, msg) if not cond then error(msg, 2) end end
 local function exists(path) local f = io.open(path) if f then f:close() end return f ~= nil end
 
 local data = cdrmix.data(cfg.data)
-local model = cdrmix.model("configs/models/cdrmix-tiny.yaml", { vocab_size = data:vocab_size() })
+local model = cdrmix.model("cdrmix-tiny", { vocab_size = data:vocab_size() })
 local trainer = cdrmix.trainer {
   model = model, data = data, name = "trainer_features",
   steps = 12, batch_size = 2, grad_accum = 3, seq_len = 16, lr = 3e-3, warmup_steps = 2,
@@ -31,4 +31,16 @@ check(exists(ckpt .. "step-000008/model.safetensors") and exists(ckpt .. "step-0
 check(exists(ckpt .. "latest/config.json"), "the run's config travels with the checkpoint")
 check(result.checkpoint:find("step%-000012$"), "end record names the last checkpoint")
 check(trainer:step() == 12, "trainer:step()")
+
+-- A second trainer of another name is a run of its own: its own folder, records and checkpoints.
+local other = cdrmix.trainer { model = model, data = data, name = "trainer_features_b", steps = 2, batch_size = 2,
+                               seq_len = 16, eval_every = 0, eval_batches = 1 }:run()
+check(other.run_dir ~= result.run_dir and other.run_dir:find("trainer_features_b%-%d+%-%d+"), "a distinct run folder")
+check(exists(other.run_dir .. "/metrics.jsonl") and exists(other.run_dir .. "/checkpoints/latest/model.safetensors"),
+      "its own records and checkpoints")
+local lines = 0
+for line in io.lines(other.run_dir .. "/metrics.jsonl") do
+  if line:find('"event":"step"') then lines = lines + 1 end
+end
+check(lines == 2, "only its own step records: " .. lines)
 print("trainer_features: ok")

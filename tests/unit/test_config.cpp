@@ -12,18 +12,7 @@ using cdrmix::Config;
 using cdrmix::Error;
 using cdrmix::Json;
 
-namespace {
-
-std::string error_of(const std::function<void()> &f) {
-    try {
-        f();
-    } catch (const Error &e) {
-        return e.what();
-    }
-    return "(no error)";
-}
-
-} // namespace
+using cdrmix::test::error_of;
 
 TEST(Config, TypedReadsAndDefaults) {
     Config c(Json{{"n", 3}, {"x", 0.5}, {"flag", true}, {"s", "hi"}, {"lua_int", 4.0}}, "router 'topk'", "a.yaml");

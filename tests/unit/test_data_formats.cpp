@@ -19,6 +19,8 @@ using cdrmix::Json;
 using cdrmix::Split;
 namespace fs = std::filesystem;
 
+using cdrmix::test::error_of;
+
 namespace {
 
 fs::path temp_dir(const std::string &name) {
@@ -43,15 +45,6 @@ std::string write_tokens(const fs::path &path, const std::vector<int64_t> &ids, 
 
 std::shared_ptr<cdrmix::DataSource> source(const Json &cfg) {
     return cdrmix::Registry::global().create_data_source(cdrmix::Config(cfg, "data", "test.lua"));
-}
-
-std::string error_of(const std::function<void()> &f) {
-    try {
-        f();
-    } catch (const cdrmix::Error &e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 std::vector<int64_t> row(const torch::Tensor &batch, int64_t i) {

@@ -15,6 +15,8 @@ using cdrmix::FactoryInfo;
 using cdrmix::Json;
 using cdrmix::PluginKind;
 
+using cdrmix::test::error_of;
+
 namespace {
 
 // One registered factory (gtest prints it in failure messages).
@@ -48,15 +50,6 @@ void create(const FactoryInfo &f, const Json &cfg, int64_t width = 16, int64_t t
     case PluginKind::Backend: registry.create_backend(config); break;
     case PluginKind::DataSource: registry.create_data_source(config); break;
     }
-}
-
-std::string error_of(const std::function<void()> &f) {
-    try {
-        f();
-    } catch (const cdrmix::Error &e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 class SchemaContract : public ::testing::TestWithParam<Factory> {};

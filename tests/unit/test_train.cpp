@@ -384,3 +384,24 @@ TEST(TrainAutocast, UnsupportedDeviceIsAnError) {
         EXPECT_STREQ(e.what(), "trainer: bf16 autocast runs on the CPU and CUDA, not on META (set autocast = \"none\")");
     }
 }
+
+// cdrmix.schedule{} and cdrmix.adamw{} take the trainer's own keys, with the same defaults.
+TEST(TrainConfig, ScheduleAndOptimiserKeysAreDeclaredOnce) {
+    const cdrmix::TrainConfig t = cdrmix::TrainConfig::from_config(cdrmix::Config(Json{{"steps", 500}}, "trainer", "x"));
+    const cdrmix::LrSchedule s = cdrmix::LrSchedule::from_config(
+        cdrmix::schedule_schema().apply(cdrmix::Config(Json{{"steps", 500}}, "schedule", "x")));
+    EXPECT_EQ(s.warmup_steps, 50); // min(100, steps / 10) in both
+    EXPECT_EQ(t.schedule.warmup_steps, s.warmup_steps);
+    EXPECT_DOUBLE_EQ(t.schedule.lr, s.lr);
+    EXPECT_DOUBLE_EQ(t.schedule.min_lr, s.min_lr);
+    EXPECT_EQ(t.schedule.kind, s.kind);
+    for (const cdrmix::Schema *part : {&cdrmix::schedule_schema(), &cdrmix::adamw_schema()})
+        for (const auto &k : part->keys()) {
+            const cdrmix::KeySpec *in_trainer = cdrmix::TrainConfig::schema().find(k.name);
+            ASSERT_NE(in_trainer, nullptr) << k.name;
+            EXPECT_EQ(in_trainer->default_value, k.default_value) << k.name;
+            EXPECT_EQ(in_trainer->doc, k.doc) << k.name;
+        }
+    // The schedule's old spelling of its kind is an alias, not a second key.
+    EXPECT_EQ(cdrmix::schedule_schema().find("kind")->name, "schedule");
+}
