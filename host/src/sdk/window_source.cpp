@@ -19,9 +19,11 @@ uint64_t splitmix64(uint64_t x) {
 // One split's reader: which window comes next for this rank.
 class WindowReader {
 public:
+    // hint: how to make this split long enough (which way val_fraction goes differs per split).
     WindowReader(std::shared_ptr<TokenSequence> tokens, SplitOptions options, bool shuffle, uint64_t salt,
-                 std::string label)
-        : tokens_(std::move(tokens)), options_(options), shuffle_(shuffle), salt_(salt), label_(std::move(label)) {}
+                 std::string label, std::string hint)
+        : tokens_(std::move(tokens)), options_(options), shuffle_(shuffle), salt_(salt), label_(std::move(label)),
+          hint_(std::move(hint)) {}
 
     void read(int64_t batch, int64_t seq_len, int64_t *out) {
         if (seq_len < 1 || batch < 1) throw Error(label_ + ": batch size and seq_len must be positive");
@@ -31,7 +33,7 @@ public:
             throw Error(label_ + " has " + std::to_string(tokens_->size()) + " tokens: " + std::to_string(windows) +
                         " sequence(s) of seq_len + 1 = " + std::to_string(seq_len + 1) + " for " +
                         std::to_string(options_.world_size) +
-                        " rank(s) (lower seq_len or val_fraction, or add data)");
+                        " rank(s) (" + hint_ + ")");
         for (int64_t b = 0; b < batch; ++b) {
             const int64_t n = consumed++;
             const int64_t epoch = n / per_rank;
@@ -50,15 +52,16 @@ private:
     SplitOptions options_;
     bool shuffle_;
     uint64_t salt_;
-    std::string label_;
+    std::string label_, hint_;
 };
 
 class WindowSource final : public DataSource {
 public:
     explicit WindowSource(WindowSourceParts p)
         : type_(p.type), where_(p.where), description_(p.description), tokenizer_(p.tokenizer),
-          train_(p.train, p.split, p.split.shuffle, 0, "the train split of " + p.where),
-          val_(p.val, p.split, false, 1, "the val split of " + p.where) {}
+          train_(p.train, p.split, p.split.shuffle, 0, "the train split of " + p.where,
+                 "lower seq_len or val_fraction, or add data"),
+          val_(p.val, p.split, false, 1, "the val split of " + p.where, "lower seq_len, raise val_fraction, or add data") {}
 
     at::Tensor next_batch(Split split, int64_t batch, int64_t seq_len) override {
         at::Tensor out = at::empty({batch, seq_len + 1}, at::kLong);
