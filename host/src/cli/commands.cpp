@@ -2,6 +2,7 @@
 #include "cli/data_commands.hpp"
 #include "cli/eval_generate.hpp"
 #include "cli/gui_command.hpp"
+#include "cli/launch_command.hpp"
 #include "cli/keys_command.hpp"
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
@@ -160,6 +161,7 @@ int cmd_describe(const GlobalOptions &g, const std::string &preset, const Descri
 } // namespace
 
 int cli_main(int argc, char **argv) {
+    if (int code = 0; try_launch(argc, argv, &code)) return code;
     CLI::App app{"cdrmix: a workbench for sparse Mixture-of-Experts language models"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("cdrmix ") + kSdkVersion);
@@ -199,6 +201,8 @@ int cli_main(int argc, char **argv) {
     describe->add_flag("--json", json, "Print the report as JSON");
     KeysOptions keys_options;
     auto *keys = add_keys_command(app, keys_options);
+    LaunchOptions launch_options;
+    add_launch_command(app, launch_options); // parsed by try_launch above; here for --help
     DataCommands data_commands(app, g.plugin_paths);
     EvalGenerateCommands eval_generate(app);
 

@@ -1,6 +1,7 @@
 #include "lua/runtime.hpp"
 
 #include "core/device.hpp"
+#include "dist/process_group.hpp"
 
 #include "lua/lua_util.hpp"
 #include "metrics/progress.hpp"
@@ -37,7 +38,7 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)) {
         auto eq = o.find('=');
         if (eq == std::string::npos || eq == 0)
             throw Error("bad override '" + o + "': expected key=value, e.g. train.steps=100");
-        overrides_.push_back({o.substr(0, eq), o.substr(eq + 1), false});
+        overrides_.push_back({o.substr(0, eq), o.substr(eq + 1), false, nullptr, ""});
     }
     // LibTorch seeds its default generator nondeterministically; a fixed start
     // makes a script's model initialisation (and so the whole run) reproducible.
@@ -71,6 +72,7 @@ void Runtime::open_module() {
     open_optimizer(L_);
     open_trainer(L_);
     open_cdrmix(L_);
+    open_dist(L_);
     lua_pushstring(L_, options_.script.c_str());
     lua_setfield(L_, -2, "script");
     // Reachable both as the global `cdrmix` and through require("cdrmix").
@@ -109,6 +111,14 @@ Run &Runtime::run(const std::string &name) {
         slot->config()["overrides"] = options_.overrides;
     }
     return *slot;
+}
+
+ProcessGroup &Runtime::dist() {
+    if (!dist_) {
+        const DistEnv env = dist_env_from_environment();
+        dist_ = std::make_unique<ProcessGroup>(env, std::chrono::seconds(env.timeout_s));
+    }
+    return *dist_;
 }
 
 std::string Runtime::take_resume_option() {

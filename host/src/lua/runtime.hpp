@@ -24,6 +24,7 @@
 
 namespace cdrmix {
 class Model;
+class ProcessGroup;
 class Tokenizer;
 } // namespace cdrmix
 
@@ -90,6 +91,9 @@ public:
     ConfigSources &sources() { return sources_; }
     // The table at idx as a Config for `owner`, with its values' sources.
     Config config_of(lua_State *L, int idx, const std::string &owner) const;
+    // The process group of a multi-process run (from the launcher's environment),
+    // joined on first use; a group of one without a launcher.
+    ProcessGroup &dist();
     // Throws for the first override that added a key nothing has read: called
     // before the first training step (trainer:run, the first optimiser step)
     // and when the script ends.
@@ -114,6 +118,7 @@ private:
     Json resolved_ = Json::object();
     ConfigSources sources_;
     bool resume_path_taken_ = false;
+    std::unique_ptr<ProcessGroup> dist_;
 };
 
 // Module sections, each adding its functions to the table at the top of the stack.
@@ -124,5 +129,6 @@ void open_config(lua_State *L);    // wrap_config.cpp: cdrmix.config, cdrmix.yam
 void open_optimizer(lua_State *L); // wrap_optimizer.cpp: cdrmix.adamw, cdrmix.schedule, cdrmix.clip_grad_norm
 void open_trainer(lua_State *L);   // wrap_trainer.cpp: cdrmix.trainer
 void open_cdrmix(lua_State *L);    // wrap_cdrmix.cpp: cdrmix.log, threads, clock, plugins
+void open_dist(lua_State *L);      // wrap_dist.cpp: cdrmix.dist
 
 } // namespace cdrmix::lua

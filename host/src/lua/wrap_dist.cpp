@@ -1,0 +1,94 @@
+// cdrmix.dist: the collectives a hand-written loop needs to do what a
+// data-parallel trainer does, over the process group the launcher's
+// environment describes (cdrmix launch, torchrun, srun, mpirun; a group of one
+// otherwise, where every call is a no-op).
+//   cdrmix.dist.rank(), world_size(), local_rank()
+//   cdrmix.dist.barrier()
+//   cdrmix.dist.all_reduce(t [, "sum" | "avg" | "max" | "min"])   in place; returns t
+//   cdrmix.dist.broadcast(t [, src = 0])                          in place; returns t
+// Tensors must be CPU tensors (Gloo); a collective waits at most CDRMIX_DIST_TIMEOUT seconds.
+#include "dist/process_group.hpp"
+#include "lua/lua_util.hpp"
+#include "lua/runtime.hpp"
+#include "lua/wrap_tensor.hpp"
+
+#include <cdrmix/error.hpp>
+
+#include <torch/torch.h>
+
+namespace cdrmix::lua {
+
+namespace {
+
+// rank, world size and local rank come from the environment: no need to join for them.
+const DistEnv &env() {
+    static const DistEnv e = dist_env_from_environment();
+    return e;
+}
+
+int l_rank(lua_State *L) {
+    lua_pushinteger(L, env().rank);
+    return 1;
+}
+
+int l_world_size(lua_State *L) {
+    lua_pushinteger(L, env().world_size);
+    return 1;
+}
+
+int l_local_rank(lua_State *L) {
+    lua_pushinteger(L, env().local_rank);
+    return 1;
+}
+
+int l_barrier(lua_State *L) {
+    Runtime::from(L).dist().barrier();
+    return 0;
+}
+
+// The tensor at idx, checked for a collective: CPU and contiguous (written in place).
+torch::Tensor &collective_tensor(lua_State *L, int idx) {
+    torch::Tensor &t = check_tensor(L, idx);
+    if (!t.device().is_cpu()) throw Error("cdrmix.dist: tensors must be on the CPU (the Gloo backend)");
+    if (!t.is_contiguous()) throw Error("cdrmix.dist: the tensor must be contiguous (use :contiguous())");
+    return t;
+}
+
+int l_all_reduce(lua_State *L) {
+    torch::Tensor &t = collective_tensor(L, 1);
+    const ReduceOp op = reduce_op_from(luaL_optstring(L, 2, "sum"));
+    {
+        torch::NoGradGuard no_grad;
+        Runtime::from(L).dist().all_reduce(t, op);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+int l_broadcast(lua_State *L) {
+    torch::Tensor &t = collective_tensor(L, 1);
+    const int src = static_cast<int>(luaL_optinteger(L, 2, 0));
+    {
+        torch::NoGradGuard no_grad;
+        Runtime::from(L).dist().broadcast(t, src);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+} // namespace
+
+void open_dist(lua_State *L) {
+    static const luaL_Reg functions[] = {{"rank", safe<l_rank>},
+                                         {"world_size", safe<l_world_size>},
+                                         {"local_rank", safe<l_local_rank>},
+                                         {"barrier", safe<l_barrier>},
+                                         {"all_reduce", safe<l_all_reduce>},
+                                         {"broadcast", safe<l_broadcast>},
+                                         {nullptr, nullptr}};
+    lua_newtable(L);
+    luaL_register(L, nullptr, functions);
+    lua_setfield(L, -2, "dist");
+}
+
+} // namespace cdrmix::lua
