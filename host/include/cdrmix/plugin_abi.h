@@ -26,7 +26,9 @@ extern "C" {
 
 /* Major: incompatible layout or semantics change; the host refuses any other major.
  * Minor: backwards-compatible additions; the host refuses plugins newer than itself. */
-#define CDRMIX_ABI_VERSION_MAJOR 1
+/* 2: factories are registered with a Schema of their keys; RouterContext carries
+ * top_k; BlockContext carries the registry; routing is recorded per call. */
+#define CDRMIX_ABI_VERSION_MAJOR 2
 #define CDRMIX_ABI_VERSION_MINOR 0
 
 /* Name of the one exported symbol. */
