@@ -2,6 +2,8 @@
 # describe_presets.sh CDRMIX PRESET_DIR
 # Runs `cdrmix describe --json` on every preset and checks the report is sane:
 # parameters > 0, active <= total, memory total > weights.
+# Then checks memory per rank (--dp, --ep, --shard-optimizer) on cdrmix-tiny
+# against the arithmetic, and that bad rank layouts fail with one line.
 set -euo pipefail
 cdrmix=$1 dir=$2
 status=0
@@ -20,5 +22,72 @@ print(("ok  " if ok else "FAIL") + f" {name}: {r['parameters']/1e6:.1f}M total, 
 sys.exit(0 if ok else 1)
 PY
   then status=1; fi
+done
+
+# ---- per rank: each case is "ARGS" then the reports in the same order ----
+tiny=$dir/cdrmix-tiny.yaml
+cases=("" "--dp 1 --ep 1" "--dp 2" "--dp 2 --shard-optimizer" "--dp 2 --ep 2" "--dp 2 --ep 2 --shard-optimizer"
+       "--dp 4 --ep 2 --shard-optimizer --dtype bfloat16")
+reports=()
+for args in "${cases[@]}"; do
+  # shellcheck disable=SC2086 # the case's options are words
+  if ! reports+=("$("$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 --json $args 2>&1)"); then
+    echo "FAIL per rank [$args]: ${reports[-1]}"; exit 1
+  fi
+done
+python3 - "${reports[@]}" <<'PY' || status=1
+import json, sys
+single, one, dp2, zero2, ep2, ep2_zero, mixed = (json.loads(a) for a in sys.argv[1:])
+fails = []
+def check(what, ok):
+    print(("ok  " if ok else "FAIL") + " per rank: " + what)
+    if not ok: fails.append(what)
+def close(a, b): return abs(a - b) <= 1e-12 * max(abs(a), abs(b), 1.0)
+
+expert = single["expert_parameters"]
+dense = single["parameters"] - expert
+check("routed expert parameters are the layers' experts x size, and some are dense",
+      expert == sum(l["count"] * l.get("experts", 0) * l.get("parameters_per_expert", 0) for l in single["layers"])
+      and 0 < expert < single["parameters"])
+check("no per_rank object unless asked", "per_rank" not in single)
+check("dp 1, ep 1 equals the single process", one["per_rank"]["memory_bytes"] == one["memory_bytes"]
+      and one["per_rank"]["parameters"] == one["parameters"])
+check("dp 2 without sharding leaves memory per rank unchanged", dp2["per_rank"]["memory_bytes"] == single["memory_bytes"])
+
+def expect(r, dp, ep, shard, value_bytes, optimizer_bytes):
+    p = r["per_rank"]
+    m, s = p["memory_bytes"], r["memory_bytes"]
+    held = dense + expert / ep
+    optimizer = (dense / (dp if shard else 1) + expert / ep / (dp // ep if shard else 1)) * optimizer_bytes
+    want = {"weights": held * value_bytes, "gradients": held * value_bytes, "optimizer": optimizer,
+            "activations": s["activations"]}
+    want["total"] = sum(want.values())
+    return (p["data_parallel"], p["expert_parallel"], p["shard_optimizer"]) == (dp, ep, shard) \
+        and p["parameters"] == held and all(close(m[k], v) for k, v in want.items())
+
+# At ep 1 every parameter has dp replicas, so ZeRO-1 halves all AdamW state.
+check("ZeRO-1 at dp 2 halves optimiser state", expect(zero2, 2, 1, True, 4, 8)
+      and zero2["per_rank"]["memory_bytes"]["optimizer"] == single["memory_bytes"]["optimizer"] / 2)
+check("ep 2 halves expert weights per rank", expect(ep2, 2, 2, False, 4, 8)
+      and single["memory_bytes"]["weights"] - ep2["per_rank"]["memory_bytes"]["weights"] == expert * 4 / 2)
+# At dp 2, ep 2 each expert shard has one replica: ZeRO-1 halves only the dense state.
+check("ZeRO-1 at dp 2, ep 2 halves dense optimiser state only", expect(ep2_zero, 2, 2, True, 4, 8)
+      and ep2["per_rank"]["memory_bytes"]["optimizer"] - ep2_zero["per_rank"]["memory_bytes"]["optimizer"] == dense * 8 / 2)
+check("dp 4, ep 2, ZeRO-1, bfloat16 (fp32 master copy: 12 optimiser bytes)", expect(mixed, 4, 2, True, 2, 12))
+sys.exit(1 if fails else 0)
+PY
+
+# Bad layouts: one line naming the option, non-zero exit. cdrmix-tiny's MoE layer has 4 experts.
+for bad in "--dp 0:--dp" "--ep 0:--ep" "--dp 3 --ep 2:--ep 2 must divide --dp 3: one of 1, 3" \
+           "--dp 6 --ep 3:--ep 3 does not divide the MoE layers' expert counts (4); with --dp 6, --ep must be one of 1, 2"; do
+  args=${bad%%:*} want=${bad#*:}
+  # shellcheck disable=SC2086
+  if err=$("$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 $args 2>&1 >/dev/null); then
+    echo "FAIL [$args] succeeded"; status=1
+  elif [[ $(wc -l <<<"$err") -ne 1 || $err != *"$want"* ]]; then
+    echo "FAIL [$args]: expected one line with '$want', got: $err"; status=1
+  else
+    echo "ok   [$args]: $err"
+  fi
 done
 exit $status

@@ -51,6 +51,22 @@ TEST(UiRunData, MemoryRecordsBecomeSeriesOnlyWhenPresent) {
     EXPECT_EQ(gpu.device_mem_mb.value, std::vector<double>{2048.0});
 }
 
+// A multi-process run's records: the communication wait and each rank's tokens/s.
+TEST(UiRunData, RankFiguresBecomeOneSeriesPerRank) {
+    RunData run;
+    for (int step = 1; step <= 3; ++step) {
+        Json rec = step_record(step, 3.0, {1, 1, 1, 1});
+        rec["world_size"] = 2;
+        rec["comm_s"] = 0.01 * step;
+        rec["ranks"] = {{{"tokens_per_s", 100.0 * step}, {"comm_s", 0.0}}, {{"tokens_per_s", 90.0 * step}}};
+        ingest(run, rec);
+    }
+    ingest(run, {{"event", "step"}, {"step", 4}, {"ranks", "not a list"}});
+    EXPECT_EQ(run.comm_s.value, (std::vector<double>{0.01, 0.02, 0.03}));
+    ASSERT_EQ(run.rank_tokens_per_s.size(), 2u);
+    EXPECT_EQ(run.rank_tokens_per_s[1].value, (std::vector<double>{90, 180, 270}));
+}
+
 TEST(UiRunData, AStepPublishedAgainReplacesTheTailSoAxesStayAscending) {
     RunData run;
     for (int s = 1; s <= 5; ++s) ingest(run, step_record(s, 5.0 - s * 0.1, {1, 1, 1, 1}));

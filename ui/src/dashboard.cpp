@@ -256,7 +256,8 @@ void Dashboard::draw_system(float h) {
                             {"Learning rate", &RunData::lr, "%.3g", false, false},
                             {"Gradient norm (before clipping; log)", &RunData::grad_norm, "%.3g", true, false},
                             {"Memory in use (process RSS, MB)", &RunData::rss_mb, "%.0f", false, false},
-                            {"GPU memory in use (MB)", &RunData::device_mem_mb, "%.0f", false, true}};
+                            {"GPU memory in use (MB)", &RunData::device_mem_mb, "%.0f", false, true},
+                            {"Waiting on other ranks (s per step, slowest rank)", &RunData::comm_s, "%.3g", false, true}};
     section("Training");
     for (const auto &p : panels) {
         if (p.only_with_data &&
@@ -275,7 +276,26 @@ void Dashboard::draw_system(float h) {
         style.x_label = x_label();
         line_plot(p.title, lines, style);
     }
+    draw_ranks(h);
     draw_logged(h);
+}
+
+// Multi-process runs: each rank's tokens/s, one line per rank (a slow rank stands out).
+void Dashboard::draw_ranks(float h) {
+    std::vector<PlotLine> lines;
+    for (size_t r = 0; r < runs_.size(); ++r) {
+        const auto &ranks = runs_[r].data.rank_tokens_per_s;
+        for (size_t k = 0; k < ranks.size(); ++k)
+            lines.push_back({(runs_.size() > 1 ? runs_[r].data.name + " " : std::string()) + "rank " + std::to_string(k),
+                             &x_of(ranks[k]), &ranks[k].value, nullptr, by_time_ ? &ranks[k].step : nullptr,
+                             layer_colour(r, k, ranks.size()), false, revision(runs_[r].data)});
+    }
+    if (lines.empty()) return;
+    PlotStyle style;
+    style.height = h;
+    style.y_format = "%.0f";
+    style.x_label = x_label();
+    line_plot("Throughput per rank (tokens/s)", lines, style);
 }
 
 // Numbers a script logs with cdrmix.log{...}: one plot per key, runs overlaid.

@@ -75,6 +75,7 @@ private:
     void draw_routing(float plot_height);
     void draw_system(float plot_height);
     void draw_logged(float plot_height);
+    void draw_ranks(float plot_height);
     void draw_sampling();
     const std::vector<double> &x_of(const Series &s) const { return by_time_ ? s.time : s.step; }
     const char *x_label() const { return by_time_ ? "seconds" : "step"; }

@@ -16,6 +16,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -100,5 +101,12 @@ torch::Tensor router_z_loss(const torch::Tensor &logits, double coef);
 // are not counted; a token with no filled slot is a dropped token. Layers come
 // out in order of first appearance.
 std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &records);
+// The same over several processes' records: the statistics are sums (counts,
+// summed entropies, loss sums and record counts), and `sum_over_ranks` adds a
+// float64 CPU tensor of them over the processes in place, so every process
+// gets the statistics of all their tokens. Every process must hold records of
+// the same layers (the same model).
+std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &records,
+                                              const std::function<void(torch::Tensor &)> &sum_over_ranks);
 
 } // namespace cdrmix

@@ -28,6 +28,7 @@ const std::vector<RowGroup> &row_groups() {
         {"generation", bench::generation_rows},
         {"data", bench::data_rows},
         {"gui", bench::gui_row},
+        {"dist", bench::dist_rows},
         {"blocks", bench::block_rows},
     };
     return groups;

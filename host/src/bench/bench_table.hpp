@@ -41,5 +41,6 @@ void mfu_row(Run &run);        // 5: model FLOPs utilisation of cdrmix-small tra
 void generation_rows(Run &run); // 6: streaming generation, RWKV-7 beside attention
 void data_rows(Run &run);       // 7: data pipeline against training's consumption
 void gui_row(Run &run);         // 8: training with the dashboard open against headless
+void dist_rows(Run &run);       // 9: data-parallel weak scaling and all-reduce bandwidth (bench_dist.cpp)
 
 } // namespace cdrmix::bench

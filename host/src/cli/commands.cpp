@@ -11,6 +11,7 @@
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
 #include "core/yaml_config.hpp"
+#include "dist/dist_env.hpp"
 #include "model/describe.hpp"
 #include "bench/bench.hpp"
 #include "train/interrupt.hpp"
@@ -194,11 +195,25 @@ int cli_main(int argc, char **argv) {
     bench->add_option("--only", bench_options.only, "Run only these row groups")->delimiter(',');
     auto *describe = app.add_subcommand("describe", "Parameters (total, active, per expert) and memory of a model preset");
     describe->add_option("preset", preset, "A YAML file or a name from configs/models/")->required();
-    describe->add_option("--batch-size", describe_options.batch_size, "Batch size for the memory estimate (default 1)");
+    describe->add_option("--batch-size", describe_options.batch_size,
+                         "Batch size for the memory estimate, per rank (default 1)");
     describe->add_option("--seq-len", describe_options.seq_len, "Sequence length (default: the preset's seq_length)");
     describe->add_option("--dtype", describe_options.dtype, "float32, bfloat16 or float16 (default float32)");
     describe->add_option("--vocab-size", vocab, "Vocabulary size, for presets that take it from the data");
     describe->add_flag("--json", json, "Print the report as JSON");
+    auto *dp = describe->add_option("--dp", describe_options.dp,
+                                    "Data-parallel world size, ranks in total (default 1): adds memory per rank");
+    auto *ep = describe->add_option("--ep", describe_options.ep,
+                                    "Expert-parallel degree (default 1): each MoE layer's experts split evenly over "
+                                    "this many ranks; must divide --dp and every MoE layer's expert count");
+    auto *shard = describe->add_flag("--shard-optimizer", describe_options.shard_optimizer,
+                                     "ZeRO-1: AdamW state divided over its replicas (dense: --dp ranks, an expert "
+                                     "shard: --dp/--ep ranks)");
+    describe->footer("Per rank: dense parameters are replicated on every rank, a rank holds 1/ep of each MoE "
+                     "layer's routed experts, gradients follow the parameters held, and AdamW state does too unless "
+                     "--shard-optimizer. --batch-size is per rank, so activations are the estimate for one process "
+                     "(tokens received by all-to-all match the local count on average); all-to-all send/receive "
+                     "buffers are not counted.");
     KeysOptions keys_options;
     auto *keys = add_keys_command(app, keys_options);
     LaunchOptions launch_options;
@@ -214,10 +229,16 @@ int cli_main(int argc, char **argv) {
     try {
         configure_threads(g.threads);
         if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume);
+        // `cdrmix launch -n N gui x.lua`: rank 0 shows the dashboard (it alone gets the records); the others run headless.
+        if (*gui && !gui_options.script.empty() && dist_env_from_environment().rank != 0)
+            return cmd_run(g, gui_options.script, gui_options.overrides, true, gui_options.runs_dir, "");
         if (*gui) return run_gui_command(gui_options, g.plugin_paths, g.device);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);
-        if (*describe) return cmd_describe(g, preset, describe_options, vocab, json);
+        if (*describe) {
+            describe_options.per_rank = *dp || *ep || *shard;
+            return cmd_describe(g, preset, describe_options, vocab, json);
+        }
         if (*keys) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);

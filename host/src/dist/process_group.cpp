@@ -10,8 +10,10 @@
 #include <glog/logging.h>
 #endif
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 namespace cdrmix {
 
@@ -104,12 +106,70 @@ ProcessGroup::ProcessGroup(const DistEnv &env, std::chrono::milliseconds timeout
 
 ProcessGroup::~ProcessGroup() = default;
 
+// The handle type Gloo's collectives return (c10d::ProcessGroup::Work in LibTorch 1.x, c10d::Work in 2.x).
+using WorkPtr = decltype(std::declval<c10d::ProcessGroupGloo &>().allreduce(
+    std::declval<std::vector<at::Tensor> &>(), c10d::AllreduceOptions()));
+
+struct PendingCollective::Impl {
+    ProcessGroup *group = nullptr;
+    WorkPtr work;
+    std::chrono::milliseconds timeout{0};
+};
+
+PendingCollective::PendingCollective() = default;
+PendingCollective::PendingCollective(PendingCollective &&) noexcept = default;
+PendingCollective &PendingCollective::operator=(PendingCollective &&) noexcept = default;
+PendingCollective::~PendingCollective() = default;
+
+void PendingCollective::wait() {
+    if (!impl_ || !impl_->work) return;
+    WorkPtr work = std::move(impl_->work);
+    try {
+        work->wait(impl_->timeout);
+    } catch (const std::exception &e) {
+        impl_->group->fail("all_reduce", e);
+    }
+}
+
+std::vector<int> ProcessGroup::lost_ranks() {
+    // Survivors reach here after their own collective failed; a rank that
+    // does not check in within a few seconds is gone.
+    const auto patience = std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds(5));
+    const std::string mine = "cdrmix/alive/" + std::to_string(env_.rank);
+    impl_->store->set(mine, std::vector<uint8_t>{1});
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    std::vector<int> lost;
+    for (int r = 0; r < env_.world_size; ++r) {
+        if (r == env_.rank) continue;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        try {
+            impl_->store->wait({"cdrmix/alive/" + std::to_string(r)}, std::max(left, std::chrono::milliseconds(1)));
+        } catch (const std::exception &) {
+            lost.push_back(r);
+        }
+    }
+    return lost;
+}
+
+void ProcessGroup::fail(const std::string &what, const std::exception &e) {
+    const std::string me = "rank " + std::to_string(env_.rank);
+    std::string gone;
+    try {
+        for (int r : lost_ranks()) gone += (gone.empty() ? "rank " : ", rank ") + std::to_string(r);
+        if (!gone.empty()) gone += gone.find(',') == std::string::npos ? " is gone" : " are gone";
+    } catch (const std::exception &) {
+        gone = "rank 0 (the rendezvous master) is gone"; // the store it serves no longer answers
+    }
+    if (!gone.empty()) throw CollectiveError(me + ": " + gone + " (" + what + " failed: " + first_line(e) + ")");
+    throw CollectiveError(me + ": " + what + " failed: " + first_line(e));
+}
+
 void ProcessGroup::barrier() {
     if (!impl_->group) return;
     try {
         impl_->group->barrier()->wait(timeout_);
     } catch (const std::exception &e) {
-        throw Error("rank " + std::to_string(env_.rank) + ": barrier failed: " + first_line(e));
+        fail("barrier", e);
     }
 }
 
@@ -124,9 +184,26 @@ void ProcessGroup::all_reduce(at::Tensor &t, ReduceOp op) {
     try {
         impl_->group->allreduce(tensors, o)->wait(timeout_);
     } catch (const std::exception &e) {
-        throw Error("rank " + std::to_string(env_.rank) + ": all_reduce failed: " + first_line(e));
+        fail("all_reduce", e);
     }
     if (op == ReduceOp::Avg) t.div_(env_.world_size);
+}
+
+PendingCollective ProcessGroup::start_all_reduce(at::Tensor &t) {
+    PendingCollective p;
+    if (!impl_->group) return p;
+    c10d::AllreduceOptions o;
+    o.timeout = timeout_;
+    std::vector<at::Tensor> tensors{t};
+    p.impl_ = std::make_unique<PendingCollective::Impl>();
+    p.impl_->group = this;
+    p.impl_->timeout = timeout_;
+    try {
+        p.impl_->work = impl_->group->allreduce(tensors, o);
+    } catch (const std::exception &e) {
+        fail("all_reduce", e);
+    }
+    return p;
 }
 
 void ProcessGroup::broadcast(at::Tensor &t, int src) {
@@ -141,8 +218,66 @@ void ProcessGroup::broadcast(at::Tensor &t, int src) {
     try {
         impl_->group->broadcast(tensors, o)->wait(timeout_);
     } catch (const std::exception &e) {
-        throw Error("rank " + std::to_string(env_.rank) + ": broadcast failed: " + first_line(e));
+        fail("broadcast", e);
     }
+}
+
+void ProcessGroup::send(at::Tensor &t, int dst) {
+    if (!impl_->group) return;
+    std::vector<at::Tensor> tensors{t};
+    try {
+        impl_->group->send(tensors, dst, 0)->wait(timeout_);
+    } catch (const std::exception &e) {
+        fail("send to rank " + std::to_string(dst), e);
+    }
+}
+
+void ProcessGroup::recv(at::Tensor &t, int src) {
+    if (!impl_->group) return;
+    std::vector<at::Tensor> tensors{t};
+    try {
+        impl_->group->recv(tensors, src, 0)->wait(timeout_);
+    } catch (const std::exception &e) {
+        fail("receive from rank " + std::to_string(src), e);
+    }
+}
+
+namespace {
+
+std::vector<uint8_t> bytes(const std::string &s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+std::string text(const std::vector<uint8_t> &b) { return std::string(b.begin(), b.end()); }
+
+} // namespace
+
+std::string ProcessGroup::share(const std::string &value, int src) {
+    if (!impl_->group) return value;
+    const std::string key = "cdrmix/share/" + std::to_string(store_calls_++);
+    try {
+        if (env_.rank == src) {
+            impl_->store->set(key, bytes(value));
+            return value;
+        }
+        impl_->store->wait({key}, timeout_);
+        return text(impl_->store->get(key));
+    } catch (const std::exception &e) {
+        fail("sharing a value through the store", e);
+    }
+}
+
+std::vector<std::string> ProcessGroup::all_gather(const std::string &value) {
+    if (!impl_->group) return {value};
+    const std::string prefix = "cdrmix/gather/" + std::to_string(store_calls_++) + "/";
+    std::vector<std::string> out;
+    try {
+        impl_->store->set(prefix + std::to_string(env_.rank), bytes(value));
+        for (int r = 0; r < env_.world_size; ++r) {
+            impl_->store->wait({prefix + std::to_string(r)}, timeout_);
+            out.push_back(text(impl_->store->get(prefix + std::to_string(r))));
+        }
+    } catch (const std::exception &e) {
+        fail("gathering values through the store", e);
+    }
+    return out;
 }
 
 } // namespace cdrmix

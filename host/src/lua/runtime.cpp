@@ -33,7 +33,7 @@ Runtime &Runtime::from(lua_State *L) {
     return *rt;
 }
 
-Runtime::Runtime(RunOptions options) : options_(std::move(options)) {
+Runtime::Runtime(RunOptions options) : options_(std::move(options)), dist_env_(dist_env_from_environment()) {
     for (const auto &o : options_.overrides) {
         auto eq = o.find('=');
         if (eq == std::string::npos || eq == 0)
@@ -105,7 +105,9 @@ Run &Runtime::run(const std::string &name) {
         settings.script = options_.script;
         for (const auto &p : options_.plugins)
             settings.plugins.push_back({{"name", p.name}, {"version", p.version}, {"file", p.file}});
-        slot = std::make_unique<Run>(std::move(settings), &bus_);
+        // A multi-process run: rank 0 writes the folder and alone reaches the terminal and the dashboard.
+        if (dist_env_.world_size > 1) settings.group = &dist();
+        slot = std::make_unique<Run>(std::move(settings), dist_env_.rank == 0 ? &bus_ : nullptr);
         slot->config() = resolved_;
         slot->config()["script"] = options_.script;
         slot->config()["overrides"] = options_.overrides;
@@ -114,10 +116,7 @@ Run &Runtime::run(const std::string &name) {
 }
 
 ProcessGroup &Runtime::dist() {
-    if (!dist_) {
-        const DistEnv env = dist_env_from_environment();
-        dist_ = std::make_unique<ProcessGroup>(env, std::chrono::seconds(env.timeout_s));
-    }
+    if (!dist_) dist_ = std::make_unique<ProcessGroup>(dist_env_, std::chrono::seconds(dist_env_.timeout_s));
     return *dist_;
 }
 

@@ -9,6 +9,7 @@
 #include "metrics/metrics.hpp"
 #include "metrics/progress.hpp"
 #include "run/run.hpp"
+#include "dist/dist_env.hpp"
 #include "train/run_control.hpp"
 
 #include <cdrmix/config.hpp>
@@ -91,6 +92,8 @@ public:
     ConfigSources &sources() { return sources_; }
     // The table at idx as a Config for `owner`, with its values' sources.
     Config config_of(lua_State *L, int idx, const std::string &owner) const;
+    // Which process this is, from the launcher's environment (read once).
+    const DistEnv &dist_env() const { return dist_env_; }
     // The process group of a multi-process run (from the launcher's environment),
     // joined on first use; a group of one without a launcher.
     ProcessGroup &dist();
@@ -118,6 +121,7 @@ private:
     Json resolved_ = Json::object();
     ConfigSources sources_;
     bool resume_path_taken_ = false;
+    DistEnv dist_env_;
     std::unique_ptr<ProcessGroup> dist_;
 };
 

@@ -32,10 +32,26 @@ Split check_split(lua_State *L, int idx) {
     throw Error("unknown split '" + s + "' (train or val)");
 }
 
+// In a multi-process run each rank reads its own share: rank and world_size
+// come from the launcher unless the table sets them. A source that cannot
+// shard would feed every rank the same data, so it is refused.
+Config shard_for_ranks(const Config &cfg, const DistEnv &env) {
+    if (env.world_size == 1) return cfg;
+    const std::string type = cfg.get_string("type", "");
+    const FactoryInfo info = Registry::global().info(PluginKind::DataSource, type, cfg.where());
+    if (!info.schema || !info.schema->find("rank") || !info.schema->find("world_size"))
+        throw Error(cfg.where() + ": data source '" + type + "' has no 'rank' and 'world_size' keys, so every one of " +
+                    std::to_string(env.world_size) + " ranks would read the same data; it cannot feed a multi-process run");
+    Json v = cfg.value();
+    if (!v.contains("rank")) v["rank"] = env.rank;
+    if (!v.contains("world_size")) v["world_size"] = env.world_size;
+    return cfg.with_value(std::move(v), cfg.owner());
+}
+
 int l_data(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     Runtime &rt = Runtime::from(L);
-    const Config cfg = rt.config_of(L, 1, "data");
+    const Config cfg = shard_for_ranks(rt.config_of(L, 1, "data"), rt.dist_env());
     auto data = Registry::global().create_data_source(cfg);
     rt.resolved()["data"] = cfg.value();
     rt.write_resolved_config();

@@ -6,10 +6,17 @@
 //   cdrmix.dist.barrier()
 //   cdrmix.dist.all_reduce(t [, "sum" | "avg" | "max" | "min"])   in place; returns t
 //   cdrmix.dist.broadcast(t [, src = 0])                          in place; returns t
+//   cdrmix.dist.data_parallel(model) -> dp   rank 0's parameters everywhere, then every
+//       backward averages the gradients over ranks as the stock trainer does
+//       (buckets overlapping backward, dist/gradient_sync.hpp);
+//       dp:sync(false) for the non-final micro-batches of an accumulation window,
+//       dp:sync(true) before the last; dp:comm_time() the last reduction's wait (s)
 // Tensors must be CPU tensors (Gloo); a collective waits at most CDRMIX_DIST_TIMEOUT seconds.
+#include "dist/gradient_sync.hpp"
 #include "dist/process_group.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
+#include "lua/wrap_model.hpp"
 #include "lua/wrap_tensor.hpp"
 
 #include <cdrmix/error.hpp>
@@ -21,23 +28,18 @@ namespace cdrmix::lua {
 namespace {
 
 // rank, world size and local rank come from the environment: no need to join for them.
-const DistEnv &env() {
-    static const DistEnv e = dist_env_from_environment();
-    return e;
-}
-
 int l_rank(lua_State *L) {
-    lua_pushinteger(L, env().rank);
+    lua_pushinteger(L, Runtime::from(L).dist_env().rank);
     return 1;
 }
 
 int l_world_size(lua_State *L) {
-    lua_pushinteger(L, env().world_size);
+    lua_pushinteger(L, Runtime::from(L).dist_env().world_size);
     return 1;
 }
 
 int l_local_rank(lua_State *L) {
-    lua_pushinteger(L, env().local_rank);
+    lua_pushinteger(L, Runtime::from(L).dist_env().local_rank);
     return 1;
 }
 
@@ -76,15 +78,47 @@ int l_broadcast(lua_State *L) {
     return 1;
 }
 
+constexpr const char *kDataParallel = "cdrmix.DataParallel";
+
+using DataParallel = std::shared_ptr<GradientSync>;
+
+int l_data_parallel(lua_State *L) {
+    auto &model = check_model(L, 1);
+    ProcessGroup &group = Runtime::from(L).dist();
+    std::vector<torch::Tensor> params, all;
+    for (const auto &p : model->parameters()) {
+        all.push_back(p);
+        if (p.requires_grad()) params.push_back(p);
+    }
+    for (const auto &b : model->buffers()) all.push_back(b);
+    broadcast_tensors(group, all, 0);
+    push<DataParallel>(L, std::make_shared<GradientSync>(group, std::move(params)), kDataParallel);
+    return 1;
+}
+
+int l_dp_sync(lua_State *L) {
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    check<DataParallel>(L, 1, kDataParallel)->set_enabled(lua_toboolean(L, 2));
+    return 0;
+}
+
+int l_dp_comm_time(lua_State *L) {
+    lua_pushnumber(L, check<DataParallel>(L, 1, kDataParallel)->last_wait_s());
+    return 1;
+}
+
 } // namespace
 
 void open_dist(lua_State *L) {
+    static const luaL_Reg dp_methods[] = {{"sync", safe<l_dp_sync>}, {"comm_time", safe<l_dp_comm_time>}, {nullptr, nullptr}};
+    define_class<DataParallel>(L, kDataParallel, dp_methods);
     static const luaL_Reg functions[] = {{"rank", safe<l_rank>},
                                          {"world_size", safe<l_world_size>},
                                          {"local_rank", safe<l_local_rank>},
                                          {"barrier", safe<l_barrier>},
                                          {"all_reduce", safe<l_all_reduce>},
                                          {"broadcast", safe<l_broadcast>},
+                                         {"data_parallel", safe<l_data_parallel>},
                                          {nullptr, nullptr}};
     lua_newtable(L);
     luaL_register(L, nullptr, functions);

@@ -83,6 +83,34 @@ int l_num_parameters(lua_State *L) {
     return 1;
 }
 
+// model:parameters(): the model's own parameters (not copies), as a list in
+// the model's order, the same on every rank (so a hand loop can all_reduce
+// them one by one with ipairs); model:named_parameters(): {name = tensor}.
+// A parameter's :grad() is what backward filled.
+template <bool Named>
+int l_parameters(lua_State *L) {
+    auto &model = check_model(L, 1);
+    lua_newtable(L);
+    int i = 0;
+    for (const auto &p : model->named_parameters()) {
+        push_tensor(L, p.value());
+        if (Named)
+            lua_setfield(L, -2, p.key().c_str());
+        else
+            lua_rawseti(L, -2, ++i);
+    }
+    return 1;
+}
+
+// model:double() / model:float(): the parameters in float64 / float32, in
+// place (float64 for tight numerical comparisons); returns the model.
+template <torch::ScalarType T>
+int l_model_to(lua_State *L) {
+    check_model(L, 1)->to(T);
+    lua_settop(L, 1);
+    return 1;
+}
+
 int l_train_mode(lua_State *L) {
     check_model(L, 1)->train(lua_isnoneornil(L, 2) ? true : lua_toboolean(L, 2));
     return 0;
@@ -178,6 +206,10 @@ void open_model(lua_State *L) {
     static const luaL_Reg methods[] = {{"forward", safe<l_forward>},
                                        {"loss", safe<l_loss>},
                                        {"num_parameters", safe<l_num_parameters>},
+                                       {"parameters", safe<l_parameters<false>>},
+                                       {"named_parameters", safe<l_parameters<true>>},
+                                       {"double", safe<l_model_to<torch::kFloat64>>},
+                                       {"float", safe<l_model_to<torch::kFloat32>>},
                                        {"train", safe<l_train_mode>},
                                        {"eval", safe<l_eval_mode>},
                                        {"spec", safe<l_spec>},

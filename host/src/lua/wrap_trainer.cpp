@@ -67,7 +67,7 @@ int l_trainer(lua_State *L) {
 std::string resume_source(Runtime &rt, const TrainerBox &box) {
     const std::string spec = box.resume.empty() ? rt.take_resume_option() : box.resume;
     const std::string found = box.run->find_resume(spec);
-    if (spec == "auto" && found.empty())
+    if (spec == "auto" && found.empty() && box.run->writes())
         std::fprintf(stderr, "cdrmix: no earlier checkpoint of '%s' under %s; starting from step 0\n",
                      box.run->name().c_str(), rt.options().runs_root.c_str());
     return found;

@@ -34,10 +34,26 @@ inline constexpr const char *eta_s = "eta_s";
 inline constexpr const char *rss_mb = "rss_mb";
 inline constexpr const char *device_mem_mb = "device_mem_mb";
 inline constexpr const char *device_mem_total_mb = "device_mem_total_mb";
+// Multi-process runs (data parallel): every rank publishes the same record,
+// aggregated over ranks (loss and aux_loss averaged, tokens and tokens_per_s
+// summed, step_time_s the slowest rank's, routing statistics over all ranks'
+// tokens), plus the world size, comm_s (the seconds the slowest rank spent
+// waiting on communication this step) and `ranks`, one table per rank with
+// the fields of namespace rank below.
+inline constexpr const char *world_size = "world_size";
+inline constexpr const char *comm_s = "comm_s";
+inline constexpr const char *ranks = "ranks";
 // Routing statistics, on the steps that log them (train.log_every): a list of
 // per-layer tables with the fields below.
 inline constexpr const char *moe = "moe";
 } // namespace step
+
+// One rank's entry in step.ranks.
+namespace rank {
+inline constexpr const char *tokens_per_s = "tokens_per_s"; // this rank's tokens over this step's time
+inline constexpr const char *step_time_s = "step_time_s";
+inline constexpr const char *comm_s = "comm_s"; // waiting on communication this step
+} // namespace rank
 
 // {"event": "eval"} records (also carry step::step).
 namespace eval {

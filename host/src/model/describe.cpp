@@ -3,12 +3,14 @@
 #include "core/memory_tracker.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/router.hpp>
 
 #include <torch/torch.h>
 
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <numeric>
 
 namespace cdrmix {
 
@@ -61,9 +63,70 @@ double bytes_per_value(const std::string &dtype) {
     throw Error("describe: --dtype must be float32, bfloat16 or float16, got '" + dtype + "'");
 }
 
+// A block's routed experts, asked of its router: Block reports one expert's size
+// but not how many there are. 0 for a block without experts.
+int64_t routed_experts(const Block &block) {
+    if (block.expert_parameters() == 0) return 0;
+    for (const auto &child : block.children())
+        if (auto router = std::dynamic_pointer_cast<Router>(child)) return router->num_experts();
+    throw Error("describe: a block reports experts but has no router module, so their number is unknown");
+}
+
+std::string divisors_of(int64_t n) {
+    std::string out;
+    for (int64_t d = 1; d <= n; ++d)
+        if (n % d == 0) out += (out.empty() ? "" : ", ") + std::to_string(d);
+    return out;
+}
+
+// The rank layout checks that need no model: a positive world size that the
+// expert-parallel groups tile exactly.
+void check_ranks(const DescribeOptions &o) {
+    if (o.dp < 1) throw Error("describe: --dp (ranks in total) must be at least 1, got " + std::to_string(o.dp));
+    if (o.ep < 1 || o.dp % o.ep != 0)
+        throw Error("describe: --ep " + std::to_string(o.ep) + " must divide --dp " + std::to_string(o.dp) +
+                    ": one of " + divisors_of(o.dp));
+}
+
+// Every MoE layer's experts split evenly over the ep ranks of a group.
+void check_expert_split(const DescribeOptions &o, const std::vector<int64_t> &expert_counts) {
+    int64_t common = o.dp;
+    std::string counts;
+    for (int64_t e : expert_counts) {
+        common = std::gcd(common, e);
+        counts += (counts.empty() ? "" : ", ") + std::to_string(e);
+    }
+    for (int64_t e : expert_counts)
+        if (e % o.ep != 0)
+            throw Error("describe: --ep " + std::to_string(o.ep) + " does not divide the MoE layers' expert counts (" +
+                        counts + "); with --dp " + std::to_string(o.dp) + ", --ep must be one of " +
+                        divisors_of(common));
+}
+
+// The report's memory fields, in print order; "total" is the sum of the others.
+constexpr const char *kMemoryFields[] = {"weights", "gradients", "optimizer", "activations", "total"};
+
+// What one rank holds with dp ranks, experts split over ep of them and, under
+// ZeRO-1, AdamW state divided over its replicas (dense parameters are on all dp
+// ranks, one expert shard on dp/ep). A single process is dp 1, ep 1, unsharded.
+Json memory_of(int64_t dense, int64_t expert, double value_bytes, double optimizer_bytes, double activations,
+               int64_t dp, int64_t ep, bool shard_optimizer) {
+    const double expert_held = double(expert) / double(ep);
+    const double dense_replicas = shard_optimizer ? double(dp) : 1.0;
+    const double expert_replicas = shard_optimizer ? double(dp / ep) : 1.0;
+    const double weights = (double(dense) + expert_held) * value_bytes;
+    const double optimizer = (double(dense) / dense_replicas + expert_held / expert_replicas) * optimizer_bytes;
+    // Gradients follow the weights held.
+    const double values[] = {weights, weights, optimizer, activations, 2 * weights + optimizer + activations};
+    Json m;
+    for (size_t i = 0; i < std::size(kMemoryFields); ++i) m[kMemoryFields[i]] = values[i];
+    return m;
+}
+
 } // namespace
 
 Json describe_model(const ModelSpec &spec, const Registry &registry, const DescribeOptions &o) {
+    check_ranks(o);
     const double value_bytes = bytes_per_value(o.dtype);
     const int64_t T = o.seq_len > 0 ? o.seq_len : (spec.seq_length > 0 ? spec.seq_length : 1024);
     const int64_t C = spec.hidden_size;
@@ -93,7 +156,7 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
 
     // One measurement per distinct layer configuration.
     struct LayerCost {
-        int64_t total = 0, active = 0, expert = 0;
+        int64_t total = 0, active = 0, expert = 0, experts = 0; // expert: one routed expert's parameters
         Quadratic activations;
         int64_t count = 0;
         std::string mixer, ffn;
@@ -111,6 +174,7 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
             cost.active = cost.total - count(layer.mixer()) - count(layer.feed_forward()) +
                           layer.mixer().active_parameters() + layer.feed_forward().active_parameters();
             cost.expert = layer.feed_forward().expert_parameters();
+            cost.experts = routed_experts(layer.feed_forward());
             cost.mixer = kind_of(ls.mixer.config);
             cost.ffn = kind_of(ls.ffn.config);
             cost.activations = measure_activations(C, [&](const torch::Tensor &x) {
@@ -128,23 +192,42 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
     }
 
     Json layers = Json::array();
+    int64_t expert_total = 0;
+    std::vector<int64_t> expert_counts;
     for (const auto &key : order) {
         const LayerCost &c = kinds.at(key);
         Json l = {{"count", c.count}, {"mixer", c.mixer}, {"ffn", c.ffn}, {"parameters", c.total},
                   {"active_parameters", c.active}, {"first_layer", key.rfind("first|", 0) == 0}};
-        if (c.expert > 0) l["parameters_per_expert"] = c.expert;
+        if (c.expert > 0) {
+            l["parameters_per_expert"] = c.expert;
+            l["experts"] = c.experts;
+            expert_total += c.count * c.experts * c.expert;
+            expert_counts.push_back(c.experts);
+        }
         layers.push_back(l);
     }
+    check_expert_split(o, expert_counts);
     report["layers"] = layers;
     report["parameters"] = total;
     report["active_parameters"] = active;
+    // Routed experts only: shared experts, routers and the rest are dense (replicated on every rank).
+    report["expert_parameters"] = expert_total;
 
-    const double weights = double(total) * value_bytes;
     // AdamW keeps two fp32 moments per parameter, plus an fp32 master copy when weights are 16-bit.
-    const double optimizer = double(total) * (value_bytes < 4 ? 12.0 : 8.0);
+    const double optimizer_bytes = value_bytes < 4 ? 12.0 : 8.0;
+    // The batch is per rank, so activations are the same for one process and for each rank; with expert
+    // parallelism a rank's experts receive as many tokens on average as its own experts would.
     const double acts = activations * double(o.batch_size) * value_bytes / 4.0;
-    report["memory_bytes"] = {{"weights", weights}, {"gradients", weights}, {"optimizer", optimizer},
-                              {"activations", acts}, {"total", 2 * weights + optimizer + acts}};
+    const int64_t dense = total - expert_total;
+    report["memory_bytes"] = memory_of(dense, expert_total, value_bytes, optimizer_bytes, acts, 1, 1, false);
+    if (o.per_rank)
+        report["per_rank"] = {
+            {"data_parallel", o.dp},
+            {"expert_parallel", o.ep},
+            {"shard_optimizer", o.shard_optimizer},
+            {"parameters", dense + expert_total / o.ep},
+            {"memory_bytes", memory_of(dense, expert_total, value_bytes, optimizer_bytes, acts, o.dp, o.ep,
+                                       o.shard_optimizer)}};
     return report;
 }
 
@@ -166,6 +249,32 @@ std::string human_bytes(double b) {
     return buf;
 }
 
+// The per-rank assumptions, spelled out under the table.
+std::string describe_layout(const Json &r) {
+    const Json &p = r["per_rank"];
+    const long long dp = p["data_parallel"], ep = p["expert_parallel"];
+    const double expert = r["expert_parameters"], dense = double(r["parameters"]) - expert;
+    char line[256];
+    std::string out;
+    std::snprintf(line, sizeof line,
+                  "  per rank: %lld ranks; dense %s replicated on each, routed experts %s split over %lld "
+                  "(%s per rank)\n",
+                  dp, human_count(dense).c_str(), human_count(expert).c_str(), ep,
+                  human_count(expert / double(ep)).c_str());
+    out += line;
+    if (p["shard_optimizer"])
+        std::snprintf(line, sizeof line,
+                      "            AdamW state sharded over replicas (ZeRO-1): dense over %lld ranks, each expert "
+                      "shard over %lld (dp/ep)\n",
+                      dp, dp / ep);
+    else
+        std::snprintf(line, sizeof line,
+                      "            AdamW state follows the parameters held (--shard-optimizer: ZeRO-1)\n");
+    out += line;
+    out += "            activations at the same batch per rank; all-to-all send/receive buffers not counted\n";
+    return out;
+}
+
 } // namespace
 
 std::string format_description(const Json &r) {
@@ -176,8 +285,9 @@ std::string format_description(const Json &r) {
                   static_cast<long long>(r["num_layers"]), static_cast<long long>(r["hidden_size"]),
                   static_cast<long long>(r["vocab_size"]));
     out += line;
-    std::snprintf(line, sizeof line, "  parameters   %s total, %s active per token\n",
-                  human_count(r["parameters"]).c_str(), human_count(r["active_parameters"]).c_str());
+    std::snprintf(line, sizeof line, "  parameters   %s total (%s in routed experts), %s active per token\n",
+                  human_count(r["parameters"]).c_str(), human_count(r["expert_parameters"]).c_str(),
+                  human_count(r["active_parameters"]).c_str());
     out += line;
     std::snprintf(line, sizeof line, "    embedding + head  %s\n", human_count(r["embedding_and_head"]).c_str());
     out += line;
@@ -188,7 +298,8 @@ std::string format_description(const Json &r) {
                       l["first_layer"].get<bool>() ? " [layer 0]" : "");
         out += line;
         if (l.contains("parameters_per_expert")) {
-            std::snprintf(line, sizeof line, ", %s per expert", human_count(l["parameters_per_expert"]).c_str());
+            std::snprintf(line, sizeof line, ", %lld experts of %s", static_cast<long long>(l["experts"]),
+                          human_count(l["parameters_per_expert"]).c_str());
             out += line;
         }
         out += "\n";
@@ -198,10 +309,28 @@ std::string format_description(const Json &r) {
                   r["dtype"].get<std::string>().c_str(), static_cast<long long>(r["batch_size"]),
                   static_cast<long long>(r["seq_len"]));
     out += line;
-    for (const char *k : {"weights", "gradients", "optimizer", "activations", "total"}) {
-        std::snprintf(line, sizeof line, "    %-12s %s\n", k, human_bytes(m[k]).c_str());
+    if (!r.contains("per_rank")) {
+        for (const char *k : kMemoryFields) {
+            std::snprintf(line, sizeof line, "    %-12s %s\n", k, human_bytes(m[k]).c_str());
+            out += line;
+        }
+        return out;
+    }
+    const Json &p = r["per_rank"];
+    const Json &pm = p["memory_bytes"];
+    std::snprintf(line, sizeof line, "    %-12s %14s %12s\n", "", "single process", "per rank");
+    out += line;
+    for (const char *k : kMemoryFields) {
+        std::snprintf(line, sizeof line, "    %-12s %14s %12s\n", k, human_bytes(m[k]).c_str(),
+                      human_bytes(pm[k]).c_str());
         out += line;
     }
+    out += describe_layout(r);
+    const long long dp = p["data_parallel"], ep = p["expert_parallel"];
+    const bool zero = p["shard_optimizer"];
+    std::snprintf(line, sizeof line, "  per rank (dp %lld, ep %lld%s): %s (single process: %s)\n", dp, ep,
+                  zero ? ", ZeRO-1" : "", human_bytes(pm["total"]).c_str(), human_bytes(m["total"]).c_str());
+    out += line;
     return out;
 }
 

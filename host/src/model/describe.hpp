@@ -6,6 +6,13 @@
 // keeps alive for backward (batch 1, sequence lengths 32, 64, 128), fitted
 // exactly by a quadratic in the sequence length (attention scores grow with
 // T^2, everything else linearly) and scaled by the batch size.
+//
+// Per rank (data / expert parallel, ZeRO-1): dense parameters are replicated on
+// every rank; each MoE layer's routed experts are split evenly over the ep ranks
+// of an expert-parallel group. Gradients follow the parameters held; AdamW state
+// too, unless sharded over the replicas of what a rank holds (dense: dp ranks,
+// one expert shard: dp/ep ranks). Activations are per rank at the same per-rank
+// batch; all-to-all send/receive buffers are not modelled.
 #pragma once
 
 #include "model/model.hpp"
@@ -20,6 +27,10 @@ struct DescribeOptions {
     int64_t batch_size = 1;
     int64_t seq_len = 0;          // 0: the spec's seq_length, else 1024
     std::string dtype = "float32"; // float32 | bfloat16 | float16: bytes per weight and activation
+    bool per_rank = false;         // add the per-rank section (the caller asked about dp, ep or sharding)
+    int64_t dp = 1;                // data-parallel world size: ranks in total
+    int64_t ep = 1;                // expert-parallel degree: divides dp and every MoE layer's expert count
+    bool shard_optimizer = false;  // ZeRO-1: AdamW state divided over the replicas of each parameter
 };
 
 // Returns a JSON report (parameters, per-layer kinds, memory in bytes).

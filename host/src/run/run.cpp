@@ -1,6 +1,7 @@
 #include "run/run.hpp"
 
 #include "core/files.hpp"
+#include "dist/process_group.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
@@ -36,8 +37,37 @@ Run::Run(RunSettings settings, MetricsBus *parent)
 
 Run::~Run() = default;
 
+bool Run::writes() const { return !settings_.group || settings_.group->rank() == 0; }
+
+std::string Run::rank0_decides(const std::function<std::string()> &decide) const {
+    if (!settings_.group || settings_.group->world_size() == 1) return decide();
+    // An error on rank 0 travels as "\x01message", so every rank fails with the same line.
+    std::string result;
+    if (settings_.group->rank() == 0) {
+        try {
+            result = decide();
+        } catch (const std::exception &e) {
+            settings_.group->share(std::string("\x01") + e.what());
+            throw;
+        }
+    }
+    result = settings_.group->share(result);
+    if (!result.empty() && result[0] == '\x01') throw Error(result.substr(1));
+    return result;
+}
+
 const std::string &Run::open() {
     if (!path_.empty()) return path_;
+    if (!writes()) {
+        path_ = rank0_decides({});
+        return path_;
+    }
+    path_ = rank0_decides([this] { return make_folder(); });
+    bus_.publish({{"event", "run"}, {"dir", path_}, {"name", settings_.name}});
+    return path_;
+}
+
+std::string Run::make_folder() {
     std::error_code ec;
     fs::create_directories(settings_.runs_root, ec);
     if (ec) throw Error(settings_.runs_root + ": cannot create the runs folder: " + ec.message());
@@ -57,38 +87,38 @@ const std::string &Run::open() {
             if (ec) throw Error(candidate + ": cannot copy the script " + settings_.script + ": " + ec.message());
         }
         write_json_atomic(candidate + "/" + run_layout::plugins, settings_.plugins);
-        path_ = candidate;
-        write_config();
-        bus_.add_sink(std::make_shared<JsonlSink>(file(run_layout::metrics)));
+        write_json_atomic(candidate + "/" + run_layout::config, config_);
+        bus_.add_sink(std::make_shared<JsonlSink>(candidate + "/" + run_layout::metrics));
     } catch (...) {
-        path_.clear();
         remove_tree(candidate);
         throw;
     }
-    bus_.publish({{"event", "run"}, {"dir", path_}, {"name", settings_.name}});
-    return path_;
+    return candidate;
 }
 
 void Run::write_config() {
-    if (path_.empty()) return;
+    if (path_.empty() || !writes()) return;
     write_json_atomic(file(run_layout::config), config_);
 }
 
 std::string Run::find_resume(const std::string &spec) const {
     if (spec.empty()) return "";
-    if (spec != "auto") return resolve_checkpoint(spec);
-    return find_latest_checkpoint(settings_.runs_root, settings_.name);
+    return rank0_decides([&] {
+        if (spec != "auto") return resolve_checkpoint(spec);
+        return find_latest_checkpoint(settings_.runs_root, settings_.name);
+    });
 }
 
 std::shared_ptr<Trainer> Run::make_trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
                                            const TrainConfig &config, RunControl *control) {
     auto trainer = std::make_shared<Trainer>(std::move(model), std::move(data), config, bus_, std::string());
     trainer->set_control(control);
+    trainer->set_process_group(settings_.group);
     return trainer;
 }
 
 bool Run::abandon_if_empty() {
-    if (path_.empty() || static_cast<ProgressMarker &>(*steps_seen_).kept) return false;
+    if (path_.empty() || !writes() || static_cast<ProgressMarker &>(*steps_seen_).kept) return false;
     bus_.finish();
     remove_tree(path_);
     path_.clear();

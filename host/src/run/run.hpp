@@ -9,6 +9,11 @@
 // failed before it recorded a step or wrote a checkpoint removes it again
 // (abandon_if_empty), so a script that fails early leaves nothing behind.
 //
+// In a multi-process run (settings.group) rank 0 alone makes and writes the
+// folder; the other ranks learn its path from rank 0 and write nothing, and
+// the checkpoint to resume from is rank 0's choice. open() and find_resume()
+// are then collective: every rank calls them, in the same order.
+//
 // Threads: one thread (the script's) uses a Run; its bus may be read by sinks
 // on other threads as MetricsBus allows.
 #pragma once
@@ -18,6 +23,7 @@
 
 #include <cdrmix/config.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,6 +31,7 @@ namespace cdrmix {
 
 class Model;
 class DataSource;
+class ProcessGroup;
 class Trainer;
 struct TrainConfig;
 struct RunControl;
@@ -34,6 +41,7 @@ struct RunSettings {
     std::string name;      // the run's name (a trainer's `name`, else the script's file name)
     std::string script;    // copied into the folder ("" for none)
     Json plugins = Json::array(); // written as plugins.json
+    ProcessGroup *group = nullptr; // a multi-process run's group (outlives the Run); null alone
 };
 
 class Run {
@@ -48,6 +56,8 @@ public:
     // metrics.jsonl) on the first call; returns its path.
     const std::string &open();
     bool is_open() const { return !path_.empty(); }
+    // Whether this process writes the folder (rank 0, or a single process).
+    bool writes() const;
     const std::string &path() const { return path_; }
     const std::string &name() const { return settings_.name; }
     std::string file(const std::string &name) const { return path_ + "/" + name; }
@@ -78,6 +88,10 @@ private:
     std::string path_;
     Json config_ = Json::object();
     std::shared_ptr<MetricsSink> steps_seen_;
+    // Makes the folder and its first files; returns its path.
+    std::string make_folder();
+    // Runs `decide` on rank 0 and returns its result on every rank (its error too).
+    std::string rank0_decides(const std::function<std::string()> &decide) const;
 };
 
 } // namespace cdrmix

@@ -23,6 +23,11 @@ torch::Tensor router_z_loss(const torch::Tensor &logits, double coef) {
 }
 
 std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &records) {
+    return compute_router_stats(records, nullptr);
+}
+
+std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &records,
+                                              const std::function<void(torch::Tensor &)> &sum_over_ranks) {
     torch::NoGradGuard no_grad;
     // Pool the records of each layer, in order of first appearance.
     std::vector<int64_t> layers;
@@ -36,7 +41,8 @@ std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &
         }
         pooled[static_cast<size_t>(it - layers.begin())].push_back(&r);
     }
-    // Per layer, on the records' device: [counts (E), summed token entropy, tokens, dropped, mean of each loss].
+    // Per layer, on the records' device: [counts (E), summed token entropy, tokens, dropped, records, sum of each
+    // loss]: sums, so that processes can add theirs.
     // Everything goes to the host in one transfer.
     std::vector<torch::Tensor> parts;
     for (const auto &group : pooled) {
@@ -58,18 +64,20 @@ std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &
         torch::Tensor p = torch::cat(probs).to(torch::kFloat64).clamp_min(1e-30);
         torch::Tensor entropy = (-(p * p.log()).sum(-1)).sum();
         parts.push_back(counts);
-        parts.push_back(torch::stack({entropy, torch::full({}, double(p.size(0)), p.options()), dropped.to(p.options())}));
+        parts.push_back(torch::stack({entropy, torch::full({}, double(p.size(0)), p.options()), dropped.to(p.options()),
+                                      torch::full({}, double(group.size()), p.options())}));
         for (const auto &l : group.front()->losses) {
             torch::Tensor sum = torch::zeros({}, p.options());
             for (const RoutingRecord *r : group)
                 for (const auto &other : r->losses)
                     if (other.name == l.name) sum = sum + other.value.to(p.options());
-            parts.push_back((sum / double(group.size())).reshape({1}));
+            parts.push_back(sum.reshape({1}));
         }
     }
     std::vector<RouterStats> out;
     if (parts.empty()) return out;
-    const torch::Tensor host = torch::cat(parts).cpu();
+    torch::Tensor host = torch::cat(parts).cpu().contiguous();
+    if (sum_over_ranks) sum_over_ranks(host);
     const double *v = host.data_ptr<double>();
     for (size_t g = 0; g < pooled.size(); ++g) {
         const RoutingRecord &first = *pooled[g].front();
@@ -86,7 +94,8 @@ std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &
         const double log_e = std::log(static_cast<double>(std::max<int64_t>(E, 2)));
         s.token_entropy = v[1] > 0 ? v[0] / v[1] / log_e : 0.0;
         s.dropped_tokens = static_cast<int64_t>(v[2]);
-        v += 3;
+        const double num_records = v[3];
+        v += 4;
         if (total > 0) {
             const double mean = total / static_cast<double>(E);
             double h = 0, var = 0;
@@ -98,7 +107,7 @@ std::vector<RouterStats> compute_router_stats(const std::vector<RoutingRecord> &
             s.load_entropy = h / log_e;
             s.load_cv = std::sqrt(var / double(E)) / mean;
         }
-        for (const auto &l : first.losses) s.losses.emplace_back(l.name, *v++);
+        for (const auto &l : first.losses) s.losses.emplace_back(l.name, *v++ / num_records);
         out.push_back(std::move(s));
     }
     return out;

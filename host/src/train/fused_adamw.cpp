@@ -117,15 +117,7 @@ Tensor FusedAdamW::step(LossClosure closure) {
             const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
             for (auto &p : group.params()) {
                 if (!p.grad().defined()) continue;
-                const auto key = state_key<std::decay_t<decltype(state_)>::key_type>(p.unsafeGetTensorImpl());
-                auto found = state_.find(key);
-                if (found == state_.end()) {
-                    auto fresh = std::make_unique<torch::optim::AdamWParamState>();
-                    fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-                    fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-                    found = state_.emplace(key, std::move(fresh)).first;
-                }
-                auto &s = static_cast<torch::optim::AdamWParamState &>(*found->second);
+                auto &s = adamw_state(*this, p);
                 s.step(s.step() + 1);
                 const double bias_correction1 = 1 - std::pow(beta1, double(s.step()));
                 const double bias_correction2 = 1 - std::pow(beta2, double(s.step()));
@@ -192,6 +184,24 @@ torch::optim::OptimizerParamState *param_state(torch::optim::Optimizer &optimize
     auto &state = optimizer.state();
     auto found = state.find(state_key<std::decay_t<decltype(state)>::key_type>(p.unsafeGetTensorImpl()));
     return found == state.end() ? nullptr : found->second.get();
+}
+
+torch::optim::AdamWParamState &adamw_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p) {
+    auto &state = optimizer.state();
+    const auto key = state_key<std::decay_t<decltype(state)>::key_type>(p.unsafeGetTensorImpl());
+    auto found = state.find(key);
+    if (found == state.end()) {
+        auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        found = state.emplace(key, std::move(fresh)).first;
+    }
+    return static_cast<torch::optim::AdamWParamState &>(*found->second);
+}
+
+void erase_param_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p) {
+    auto &state = optimizer.state();
+    state.erase(state_key<std::decay_t<decltype(state)>::key_type>(p.unsafeGetTensorImpl()));
 }
 
 } // namespace cdrmix

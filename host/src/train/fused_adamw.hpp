@@ -35,5 +35,9 @@ double clip_grad_norm(const std::vector<torch::Tensor> &params, double max_norm)
 // The state a LibTorch optimiser keeps for parameter `p`, or null before its
 // first step (hides how LibTorch 1.x and 2.x key it).
 torch::optim::OptimizerParamState *param_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p);
+// AdamW's state for `p`: found, or made with zero moments at step 0.
+torch::optim::AdamWParamState &adamw_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p);
+// Forgets the state of `p` (a parameter another rank updates, optimizer_shards.hpp).
+void erase_param_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p);
 
 } // namespace cdrmix

@@ -2,11 +2,14 @@
 
 #include "metrics/record_fields.hpp"
 
+#include "dist/gradient_sync.hpp"
+#include "dist/process_group.hpp"
 #include "model/sampler.hpp"
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/fused_adamw.hpp"
+#include "train/optimizer_shards.hpp"
 
 #include <cdrmix/error.hpp>
 
@@ -61,6 +64,8 @@ const Schema &TrainConfig::schema() {
         k.string("sample_prompt", "\n", "prompt of the samples");
         k.integer("sample_tokens", 100, "tokens per sample").min(1);
         k.number("sample_temperature", 0.8, "sampling temperature of the samples").min(0);
+        k.boolean("shard_optimizer", false,
+                  "ZeRO-1: split AdamW's moments over the data-parallel ranks (each updates its share)");
         k.integer("seed", 1337, "seed of initialisation-independent randomness (data order, dropout, sampling)").min(0);
         k.string("name", nullptr, "run name: runs/<name>-<stamp>/ (default: the script's file name)");
         k.string("resume", nullptr, "\"auto\" (newest checkpoint of an earlier run of this name) or a checkpoint path");
@@ -93,6 +98,7 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.sample_tokens = c.get_int("sample_tokens");
     t.sample_temperature = c.get_double("sample_temperature");
     t.seed = static_cast<uint64_t>(c.get_int("seed"));
+    t.shard_optimizer = c.get_bool("shard_optimizer");
     // The run's identity (name, resume) belongs to the Run, not to what is saved as training settings.
     t.resolved = c.value();
     t.resolved.erase("name");
@@ -165,6 +171,21 @@ void keep_freed_memory_for_reuse() {
 #endif
 }
 
+// This rank's saved read position. A checkpoint holds every rank's
+// (data_positions, by rank; data_position is rank 0's, for single-process
+// readers). At another world size rank r continues from the position old
+// rank r mod old_world_size had, read in the new sharding (docs/distributed.md).
+Json saved_data_position(const Json &state, int rank, const std::string &where) {
+    if (!state.contains("data_positions")) return state["data_position"];
+    const Json &all = state["data_positions"];
+    if (!all.is_array() || all.empty()) throw Error(where + ": 'data_positions' is not a non-empty list");
+    return all[size_t(rank) % all.size()];
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 std::string number(double v) {
     std::ostringstream os;
     os << v;
@@ -194,6 +215,42 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
     keep_freed_memory_for_reuse();
 }
 
+Trainer::~Trainer() = default;
+
+void Trainer::set_process_group(ProcessGroup *group) {
+    if (!group || group->world_size() == 1) return;
+    group_ = group;
+    std::vector<torch::Tensor> params;
+    for (const auto &p : model_->parameters())
+        if (p.requires_grad()) params.push_back(p);
+    sync_ = std::make_unique<GradientSync>(*group_, params);
+    if (config_.shard_optimizer) {
+        shards_ = std::make_unique<OptimizerShards>(*group_, std::move(params));
+        shards_->release(*optimizer_);
+    }
+}
+
+int64_t Trainer::optimizer_state_bytes() const {
+    int64_t bytes = 0;
+    for (const auto &p : model_->parameters())
+        if (auto *s = param_state(*optimizer_, p)) {
+            auto &a = static_cast<torch::optim::AdamWParamState &>(*s);
+            bytes += (a.exp_avg().numel() + a.exp_avg_sq().numel()) * int64_t(a.exp_avg().element_size());
+        }
+    return bytes;
+}
+
+std::vector<bool> Trainer::any_rank(std::vector<bool> flags, double *comm) {
+    if (!group_) return flags;
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::Tensor t = torch::zeros({int64_t(flags.size())}, torch::kFloat32);
+    for (size_t i = 0; i < flags.size(); ++i) t[int64_t(i)] = flags[i] ? 1.0f : 0.0f;
+    group_->all_reduce(t, ReduceOp::Max);
+    for (size_t i = 0; i < flags.size(); ++i) flags[i] = t[int64_t(i)].item<float>() > 0;
+    if (comm) *comm += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return flags;
+}
+
 void Trainer::check_splits() const {
     // Found here rather than at the first eval, after training ran and with no checkpoint.
     const int64_t need = config_.seq_len + 1;
@@ -215,17 +272,66 @@ void Trainer::resume(const std::string &checkpoint_dir) {
         if (!state.contains(key)) throw Error(where + ": no '" + key + "' (not a resumable checkpoint)");
     load_model_weights(*model_, checkpoint_dir);
     load_optimizer_state(*optimizer_, checkpoint_dir);
-    data_->restore(state["data_position"]);
+    if (shards_) shards_->release(*optimizer_);
+    data_->restore(saved_data_position(state, group_ ? group_->rank() : 0, where));
     set_cpu_rng_state(state["rng_state"].get<std::string>(), where);
     step_ = state["step"].get<int64_t>();
     tokens_ = state.value("tokens", int64_t(0));
     elapsed_ = state.value("elapsed_s", 0.0);
     last_val_loss_ = state.value("val_loss", -1.0);
     resumed_ = true;
+    if (group_) {
+        std::vector<torch::Tensor> tensors;
+        std::vector<std::string> names;
+        for (const auto &p : model_->named_parameters()) {
+            tensors.push_back(p.value());
+            names.push_back(p.key());
+        }
+        check_tensors_equal(*group_, tensors, names, "resuming from " + checkpoint_dir);
+        synced_ = true;
+    }
     bus_.publish({{"event", "resume"}, {"step", step_}, {"path", checkpoint_dir}});
 }
 
-Json Trainer::step_record(const StepResult &r, double lr, double step_time) {
+void Trainer::summarise(StepResult &r) {
+    if (!r.routing.empty()) {
+        std::function<void(torch::Tensor &)> over_ranks;
+        if (group_) over_ranks = [this](torch::Tensor &sums) { group_->all_reduce(sums, ReduceOp::Sum); };
+        r.stats = compute_router_stats(r.routing, over_ranks);
+        r.routing.clear();
+    }
+    if (!group_) return;
+    namespace f = fields::rank;
+    const int64_t world = group_->world_size(), me = group_->rank();
+    const auto t0 = std::chrono::steady_clock::now();
+    // [loss, aux, tokens, then per rank: tokens, step time, comm], summed: each rank fills its own row.
+    torch::Tensor v = torch::zeros({3 + 3 * world}, torch::kFloat64);
+    double *p = v.data_ptr<double>();
+    p[0] = r.loss;
+    p[1] = r.aux;
+    p[2] = double(r.tokens);
+    p[3 + 3 * me] = double(r.tokens);
+    p[4 + 3 * me] = r.step_time;
+    p[5 + 3 * me] = r.comm;
+    group_->all_reduce(v, ReduceOp::Sum);
+    // This rank's wait here counts too (the slowest rank's figures below are from before it).
+    r.comm += seconds_since(t0);
+    r.loss = p[0] / double(world);
+    r.aux = p[1] / double(world);
+    r.tokens = int64_t(p[2]);
+    r.ranks = Json::array();
+    r.step_time = 0;
+    double comm = 0;
+    for (int64_t k = 0; k < world; ++k) {
+        const double tokens = p[3 + 3 * k], time = p[4 + 3 * k], wait = p[5 + 3 * k];
+        r.ranks.push_back({{f::tokens_per_s, time > 0 ? tokens / time : 0.0}, {f::step_time_s, time}, {f::comm_s, wait}});
+        r.step_time = std::max(r.step_time, time);
+        comm = std::max(comm, wait);
+    }
+    r.comm = comm;
+}
+
+Json Trainer::step_record(const StepResult &r, double lr) {
     namespace f = fields::step;
     const double avg = elapsed_ / double(std::max<int64_t>(1, step_));
     Json rec = {{fields::event, fields::events::step},
@@ -235,18 +341,37 @@ Json Trainer::step_record(const StepResult &r, double lr, double step_time) {
                 {f::aux_loss, r.aux},
                 {f::lr, lr},
                 {f::grad_norm, r.grad_norm},
-                {f::step_time_s, step_time},
+                {f::step_time_s, r.step_time},
                 {f::tokens, tokens_},
                 {f::tokens_per_s, elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
                 {f::elapsed_s, elapsed_},
                 {f::eta_s, avg * double(config_.steps - step_)}};
-    if (!r.routing.empty()) rec[f::moe] = stats_json(compute_router_stats(r.routing));
+    if (group_) {
+        rec[f::world_size] = group_->world_size();
+        rec[f::comm_s] = r.comm;
+        rec[f::ranks] = r.ranks;
+    }
+    if (!r.stats.empty()) rec[f::moe] = stats_json(r.stats);
     return rec;
 }
 
-double Trainer::evaluate() {
-    return evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len, config_.eval_batches).loss;
+EvalResult Trainer::evaluate_all_ranks() {
+    EvalResult ev = evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
+                                   config_.eval_batches);
+    if (!group_) return ev;
+    // Token-weighted over every rank's share of the val split.
+    torch::Tensor v = torch::tensor({ev.loss * double(ev.tokens), double(ev.tokens), double(ev.batches)},
+                                    torch::kFloat64);
+    group_->all_reduce(v, ReduceOp::Sum);
+    const double *p = v.data_ptr<double>();
+    ev.tokens = int64_t(p[1]);
+    ev.batches = int64_t(p[2]);
+    ev.loss = p[1] > 0 ? p[0] / p[1] : 0.0;
+    ev.perplexity = std::exp(ev.loss);
+    return ev;
 }
+
+double Trainer::evaluate() { return evaluate_all_ranks().loss; }
 
 std::string Trainer::checkpoint() {
     Json state = {{"step", step_},
@@ -257,9 +382,21 @@ std::string Trainer::checkpoint() {
                   {"data_position", data_->position()},
                   {"rng_state", cpu_rng_state()},
                   {"train", config_.to_json()}};
-    last_checkpoint_ = save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_, *data_->tokenizer(), state,
-                                       run_config_);
-    prune_checkpoints(checkpoint_root_, config_.keep_checkpoints);
+    if (group_) {
+        state["world_size"] = group_->world_size();
+        state["data_positions"] = Json::array();
+        for (const std::string &p : group_->all_gather(data_->position().dump()))
+            state["data_positions"].push_back(Json::parse(p));
+    }
+    if (shards_) shards_->consolidate(*optimizer_); // the checkpoint holds the whole state
+    if (!group_ || group_->rank() == 0) {
+        last_checkpoint_ = save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_, *data_->tokenizer(), state,
+                                           run_config_);
+        prune_checkpoints(checkpoint_root_, config_.keep_checkpoints);
+    }
+    if (shards_) shards_->release(*optimizer_);
+    // Every rank knows where the run stands (for its messages and callbacks).
+    if (group_) last_checkpoint_ = group_->share(last_checkpoint_);
     bus_.publish({{"event", "checkpoint"}, {"step", step_}, {"path", last_checkpoint_}});
     return last_checkpoint_;
 }
@@ -282,7 +419,9 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
     model_->zero_grad(/*set_to_none=*/true);
     StepResult r;
     const int64_t n = config_.grad_accum;
+    std::string diverged; // this rank's first non-finite loss
     for (int64_t micro = 0; micro < n; ++micro) {
+        const bool last = micro + 1 == n;
         const torch::Tensor batch = data_->next_batch(Split::Train, config_.batch_size, config_.seq_len);
         LossOutput out;
         {
@@ -290,57 +429,98 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
             out = model_->loss(batch, record_routing);
         }
         const double ce = out.ce.item<double>(), total = out.total.item<double>();
-        if (!std::isfinite(ce) || !std::isfinite(total))
-            throw Error("training diverged at step " + std::to_string(step_ + 1) + ": loss is " +
-                        number(std::isfinite(ce) ? total : ce) + (n > 1 ? " in micro-batch " + std::to_string(micro + 1) : "") +
+        if ((!std::isfinite(ce) || !std::isfinite(total)) && diverged.empty())
+            diverged = "loss is " + number(std::isfinite(ce) ? total : ce) +
+                       (n > 1 ? " in micro-batch " + std::to_string(micro + 1) : "");
+        // Data parallel: the ranks agree before the backward that reduces, so all stop together.
+        const bool stop = group_ ? last && any_rank({!diverged.empty()}, &r.comm)[0] : !diverged.empty();
+        if (stop) {
+            const std::string what =
+                diverged.empty() ? "another rank's loss is not finite" : diverged + (group_ ? " on rank " +
+                                                                                     std::to_string(group_->rank()) : "");
+            throw Error("training diverged at step " + std::to_string(step_ + 1) + ": " + what +
                         "; stopped before the optimiser step, " +
                         (last_checkpoint_.empty() ? std::string("no checkpoint was written")
                                                   : "the last checkpoint is " + last_checkpoint_) +
                         " (lower train.lr or raise warmup_steps)");
+        }
+        if (sync_) sync_->set_enabled(last); // reduce once per optimiser step
         // Each micro-batch holds the same number of tokens, so averaging the
         // per-micro-batch means gives the mean over the whole step's tokens.
-        (n == 1 ? out.total : out.total / double(n)).backward();
+        if (diverged.empty()) (n == 1 ? out.total : out.total / double(n)).backward();
         r.loss += ce / double(n);
         for (const auto &l : out.aux) r.aux += l.value.item<double>() / double(n);
         for (auto &rec : out.routing) r.routing.push_back(std::move(rec)); // pooled over the micro-batches
-        tokens_ += batch.size(0) * (batch.size(1) - 1);
+        r.tokens += batch.size(0) * (batch.size(1) - 1);
     }
+    if (sync_) r.comm += sync_->last_wait_s();
     r.grad_norm = clip_gradients(*model_, config_.grad_clip);
     if (!std::isfinite(r.grad_norm))
         throw Error("training diverged at step " + std::to_string(step_ + 1) + ": the gradient norm is " +
                     number(r.grad_norm) + "; stopped before the optimiser step" +
                     (last_checkpoint_.empty() ? std::string() : ", the last checkpoint is " + last_checkpoint_));
-    optimizer_->step();
+    if (shards_)
+        shards_->step(*optimizer_);
+    else
+        optimizer_->step();
     return r;
 }
 
 Json Trainer::run(const TrainCallbacks &cb) {
+    try {
+        return run_steps(cb);
+    } catch (const CollectiveError &e) {
+        // Another rank is gone: say where the run can continue from.
+        throw CollectiveError(std::string(e.what()) + " at step " + std::to_string(step_ + 1) + "; " +
+                              (last_checkpoint_.empty() ? "no checkpoint was written"
+                                                        : "the last checkpoint is " + last_checkpoint_ +
+                                                              " (continue with --resume auto)"));
+    }
+}
+
+Json Trainer::run_steps(const TrainCallbacks &cb) {
     if (!resumed_) torch::manual_seed(config_.seed); // a resumed run continues the saved RNG stream instead
+    if (group_ && !synced_) {
+        std::vector<torch::Tensor> tensors;
+        for (const auto &p : model_->parameters()) tensors.push_back(p);
+        for (const auto &b : model_->buffers()) tensors.push_back(b);
+        broadcast_tensors(*group_, tensors, 0);
+        synced_ = true;
+    }
     model_->train();
     double last_loss = 0;
     bool stop = false;
     auto due = [&](int64_t every) { return every > 0 && step_ % every == 0; };
-    while (step_ < config_.steps && !stop) {
-        while (control_ && control_->pause && !control_->stop)
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        if (control_ && control_->stop) break;
+    // Data parallel: one rank's pause (its dashboard) or stop holds every rank.
+    auto control = [&] {
+        return any_rank({control_ && control_->pause && !control_->stop, stop || (control_ && control_->stop)});
+    };
+    while (step_ < config_.steps) {
+        std::vector<bool> held = control();
+        for (; held[0]; held = control()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (held[1]) break;
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = config_.schedule.at(step_);
         StepResult r = train_step(lr, config_.logs_step(step_));
         ++step_;
-        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        elapsed_ += dt;
+        r.step_time = seconds_since(t0);
+        summarise(r);
+        elapsed_ += r.step_time;
+        tokens_ += r.tokens;
         last_loss = r.loss;
 
-        Json rec = step_record(r, lr, dt);
+        Json rec = step_record(r, lr);
         bus_.publish(rec);
         if (cb.on_step && !cb.on_step(rec)) stop = true;
 
         if (control_ && control_->stop) stop = true;
+        // The ranks must take the same branches below (evaluation and checkpoints are collective).
+        const std::vector<bool> agreed = any_rank({stop, control_ && control_->checkpoint_now.exchange(false)});
+        stop = agreed[0];
+        const bool requested = agreed[1];
         const bool last = step_ == config_.steps || stop;
         if (due(config_.eval_every) || last) {
-            const EvalResult ev = evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
-                                                 config_.eval_batches);
+            const EvalResult ev = evaluate_all_ranks();
             last_val_loss_ = ev.loss;
             Json er = {{fields::event, fields::events::eval},
                        {fields::step::step, step_},
@@ -354,7 +534,7 @@ Json Trainer::run(const TrainCallbacks &cb) {
             Json sr = sample();
             if (cb.on_sample && !cb.on_sample(sr)) stop = true;
         }
-        const bool requested = control_ && control_->checkpoint_now.exchange(false);
+        if (due(config_.eval_every) || last || due(config_.sample_every)) stop = any_rank({stop})[0];
         if (!checkpoint_root_.empty() && (due(config_.checkpoint_every) || last || stop || requested)) {
             std::string path = checkpoint();
             if (cb.on_checkpoint && !cb.on_checkpoint({{"event", "checkpoint"}, {"step", step_}, {"path", path}}))

@@ -8,6 +8,7 @@
 #include "metrics/metrics.hpp"
 #include "model/model.hpp"
 #include "train/run_control.hpp"
+#include "train/evaluate.hpp"
 #include "train/schedule.hpp"
 
 #include <cdrmix/data_source.hpp>
@@ -20,6 +21,10 @@
 #include <string>
 
 namespace cdrmix {
+
+class GradientSync;
+class OptimizerShards;
+class ProcessGroup;
 
 // The stock trainer's settings. Every key is declared once, in schema()
 // (`cdrmix keys trainer`, docs/reference/trainer.md): the optimiser's keys come
@@ -44,6 +49,7 @@ struct TrainConfig {
     std::string sample_prompt;
     int64_t sample_tokens = 0;
     double sample_temperature = 0;
+    bool shard_optimizer = false; // ZeRO-1 over the data-parallel ranks (optimizer_shards.hpp)
     uint64_t seed = 0;
 
     // Every key of the trainer table: the optimiser's, the schedule's and the trainer's own.
@@ -84,6 +90,7 @@ public:
     // checkpoint_root may be empty (no checkpoints).
     Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data, TrainConfig config, MetricsBus &bus,
             std::string checkpoint_root);
+    ~Trainer();
 
     // Continues from a checkpoint folder: weights, optimiser moments, step (and so
     // the schedule), RNG state and data position. Call before run().
@@ -101,19 +108,46 @@ public:
     void set_run_config(Json config) { run_config_ = std::move(config); }
     // Polled between steps; may be null. Owned by the caller and must outlive run().
     void set_control(RunControl *control) { control_ = control; }
+    // Data parallelism over `group` (a no-op for a group of one); call before
+    // resume() and run(), on every rank, with the same model and a data source
+    // sharded by rank. Then: rank 0's parameters are broadcast when run()
+    // starts (after resume(), the ranks' weights are checked equal instead);
+    // each reducing backward averages the gradients over ranks in buckets that
+    // overlap it (gradient_sync.hpp), once per optimiser step; rank 0 alone
+    // writes checkpoints, which hold every rank's data position; every rank
+    // publishes the same step and eval records, aggregated over ranks
+    // (record_fields.hpp); and the ranks agree on stopping, pausing and
+    // checkpointing, so they stay in step. With shard_optimizer, AdamW's state
+    // is split over the ranks (ZeRO-1). The group must outlive the trainer.
+    void set_process_group(ProcessGroup *group);
 
     const TrainConfig &config() const { return config_; }
     int64_t step() const { return step_; }
+    // Bytes of AdamW moments this process holds (with shard_optimizer, its share).
+    int64_t optimizer_state_bytes() const;
     // The checkpoint written most recently by this trainer (empty if none).
     const std::string &last_checkpoint() const { return last_checkpoint_; }
 
 private:
     struct StepResult {
         double loss = 0, aux = 0, grad_norm = 0;
+        int64_t tokens = 0;  // this step's tokens (all ranks' after aggregate())
+        double step_time = 0; // seconds (the slowest rank's after aggregate())
+        double comm = 0;      // seconds waiting on other ranks (the slowest rank's after aggregate())
+        Json ranks;           // per-rank figures (data parallel only)
         std::vector<RoutingRecord> routing; // every micro-batch's, on steps that log statistics
+        std::vector<RouterStats> stats;     // from routing (over all ranks), by summarise()
     };
+    Json run_steps(const TrainCallbacks &callbacks);
     StepResult train_step(double lr, bool record_routing);
-    Json step_record(const StepResult &r, double lr, double step_time);
+    // The step's routing statistics and, data parallel, every figure over all
+    // ranks (every rank gets the same).
+    void summarise(StepResult &r);
+    // evaluate_split over this rank's share of the val split, token-weighted over all ranks.
+    EvalResult evaluate_all_ranks();
+    Json step_record(const StepResult &r, double lr);
+    // Data parallel: each flag set on any rank (alone: the flags). Adds the wait to *comm.
+    std::vector<bool> any_rank(std::vector<bool> flags, double *comm = nullptr);
     Json sample();
     // Both splits hold at least one sequence of seq_len + 1 tokens.
     void check_splits() const;
@@ -132,6 +166,10 @@ private:
     bool resumed_ = false;
     std::string last_checkpoint_;
     RunControl *control_ = nullptr;
+    ProcessGroup *group_ = nullptr; // set for world size > 1
+    std::unique_ptr<GradientSync> sync_;
+    std::unique_ptr<OptimizerShards> shards_; // train.shard_optimizer on several ranks
+    bool synced_ = false; // the ranks' parameters agree (broadcast or checked)
 };
 
 } // namespace cdrmix

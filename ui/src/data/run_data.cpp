@@ -108,6 +108,12 @@ void ingest(RunData &run, const Json &r) {
         add_if_present(run.step_time, r, fs::step_time_s, step, t);
         add_if_present(run.rss_mb, r, fs::rss_mb, step, t);
         add_if_present(run.device_mem_mb, r, fs::device_mem_mb, step, t);
+        add_if_present(run.comm_s, r, fs::comm_s, step, t);
+        if (auto it = r.find(fs::ranks); it != r.end() && it->is_array()) {
+            if (run.rank_tokens_per_s.size() < it->size()) run.rank_tokens_per_s.resize(it->size());
+            for (size_t k = 0; k < it->size(); ++k)
+                add_if_present(run.rank_tokens_per_s[k], (*it)[k], cdrmix::fields::rank::tokens_per_s, step, t);
+        }
         run.total_steps = r.value(fs::total_steps, run.total_steps);
         run.eta_s = r.value(fs::eta_s, -1.0);
         if (auto it = r.find(fs::moe); it != r.end() && it->is_array()) ingest_moe(run, *it, step, t);

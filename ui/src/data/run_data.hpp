@@ -46,6 +46,9 @@ struct RunData {
     int64_t records = 0;
     Series loss, val_loss, lr, grad_norm, tokens_per_s, aux_loss, step_time, rss_mb;
     Series device_mem_mb; // GPU memory in use, when the run's models live on one
+    // Multi-process runs: the slowest rank's wait on communication per step, and each rank's tokens/s.
+    Series comm_s;
+    std::vector<Series> rank_tokens_per_s;
     std::vector<LayerStats> layers;          // ordered by layer index
     std::map<std::string, Series> logged;    // numbers from cdrmix.log{...}
     std::vector<std::string> checkpoints;    // paths, in order

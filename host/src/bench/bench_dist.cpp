@@ -1,0 +1,185 @@
+// Row 9 of `cdrmix bench`: data parallelism on this machine.
+//   - Weak scaling: 2 ranks x 1 thread against 1 rank x 1 thread at the same
+//     per-rank batch (cdrmix-small): tokens/s per rank, their ratio, and the
+//     share of step time spent waiting on communication.
+//   - The all-reduce's bus bandwidth (2 ranks, Gloo over loopback) against a
+//     plain memory copy of the same bytes.
+// Ranks are threads of this process, each with its own process group over
+// loopback (the same TCPStore + Gloo path as separate processes; one address
+// space, so no page sharing between ranks is saved or lost).
+#include "bench/bench_table.hpp"
+#include "bench/bench_workloads.hpp"
+#include "dist/process_group.hpp"
+#include "metrics/record_fields.hpp"
+#include "train/trainer.hpp"
+
+#include <cdrmix/error.hpp>
+
+#include <torch/torch.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+namespace cdrmix::bench {
+
+namespace {
+
+// A port nothing listens on now (the kernel's pick), for a loopback rendezvous.
+int free_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw Error("bench dist: cannot open a socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0) {
+        close(fd);
+        throw Error("bench dist: cannot find a free loopback port");
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+// body(group) on `world` threads, one rank each; rethrows the first failure.
+void with_ranks(int world, const std::function<void(ProcessGroup &)> &body) {
+    const int port = free_port();
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
+    std::vector<std::thread> threads;
+    for (int r = 0; r < world; ++r)
+        threads.emplace_back([&, r] {
+            try {
+                DistEnv env;
+                env.rank = r;
+                env.world_size = world;
+                env.master_port = port;
+                ProcessGroup group(env, std::chrono::seconds(120));
+                body(group);
+            } catch (...) {
+                errors[size_t(r)] = std::current_exception();
+            }
+        });
+    for (auto &t : threads) t.join();
+    for (auto &e : errors)
+        if (e) std::rethrow_exception(e);
+}
+
+// Per-rank tokens/s and the communication share of the step records after the first (warm-up) step.
+class ScalingSink : public MetricsSink {
+public:
+    void write(const Json &rec) override {
+        namespace f = fields::step;
+        if (rec.value(fields::event, "") != fields::events::step || rec[f::step].get<int64_t>() == 1) return;
+        std::lock_guard<std::mutex> lock(mutex);
+        const double time = rec[f::step_time_s].get<double>();
+        step_time += time;
+        comm += rec.value(f::comm_s, 0.0);
+        if (rec.contains(f::ranks)) {
+            double sum = 0;
+            for (const auto &r : rec[f::ranks]) sum += r[fields::rank::tokens_per_s].get<double>();
+            per_rank_rate += sum / double(rec[f::ranks].size());
+        } else {
+            per_rank_rate += double(tokens_per_step) / time;
+        }
+        ++steps;
+    }
+    int64_t tokens_per_step = 0;
+    double step_time = 0, comm = 0, per_rank_rate = 0;
+    int64_t steps = 0;
+    std::mutex mutex;
+};
+
+struct Scaling {
+    double tokens_per_s_per_rank = 0;
+    double comm_share = 0;
+};
+
+Scaling train_on(Run &run, int world, const std::string &corpus, int64_t batch, int64_t seq_len, int64_t steps) {
+    std::vector<std::shared_ptr<DataSource>> data;
+    std::vector<std::shared_ptr<Model>> models;
+    for (int r = 0; r < world; ++r) {
+        data.push_back(run.registry.create_data_source(Config(
+            {{"type", "text"}, {"path", corpus}, {"tokenizer", "char"}, {"rank", r}, {"world_size", world}},
+            "bench dist data", "")));
+        models.push_back(small_model(run.registry, rwkv7_mixer(), data.back()->tokenizer()->vocab_size()));
+    }
+    TrainConfig config = TrainConfig::defaults();
+    config.steps = steps;
+    config.batch_size = batch;
+    config.seq_len = seq_len;
+    config.schedule.lr = 1e-3;
+    config.schedule.total_steps = steps;
+    config.eval_every = 0;
+    config.eval_batches = 1;
+    auto sink = std::make_shared<ScalingSink>();
+    sink->tokens_per_step = batch * seq_len;
+    std::vector<std::unique_ptr<MetricsBus>> buses;
+    for (int r = 0; r < world; ++r) buses.push_back(std::make_unique<MetricsBus>());
+    buses[0]->add_sink(sink); // every rank publishes the same records: rank 0's are enough
+    auto body = [&](ProcessGroup &group) {
+        const size_t r = size_t(group.rank());
+        Trainer trainer(models[r], data[r], config, *buses[r], "");
+        trainer.set_process_group(&group);
+        trainer.run();
+    };
+    if (world == 1) {
+        ProcessGroup alone(DistEnv{}, std::chrono::seconds(5));
+        body(alone);
+    } else {
+        with_ranks(world, body);
+    }
+    if (sink->steps == 0) throw Error("bench dist: no timed steps");
+    return {sink->per_rank_rate / double(sink->steps), sink->comm / sink->step_time};
+}
+
+// Seconds per all-reduce of `bytes` of float32 on 2 ranks (median), and per copy of the same bytes.
+std::pair<double, double> all_reduce_and_copy_seconds(int64_t bytes, int repeats) {
+    const int64_t n = bytes / 4;
+    double reduce = 0;
+    with_ranks(2, [&](ProcessGroup &group) {
+        torch::Tensor t = torch::ones({n});
+        const double s = median_seconds([&] { group.all_reduce(t, ReduceOp::Sum); }, repeats);
+        if (group.rank() == 0) reduce = s;
+    });
+    torch::Tensor src = torch::ones({n}), dst = torch::empty({n});
+    const double copy = median_seconds([&] { dst.copy_(src); }, repeats);
+    return {reduce, copy};
+}
+
+} // namespace
+
+void dist_rows(Run &run) {
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1); // each rank one thread, as its baseline
+    try {
+        TempDir dir;
+        const std::string corpus = dir.file("corpus.txt");
+        write_corpus(corpus, 1 << 20);
+        const int64_t batch = run.options.quick ? 4 : 8, seq_len = 256, steps = run.options.quick ? 3 : 6;
+        const Scaling one = train_on(run, 1, corpus, batch, seq_len, steps);
+        const Scaling two = train_on(run, 2, corpus, batch, seq_len, steps);
+        const std::string shape = "cdrmix-small B" + std::to_string(batch) + " T" + std::to_string(seq_len) + " per rank";
+        print_row("9 data parallel, 2 ranks x 1 thread, " + shape, format("%.0f tok/s per rank", two.tokens_per_s_per_rank),
+                  format("1 rank x 1 thread %.0f tok/s", one.tokens_per_s_per_rank),
+                  format("%.2fx", two.tokens_per_s_per_rank / one.tokens_per_s_per_rank) +
+                      format(" (comm %.1f%% of step)", 100 * two.comm_share));
+
+        const int64_t bytes = run.options.quick ? (16 << 20) : (64 << 20);
+        const auto [reduce, copy] = all_reduce_and_copy_seconds(bytes, run.repeats);
+        // Bus bandwidth (as nccl-tests): a ring all-reduce moves 2 (n-1)/n of the buffer per rank.
+        const double bus = 2.0 * (2 - 1) / 2 * double(bytes) / reduce / 1e9, mem = double(bytes) / copy / 1e9;
+        print_row("  all-reduce " + std::to_string(bytes >> 20) + " MiB float32, 2 ranks, Gloo over loopback",
+                  format("%.2f GB/s bus", bus), format("memcpy %.2f GB/s", mem), format("%.2fx", bus / mem));
+    } catch (...) {
+        at::set_num_threads(threads);
+        throw;
+    }
+    at::set_num_threads(threads);
+}
+
+} // namespace cdrmix::bench
