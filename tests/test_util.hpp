@@ -3,15 +3,26 @@
 // finite-difference gradient checks.
 #pragma once
 
+#include "core/files.hpp"
+
 #include <cdrmix/error.hpp>
 #include <cdrmix/registry.hpp>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <functional>
 
 namespace cdrmix::test {
+
+// A fresh, empty folder under the system temp folder: <tmp>/cdrmix_test_<name>.
+inline std::filesystem::path scratch_dir(const std::string &name) {
+    const std::filesystem::path p = std::filesystem::temp_directory_path() / ("cdrmix_test_" + name);
+    remove_tree(p);
+    std::filesystem::create_directories(p);
+    return p;
+}
 
 // The message of the cdrmix::Error f throws, or "(no error)".
 inline std::string error_of(const std::function<void()> &f) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench_rows_6_8.sh CDRMIX WORK_DIR
-# `cdrmix bench --quick` rows 6-8 are printed with figures and ratios (their
+# `cdrmix bench --quick` rows 6-9 are printed with figures and ratios (their
 # values are the benchmark's business, not the test's): streaming generation,
-# the data pipeline against training, and the dashboard's cost, which runs
+# the data pipeline against training, data-parallel scaling over loopback
+# (row 9), and the dashboard's cost, which runs
 # under xvfb-run when it is installed and says it was skipped without a display
 # (or without the dashboard in the build).
 set -u
@@ -15,7 +16,7 @@ has() { # has NAME REGEX FILE
   echo "ok   $1"
 }
 
-DISPLAY= WAYLAND_DISPLAY= "$cdrmix" --threads 1 bench --quick --only generation,data,gui >"$work/out.txt" 2>&1 ||
+DISPLAY= WAYLAND_DISPLAY= "$cdrmix" --threads 1 bench --quick --only generation,data,gui,dist >"$work/out.txt" 2>&1 ||
   { cat "$work/out.txt"; fail "cdrmix bench exited non-zero"; }
 out=$work/out.txt
 has "rwkv7 decode" "^6 RWKV-7 decode, ctx 2048 +$num tok/s +ctx 128 $num tok/s +$num \(target >= 0.9\)" "$out"
@@ -29,6 +30,8 @@ for source in "text (char)" "jsonl (char)" "bin (uint16)"; do
   has "data $source" "^  data $pattern B16 T256 +$num tok/s +training $num tok/s +${num}x" "$out"
 done
 has "training consumption" "^  training consumption +$num tok/s +cdrmix-small B16 T256, 2 timed steps" "$out"
+has "data parallel" "^9 data parallel, 2 ranks x 1 thread, cdrmix-small B4 T256 per rank +$num tok/s per rank +1 rank x 1 thread $num tok/s +${num}x \(comm $num% of step\)" "$out"
+has "all-reduce bandwidth" "^  all-reduce 16 MiB float32, 2 ranks, Gloo over loopback +$num GB/s bus +memcpy $num GB/s +${num}x" "$out"
 # (a build without the dashboard, as on a machine without Dear ImGui, says so instead)
 has "gui without a display" "^8 training tok/s, dashboard open vs headless +skipped +(no display: run scripts/bench.sh|built without the dashboard)" "$out"
 # The KV cache grows with the context; the RWKV-7 state does not.

@@ -5,26 +5,18 @@
 // two-rank checkpoint resumes at the same and at another world size.
 #include "core/files.hpp"
 #include "dist/gradient_sync.hpp"
-#include "dist/process_group.hpp"
+#include "dist/thread_ranks.hpp"
 #include "test_util.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 namespace fs = std::filesystem;
 using cdrmix::Json;
 
 namespace {
-
-fs::path scratch(const std::string &name) {
-    const fs::path p = fs::temp_directory_path() / ("cdrmix_dp_" + name);
-    cdrmix::remove_tree(p);
-    fs::create_directories(p);
-    return p;
-}
 
 fs::path corpus(const fs::path &dir) {
     const fs::path file = dir / "corpus.txt";
@@ -78,27 +70,8 @@ cdrmix::TrainConfig config(int64_t steps, int64_t batch, int64_t accum) {
     return c;
 }
 
-// Runs body(group) on `world` threads, one rank each, over loopback; rethrows the first failure.
 void with_ranks(int world, int port, const std::function<void(cdrmix::ProcessGroup &)> &body) {
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
-    std::vector<std::thread> threads;
-    for (int r = 0; r < world; ++r)
-        threads.emplace_back([&, r] {
-            try {
-                cdrmix::DistEnv env;
-                env.rank = r;
-                env.world_size = world;
-                env.master_addr = "127.0.0.1";
-                env.master_port = port;
-                cdrmix::ProcessGroup group(env, std::chrono::seconds(60));
-                body(group);
-            } catch (...) {
-                errors[size_t(r)] = std::current_exception();
-            }
-        });
-    for (auto &t : threads) t.join();
-    for (auto &e : errors)
-        if (e) std::rethrow_exception(e);
+    cdrmix::run_thread_ranks(world, port, std::chrono::seconds(60), body);
 }
 
 struct Outcome {
@@ -169,7 +142,7 @@ void expect_same_run(const std::vector<Outcome> &ranks, const Outcome &alone) {
 } // namespace
 
 TEST(DataParallel, TwoRanksOfBatchBEqualOneRankOfBatch2B) {
-    const fs::path file = corpus(scratch("dense"));
+    const fs::path file = corpus(cdrmix::test::scratch_dir("dp_dense"));
     const auto two = train(2, 29740, file, false, config(10, 4, 1));
     const auto one = train(1, 0, file, false, config(10, 8, 1));
     expect_same_run(two, one[0]);
@@ -183,7 +156,7 @@ TEST(DataParallel, TwoRanksOfBatchBEqualOneRankOfBatch2B) {
 }
 
 TEST(DataParallel, TwoRanksOfTwoMicroBatchesEqualOneRankOfFour) {
-    const fs::path file = corpus(scratch("accum"));
+    const fs::path file = corpus(cdrmix::test::scratch_dir("dp_accum"));
     const auto two = train(2, 29741, file, false, config(10, 3, 2));
     const auto one = train(1, 0, file, false, config(10, 3, 4));
     expect_same_run(two, one[0]);
@@ -192,7 +165,7 @@ TEST(DataParallel, TwoRanksOfTwoMicroBatchesEqualOneRankOfFour) {
 // Top-1 over 16 experts with 48 tokens per rank: some expert gets no token on
 // one rank but some on the other, and experts no rank used keep no gradient.
 TEST(DataParallel, MoeWithExpertsUnusedOnSomeRanks) {
-    const fs::path file = corpus(scratch("moe"));
+    const fs::path file = corpus(cdrmix::test::scratch_dir("dp_moe"));
     const auto two = train(2, 29742, file, true, config(10, 3, 1));
     const auto one = train(1, 0, file, true, config(10, 6, 1));
     expect_same_run(two, one[0]);
@@ -203,7 +176,7 @@ TEST(DataParallel, MoeWithExpertsUnusedOnSomeRanks) {
 }
 
 TEST(DataParallel, CheckpointResumesAtTheSameAndAnotherWorldSize) {
-    const fs::path dir = scratch("resume");
+    const fs::path dir = cdrmix::test::scratch_dir("dp_resume");
     const fs::path file = corpus(dir);
     const auto full = train(2, 29743, file, false, config(8, 4, 1));
     const auto first = train(2, 29744, file, false, config(8, 4, 1), (dir / "ckpt").string(), "", 4);
@@ -230,7 +203,7 @@ TEST(DataParallel, CheckpointResumesAtTheSameAndAnotherWorldSize) {
 // parameters; the parameters equal unsharded AdamW's, with unused experts
 // (no state yet) among them, and its checkpoints hold the whole state.
 TEST(DataParallel, ShardedOptimizerEqualsAdamWAndResumesAnywhere) {
-    const fs::path dir = scratch("zero");
+    const fs::path dir = cdrmix::test::scratch_dir("dp_zero");
     const fs::path file = corpus(dir);
     cdrmix::TrainConfig plain = config(10, 3, 1), sharded = plain;
     sharded.shard_optimizer = true;

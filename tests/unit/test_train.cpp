@@ -21,13 +21,7 @@ using torch::Tensor;
 
 namespace {
 
-// A fresh, empty folder under the system temp folder.
-fs::path scratch(const std::string &name) {
-    const fs::path p = fs::temp_directory_path() / ("cdrmix_train_" + name);
-    cdrmix::remove_tree(p);
-    fs::create_directories(p);
-    return p;
-}
+fs::path scratch(const std::string &name) { return cdrmix::test::scratch_dir("train_" + name); }
 
 // A corpus of a few kilobytes for the text data source (char level, 10% val).
 std::shared_ptr<cdrmix::DataSource> text_source(const fs::path &dir) {

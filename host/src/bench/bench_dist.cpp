@@ -9,7 +9,7 @@
 // space, so no page sharing between ranks is saved or lost).
 #include "bench/bench_table.hpp"
 #include "bench/bench_workloads.hpp"
-#include "dist/process_group.hpp"
+#include "dist/thread_ranks.hpp"
 #include "metrics/record_fields.hpp"
 #include "train/trainer.hpp"
 
@@ -17,57 +17,12 @@
 
 #include <torch/torch.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <mutex>
-#include <thread>
 
 namespace cdrmix::bench {
 
 namespace {
-
-// A port nothing listens on now (the kernel's pick), for a loopback rendezvous.
-int free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) throw Error("bench dist: cannot open a socket");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0) {
-        close(fd);
-        throw Error("bench dist: cannot find a free loopback port");
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-// body(group) on `world` threads, one rank each; rethrows the first failure.
-void with_ranks(int world, const std::function<void(ProcessGroup &)> &body) {
-    const int port = free_port();
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
-    std::vector<std::thread> threads;
-    for (int r = 0; r < world; ++r)
-        threads.emplace_back([&, r] {
-            try {
-                DistEnv env;
-                env.rank = r;
-                env.world_size = world;
-                env.master_port = port;
-                ProcessGroup group(env, std::chrono::seconds(120));
-                body(group);
-            } catch (...) {
-                errors[size_t(r)] = std::current_exception();
-            }
-        });
-    for (auto &t : threads) t.join();
-    for (auto &e : errors)
-        if (e) std::rethrow_exception(e);
-}
 
 // Per-rank tokens/s and the communication share of the step records after the first (warm-up) step.
 class ScalingSink : public MetricsSink {
@@ -131,7 +86,7 @@ Scaling train_on(Run &run, int world, const std::string &corpus, int64_t batch, 
         ProcessGroup alone(DistEnv{}, std::chrono::seconds(5));
         body(alone);
     } else {
-        with_ranks(world, body);
+        run_thread_ranks(world, 0, std::chrono::seconds(120), body);
     }
     if (sink->steps == 0) throw Error("bench dist: no timed steps");
     return {sink->per_rank_rate / double(sink->steps), sink->comm / sink->step_time};
@@ -141,7 +96,7 @@ Scaling train_on(Run &run, int world, const std::string &corpus, int64_t batch, 
 std::pair<double, double> all_reduce_and_copy_seconds(int64_t bytes, int repeats) {
     const int64_t n = bytes / 4;
     double reduce = 0;
-    with_ranks(2, [&](ProcessGroup &group) {
+    run_thread_ranks(2, 0, std::chrono::seconds(120), [&](ProcessGroup &group) {
         torch::Tensor t = torch::ones({n});
         const double s = median_seconds([&] { group.all_reduce(t, ReduceOp::Sum); }, repeats);
         if (group.rank() == 0) reduce = s;
