@@ -2,6 +2,7 @@
 
 #include "core/files.hpp"
 #include "dist/process_group.hpp"
+#include "metrics/tensorboard.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
@@ -89,6 +90,7 @@ std::string Run::make_folder() {
         write_json_atomic(candidate + "/" + run_layout::plugins, settings_.plugins);
         write_json_atomic(candidate + "/" + run_layout::config, config_);
         bus_.add_sink(std::make_shared<JsonlSink>(candidate + "/" + run_layout::metrics));
+        bus_.add_sink(std::make_shared<TensorBoardSink>(candidate));
     } catch (...) {
         remove_tree(candidate);
         throw;
