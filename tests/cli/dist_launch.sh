@@ -35,6 +35,10 @@ printf 'if cdrmix.dist.rank() == 1 then error("rank 1 gives up") end\ncdrmix.dis
 timeout 120 "$cdrmix" launch -n 2 --master 127.0.0.1:$((port + 2)) --timeout 30 run "$tmp/fail.lua" >"$tmp/failing" 2>&1
 check "a failing rank stops the others" 1 "rank 1 \(pid [0-9]+\) ended with exit status 1; stopping the other 1 rank" "$tmp/failing" $?
 
+printf 'local n = cdrmix.dist.rank() == 0 and 4 or 8\ncdrmix.dist.all_reduce(cdrmix.zeros({ n }))\n' >"$tmp/mismatch.lua"
+timeout 120 "$cdrmix" launch -n 2 --master 127.0.0.1:$((port + 6)) --timeout 30 run "$tmp/mismatch.lua" >"$tmp/mismatch" 2>&1
+check "ranks making different calls fail with one line" 1 "cdrmix.dist: the ranks made different calls here \(rank [01]: all_reduce\(Float\[[48]\], sum\)\)" "$tmp/mismatch" $?
+
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', $((port + 3)))); s.listen(); time.sleep(30)" &
 sleep 1
 RANK=0 WORLD_SIZE=2 MASTER_PORT=$((port + 3)) CDRMIX_DIST_TIMEOUT=3 timeout 60 "$cdrmix" run "$lua/dist.lua" >"$tmp/taken" 2>&1

@@ -12,6 +12,8 @@
 //       dp:sync(false) for the non-final micro-batches of an accumulation window,
 //       dp:sync(true) before the last; dp:comm_time() the last reduction's wait (s)
 // Tensors must be CPU tensors (Gloo); a collective waits at most CDRMIX_DIST_TIMEOUT seconds.
+// Each call first checks that every rank makes the same call (one small
+// all-reduce): ranks that disagree fail with one line instead of corrupting data.
 #include "dist/gradient_sync.hpp"
 #include "dist/process_group.hpp"
 #include "lua/lua_util.hpp"
@@ -43,8 +45,31 @@ int l_local_rank(lua_State *L) {
     return 1;
 }
 
+// Gloo matches collectives by order alone, and ranks that call different ones
+// (a loop over pairs(), whose order differs between processes) make it abort
+// the process. So each call first checks, with one small all-reduce, that
+// every rank makes the same call, and fails with one line otherwise.
+void same_call_everywhere(ProcessGroup &group, const std::string &call) {
+    if (group.world_size() == 1) return;
+    const auto signature = static_cast<int64_t>(std::hash<std::string>{}(call));
+    torch::Tensor t = torch::tensor({signature, -signature}, torch::kInt64);
+    group.all_reduce(t, ReduceOp::Max);
+    if (t[0].item<int64_t>() != signature || t[1].item<int64_t>() != -signature)
+        throw Error("cdrmix.dist: the ranks made different calls here (rank " + std::to_string(group.rank()) + ": " +
+                    call + "); every rank must make the same collective calls in the same order "
+                           "(iterate model:parameters() with ipairs, not pairs)");
+}
+
+std::string describe(const torch::Tensor &t) {
+    std::string shape;
+    for (int64_t d : t.sizes()) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    return std::string(c10::toString(t.scalar_type())) + "[" + shape + "]";
+}
+
 int l_barrier(lua_State *L) {
-    Runtime::from(L).dist().barrier();
+    ProcessGroup &group = Runtime::from(L).dist();
+    same_call_everywhere(group, "barrier()");
+    group.barrier();
     return 0;
 }
 
@@ -58,10 +83,13 @@ torch::Tensor &collective_tensor(lua_State *L, int idx) {
 
 int l_all_reduce(lua_State *L) {
     torch::Tensor &t = collective_tensor(L, 1);
-    const ReduceOp op = reduce_op_from(luaL_optstring(L, 2, "sum"));
+    const std::string op_name = luaL_optstring(L, 2, "sum");
+    const ReduceOp op = reduce_op_from(op_name);
     {
         torch::NoGradGuard no_grad;
-        Runtime::from(L).dist().all_reduce(t, op);
+        ProcessGroup &group = Runtime::from(L).dist();
+        same_call_everywhere(group, "all_reduce(" + describe(t) + ", " + op_name + ")");
+        group.all_reduce(t, op);
     }
     lua_settop(L, 1);
     return 1;
@@ -72,7 +100,9 @@ int l_broadcast(lua_State *L) {
     const int src = static_cast<int>(luaL_optinteger(L, 2, 0));
     {
         torch::NoGradGuard no_grad;
-        Runtime::from(L).dist().broadcast(t, src);
+        ProcessGroup &group = Runtime::from(L).dist();
+        same_call_everywhere(group, "broadcast(" + describe(t) + ", " + std::to_string(src) + ")");
+        group.broadcast(t, src);
     }
     lua_settop(L, 1);
     return 1;

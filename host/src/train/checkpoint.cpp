@@ -113,7 +113,8 @@ std::string resolve_checkpoint(const std::string &spec) {
                 "/checkpoints/latest");
 }
 
-std::string find_latest_checkpoint(const std::string &runs_root, const std::string &name, const std::string &subdir) {
+std::string find_latest_checkpoint(const std::string &runs_root, const std::string &name) {
+    const std::string subdir = run_layout::checkpoints;
     std::error_code ec;
     if (!fs::is_directory(runs_root, ec)) return "";
     std::string best;

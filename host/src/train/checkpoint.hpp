@@ -35,9 +35,8 @@ void prune_checkpoints(const std::string &root, int64_t keep);
 // checkpoints/latest). Returns the real path; throws naming `spec` otherwise.
 std::string resolve_checkpoint(const std::string &spec);
 // The newest checkpoint (by its trainer_state.json time) under
-// <runs_root>/<name>-<stamp>/<subdir>/latest (any run when name is empty), or "" when there is none.
-std::string find_latest_checkpoint(const std::string &runs_root, const std::string &name,
-                                   const std::string &subdir = "checkpoints");
+// <runs_root>/<name>-<stamp>/checkpoints/latest (any run when name is empty), or "" when there is none.
+std::string find_latest_checkpoint(const std::string &runs_root, const std::string &name);
 
 // Loads model.safetensors from a checkpoint folder into model (names and shapes must match).
 void load_model_weights(Model &model, const std::string &checkpoint_dir);
