@@ -219,6 +219,7 @@ Trainer::~Trainer() = default;
 
 void Trainer::set_process_group(ProcessGroup *group) {
     if (!group || group->world_size() == 1) return;
+    if (group_) throw Error("trainer: set_process_group was already called");
     group_ = group;
     std::vector<torch::Tensor> params;
     for (const auto &p : model_->parameters())
@@ -303,7 +304,6 @@ void Trainer::summarise(StepResult &r) {
     if (!group_) return;
     namespace f = fields::rank;
     const int64_t world = group_->world_size(), me = group_->rank();
-    const auto t0 = std::chrono::steady_clock::now();
     // [loss, aux, tokens, then per rank: tokens, step time, comm], summed: each rank fills its own row.
     torch::Tensor v = torch::zeros({3 + 3 * world}, torch::kFloat64);
     double *p = v.data_ptr<double>();
@@ -314,8 +314,7 @@ void Trainer::summarise(StepResult &r) {
     p[4 + 3 * me] = r.step_time;
     p[5 + 3 * me] = r.comm;
     group_->all_reduce(v, ReduceOp::Sum);
-    // This rank's wait here counts too (the slowest rank's figures below are from before it).
-    r.comm += seconds_since(t0);
+    // (comm_s counts each rank's waits up to here; this all-reduce's own is not in the record.)
     r.loss = p[0] / double(world);
     r.aux = p[1] / double(world);
     r.tokens = int64_t(p[2]);
