@@ -24,6 +24,16 @@ inline std::filesystem::path scratch_dir(const std::string &name) {
     return p;
 }
 
+// The smallest useful model spec: 2 layers of RWKV-7 (hidden 32, heads of 16)
+// with channel-mix FFNs; tests add their MoE keys.
+inline Json tiny_model_spec(int64_t vocab) {
+    return {{"vocab_size", vocab},
+            {"hidden_size", 32},
+            {"num_layers", 2},
+            {"mixer", {{"type", "rwkv7_time_mix"}, {"head_size", 16}}},
+            {"ffn", {{"type", "rwkv_channel_mix"}, {"expansion", 2}}}};
+}
+
 // The message of the cdrmix::Error f throws, or "(no error)".
 inline std::string error_of(const std::function<void()> &f) {
     try {

@@ -35,11 +35,7 @@ std::shared_ptr<cdrmix::DataSource> source(const fs::path &file, int rank, int w
 // float64; the MoE variant has no load-balance loss (it depends on which
 // tokens share a batch) and enough experts that a rank leaves some unused.
 std::shared_ptr<cdrmix::Model> model(int64_t vocab, bool moe) {
-    Json spec = {{"vocab_size", vocab},
-                 {"hidden_size", 32},
-                 {"num_layers", 2},
-                 {"mixer", {{"type", "rwkv7_time_mix"}, {"head_size", 16}}},
-                 {"ffn", {{"type", "rwkv_channel_mix"}, {"expansion", 2}}}};
+    Json spec = cdrmix::test::tiny_model_spec(vocab);
     if (moe) {
         spec["moe_every"] = 2;
         spec["num_experts"] = 16;

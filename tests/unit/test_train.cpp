@@ -35,11 +35,7 @@ std::shared_ptr<cdrmix::DataSource> text_source(const fs::path &dir) {
 }
 
 std::shared_ptr<cdrmix::Model> make_model(int64_t vocab, bool moe, uint64_t seed) {
-    Json spec = {{"vocab_size", vocab},
-                 {"hidden_size", 32},
-                 {"num_layers", 2},
-                 {"mixer", {{"type", "rwkv7_time_mix"}, {"head_size", 16}}},
-                 {"ffn", {{"type", "rwkv_channel_mix"}, {"expansion", 2}}}};
+    Json spec = cdrmix::test::tiny_model_spec(vocab);
     if (moe) {
         spec["moe_every"] = 2;
         spec["num_experts"] = 3;
