@@ -54,7 +54,7 @@ TEST(Run, FolderIsMadeOnFirstUseWithItsLayout) {
     cdrmix::Run run(settings(root, "exp"), &script_bus);
     EXPECT_FALSE(run.is_open());
     EXPECT_FALSE(fs::exists(root)); // nothing before the run starts
-    run.config()["train"] = {{"steps", 3}};
+    run.set_own("train", {{"steps", 3}});
     const fs::path dir = run.open();
     EXPECT_EQ(run.open(), dir.string()); // once
     EXPECT_TRUE(cdrmix::run_folder::is_run_of(dir.filename().string(), "exp"));
@@ -62,6 +62,14 @@ TEST(Run, FolderIsMadeOnFirstUseWithItsLayout) {
         EXPECT_TRUE(fs::is_regular_file(dir / f)) << f;
     EXPECT_TRUE(fs::is_directory(dir / cdrmix::run_layout::checkpoints));
     EXPECT_EQ(run.checkpoint_root(), (dir / "checkpoints").string());
+    // The script's sections change as it goes (a data source made later); the run's own stay.
+    run.set_own("resumed_from", "x");
+    run.set_shared_config({{"data", {{"type", "text"}}}, {"script", "s.lua"}});
+    std::ifstream config_file(dir / cdrmix::run_layout::config);
+    const Json written = Json::parse(config_file);
+    EXPECT_EQ(written["train"]["steps"], 3);
+    EXPECT_EQ(written["resumed_from"], "x");
+    EXPECT_EQ(written["data"]["type"], "text");
     run.bus().publish({{"event", "step"}, {"step", 1}});
     // The run's own metrics.jsonl and the script's sinks both get it.
     std::ifstream in(dir / "metrics.jsonl");

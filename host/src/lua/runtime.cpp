@@ -108,9 +108,7 @@ Run &Runtime::run(const std::string &name) {
         // A multi-process run: rank 0 writes the folder and alone reaches the terminal and the dashboard.
         if (dist_env_.world_size > 1) settings.group = &dist();
         slot = std::make_unique<Run>(std::move(settings), dist_env_.rank == 0 ? &bus_ : nullptr);
-        slot->config() = resolved_;
-        slot->config()["script"] = options_.script;
-        slot->config()["overrides"] = options_.overrides;
+        slot->set_shared_config(shared_config());
     }
     return *slot;
 }
@@ -129,15 +127,15 @@ std::string Runtime::take_resume_option() {
 
 std::string Runtime::script_name() const { return fs::path(options_.script).stem().string(); }
 
+Json Runtime::shared_config() const {
+    Json c = resolved_;
+    c["script"] = options_.script;
+    c["overrides"] = options_.overrides;
+    return c;
+}
+
 void Runtime::write_resolved_config() {
-    for (auto &[name, r] : runs_) {
-        Json train = r->config().value("train", Json());
-        r->config() = resolved_;
-        r->config()["script"] = options_.script;
-        r->config()["overrides"] = options_.overrides;
-        if (!train.is_null()) r->config()["train"] = train; // each run keeps its own trainer's settings
-        r->write_config();
-    }
+    for (auto &[name, r] : runs_) r->set_shared_config(shared_config());
 }
 
 Config Runtime::config_of(lua_State *L, int idx, const std::string &owner) const {

@@ -88,6 +88,8 @@ public:
     // run's config.json starts from it. Writes it into every open run.
     Json &resolved() { return resolved_; }
     void write_resolved_config();
+    // What every run's config.json starts from: the resolved config, the script and its overrides.
+    Json shared_config() const;
     // Where the values of the script's tables came from (YAML files, command line).
     ConfigSources &sources() { return sources_; }
     // The table at idx as a Config for `owner`, with its values' sources.

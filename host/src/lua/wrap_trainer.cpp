@@ -54,8 +54,7 @@ int l_trainer(lua_State *L) {
     lua_pop(L, 2);
     const TrainConfig tc = TrainConfig::from_config(settings_of(L, 1), model->device().type());
     Run &run = rt.run(opt_string_field(L, 1, "name", rt.script_name()));
-    run.config()["train"] = tc.to_json();
-    rt.write_resolved_config();
+    run.set_own("train", tc.to_json());
     push<TrainerBox>(L, TrainerBox{run.make_trainer(model, data, tc, &rt.control()), &run,
                                    opt_string_field(L, 1, "resume", "")},
                      kTrainer);
@@ -104,8 +103,7 @@ int l_trainer_run(lua_State *L) {
     try {
         if (!from.empty()) {
             box.trainer->resume(from);
-            run.config()["resumed_from"] = from;
-            run.write_config();
+            run.set_own("resumed_from", from);
         }
         box.trainer->set_checkpoint_root(run.checkpoint_root());
         box.trainer->set_run_config(run.config());

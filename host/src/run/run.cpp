@@ -88,7 +88,7 @@ std::string Run::make_folder() {
             if (ec) throw Error(candidate + ": cannot copy the script " + settings_.script + ": " + ec.message());
         }
         write_json_atomic(candidate + "/" + run_layout::plugins, settings_.plugins);
-        write_json_atomic(candidate + "/" + run_layout::config, config_);
+        write_json_atomic(candidate + "/" + run_layout::config, config());
         bus_.add_sink(std::make_shared<JsonlSink>(candidate + "/" + run_layout::metrics));
         bus_.add_sink(std::make_shared<TensorBoardSink>(candidate));
     } catch (...) {
@@ -98,9 +98,25 @@ std::string Run::make_folder() {
     return candidate;
 }
 
+Json Run::config() const {
+    Json merged = shared_;
+    for (const auto &[key, value] : own_.items()) merged[key] = value;
+    return merged;
+}
+
+void Run::set_shared_config(Json shared) {
+    shared_ = std::move(shared);
+    write_config();
+}
+
+void Run::set_own(const std::string &key, Json value) {
+    own_[key] = std::move(value);
+    write_config();
+}
+
 void Run::write_config() {
     if (path_.empty() || !writes()) return;
-    write_json_atomic(file(run_layout::config), config_);
+    write_json_atomic(file(run_layout::config), config());
 }
 
 std::string Run::find_resume(const std::string &spec) const {

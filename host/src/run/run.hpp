@@ -68,9 +68,13 @@ public:
     // other text is a checkpoint, run folder or checkpoints folder.
     std::string find_resume(const std::string &spec) const;
 
-    // The resolved config written as config.json (sections: config, model, data, train, ...).
-    Json &config() { return config_; }
-    void write_config();
+    // config.json: the script's sections (config, model, data, script,
+    // overrides), shared by every run of the script, with this run's own
+    // sections (train, resumed_from) on top. Each setter rewrites the file
+    // when the folder exists.
+    void set_shared_config(Json shared);
+    void set_own(const std::string &key, Json value);
+    Json config() const;
 
     MetricsBus &bus() { return bus_; }
 
@@ -86,7 +90,8 @@ private:
     RunSettings settings_;
     MetricsBus bus_;
     std::string path_;
-    Json config_ = Json::object();
+    Json shared_ = Json::object(), own_ = Json::object();
+    void write_config();
     std::shared_ptr<MetricsSink> steps_seen_;
     // Makes the folder and its first files; returns its path.
     std::string make_folder();
