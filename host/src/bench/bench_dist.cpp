@@ -18,19 +18,18 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <mutex>
 
 namespace cdrmix::bench {
 
 namespace {
 
-// Per-rank tokens/s and the communication share of the step records after the first (warm-up) step.
+// Per-rank tokens/s and the communication share of the step records after the first (warm-up) step
+// (rank 0's bus, written from rank 0's thread only).
 class ScalingSink : public MetricsSink {
 public:
     void write(const Json &rec) override {
         namespace f = fields::step;
         if (rec.value(fields::event, "") != fields::events::step || rec[f::step].get<int64_t>() == 1) return;
-        std::lock_guard<std::mutex> lock(mutex);
         const double time = rec[f::step_time_s].get<double>();
         step_time += time;
         comm += rec.value(f::comm_s, 0.0);
@@ -46,7 +45,6 @@ public:
     int64_t tokens_per_step = 0;
     double step_time = 0, comm = 0, per_rank_rate = 0;
     int64_t steps = 0;
-    std::mutex mutex;
 };
 
 struct Scaling {

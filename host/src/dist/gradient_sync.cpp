@@ -34,7 +34,6 @@ struct GradientSync::State {
     bool in_pass = false;      // a reducing backward is under way (its final callback is queued)
     size_t next_bucket = 0;    // buckets start in this order
     double last_wait_s = 0;
-    int64_t reductions = 0;
 
     State(ProcessGroup &g, std::vector<torch::Tensor> p) : group(g), params(std::move(p)) {}
 
@@ -117,19 +116,19 @@ struct GradientSync::State {
             else
                 g = mean.clone(); // not a view: the next step's accumulation must not write into the bucket
         }
-        ++reductions;
     }
 };
 
 GradientSync::GradientSync(ProcessGroup &group, std::vector<torch::Tensor> params, int64_t bucket_bytes)
-    : state_(std::make_shared<State>(group, params)), params_(std::move(params)) {
+    : state_(std::make_shared<State>(group, std::move(params))) {
     State &st = *state_;
-    st.slots.resize(params_.size());
+    const std::vector<torch::Tensor> &trainable = st.params;
+    st.slots.resize(trainable.size());
     // Buckets of one dtype and device each, filled in reverse order of registration.
     std::map<std::pair<int, std::string>, size_t> open; // (dtype, device) -> bucket being filled
     std::vector<int64_t> filled;                         // elements in each bucket
-    for (size_t k = params_.size(); k-- > 0;) {
-        const torch::Tensor &p = params_[k];
+    for (size_t k = trainable.size(); k-- > 0;) {
+        const torch::Tensor &p = trainable[k];
         const auto key = std::make_pair(int(p.scalar_type()), p.device().str());
         auto it = open.find(key);
         if (it == open.end() || filled[it->second] * int64_t(p.element_size()) >= bucket_bytes) {
@@ -146,16 +145,16 @@ GradientSync::GradientSync(ProcessGroup &group, std::vector<torch::Tensor> param
     for (size_t b = 0; b < st.buckets.size(); ++b)
         st.buckets[b].flat = torch::zeros({filled[b]}, st.buckets[b].flat.options());
     std::weak_ptr<State> weak = state_;
-    for (size_t k = 0; k < params_.size(); ++k) {
-        if (!params_[k].requires_grad()) throw Error("gradient sync: parameter " + std::to_string(k) + " takes no gradient");
-        hooks_.push_back(params_[k].register_hook([weak, k](torch::Tensor grad) {
+    for (size_t k = 0; k < trainable.size(); ++k) {
+        if (!trainable[k].requires_grad()) throw Error("gradient sync: parameter " + std::to_string(k) + " takes no gradient");
+        hooks_.push_back(trainable[k].register_hook([weak, k](torch::Tensor grad) {
             if (auto s = weak.lock()) s->on_gradient(k, grad);
         }));
     }
 }
 
 GradientSync::~GradientSync() {
-    for (size_t k = 0; k < params_.size(); ++k) params_[k].remove_hook(hooks_[k]);
+    for (size_t k = 0; k < hooks_.size(); ++k) state_->params[k].remove_hook(hooks_[k]);
 }
 
 void GradientSync::set_enabled(bool enabled) {
@@ -163,10 +162,20 @@ void GradientSync::set_enabled(bool enabled) {
     state_->enabled = enabled;
 }
 
-bool GradientSync::enabled() const { return state_->enabled; }
 double GradientSync::last_wait_s() const { return state_->last_wait_s; }
-int64_t GradientSync::reductions() const { return state_->reductions; }
-int64_t GradientSync::num_buckets() const { return int64_t(state_->buckets.size()); }
+
+std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module &module) {
+    std::vector<torch::Tensor> params;
+    for (const auto &p : module.parameters())
+        if (p.requires_grad()) params.push_back(p);
+    return params;
+}
+
+void broadcast_module(ProcessGroup &group, const torch::nn::Module &module) {
+    std::vector<torch::Tensor> tensors = module.parameters();
+    for (const auto &b : module.buffers()) tensors.push_back(b);
+    broadcast_tensors(group, tensors, 0);
+}
 
 namespace {
 

@@ -23,6 +23,7 @@
 
 #include "dist/process_group.hpp"
 
+#include <torch/nn/module.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -42,20 +43,20 @@ public:
     // Whether the following backward passes reduce (default true). Off for the
     // non-final micro-batches of an accumulation window: gradients then just accumulate.
     void set_enabled(bool enabled);
-    bool enabled() const;
     // Seconds the last reducing backward waited on communication after its own
     // work was done (what the overlap did not hide).
     double last_wait_s() const;
-    // Reducing backwards finished so far.
-    int64_t reductions() const;
-    int64_t num_buckets() const;
 
 private:
     struct State;
-    std::shared_ptr<State> state_; // shared with the hooks
-    std::vector<torch::Tensor> params_;
+    std::shared_ptr<State> state_; // shared with the hooks; holds the parameters
     std::vector<unsigned> hooks_;
 };
+
+// The parameters that take gradients, in the module's order (what GradientSync and the optimiser see).
+std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module &module);
+// Rank 0's parameters and buffers of `module` on every rank.
+void broadcast_module(ProcessGroup &group, const torch::nn::Module &module);
 
 // Rank src's parameter (and buffer) values on every rank, one broadcast per dtype.
 void broadcast_tensors(ProcessGroup &group, const std::vector<torch::Tensor> &tensors, int src = 0);

@@ -115,14 +115,8 @@ using DataParallel = std::shared_ptr<GradientSync>;
 int l_data_parallel(lua_State *L) {
     auto &model = check_model(L, 1);
     ProcessGroup &group = Runtime::from(L).dist();
-    std::vector<torch::Tensor> params, all;
-    for (const auto &p : model->parameters()) {
-        all.push_back(p);
-        if (p.requires_grad()) params.push_back(p);
-    }
-    for (const auto &b : model->buffers()) all.push_back(b);
-    broadcast_tensors(group, all, 0);
-    push<DataParallel>(L, std::make_shared<GradientSync>(group, std::move(params)), kDataParallel);
+    broadcast_module(group, *model);
+    push<DataParallel>(L, std::make_shared<GradientSync>(group, trainable_parameters(*model)), kDataParallel);
     return 1;
 }
 

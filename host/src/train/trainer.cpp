@@ -221,9 +221,7 @@ void Trainer::set_process_group(ProcessGroup *group) {
     if (!group || group->world_size() == 1) return;
     if (group_) throw Error("trainer: set_process_group was already called");
     group_ = group;
-    std::vector<torch::Tensor> params;
-    for (const auto &p : model_->parameters())
-        if (p.requires_grad()) params.push_back(p);
+    std::vector<torch::Tensor> params = trainable_parameters(*model_);
     sync_ = std::make_unique<GradientSync>(*group_, params);
     if (config_.shard_optimizer) {
         shards_ = std::make_unique<OptimizerShards>(*group_, std::move(params));
@@ -480,10 +478,7 @@ Json Trainer::run(const TrainCallbacks &cb) {
 Json Trainer::run_steps(const TrainCallbacks &cb) {
     if (!resumed_) torch::manual_seed(config_.seed); // a resumed run continues the saved RNG stream instead
     if (group_ && !synced_) {
-        std::vector<torch::Tensor> tensors;
-        for (const auto &p : model_->parameters()) tensors.push_back(p);
-        for (const auto &b : model_->buffers()) tensors.push_back(b);
-        broadcast_tensors(*group_, tensors, 0);
+        broadcast_module(*group_, *model_);
         synced_ = true;
     }
     model_->train();
