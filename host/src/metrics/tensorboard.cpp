@@ -61,7 +61,7 @@ public:
 private:
     void key(int field, int wire_type) { put_varint(uint64_t(field) << 3 | uint64_t(wire_type)); }
     void put_varint(uint64_t v) {
-        for (; v >= 0x80; v >>= 7) out_.push_back(char(v & 0x7f | 0x80));
+        for (; v >= 0x80; v >>= 7) out_.push_back(char((v & 0x7f) | 0x80));
         out_.push_back(char(v));
     }
     void put_le(const void *p, size_t n) { out_.append(static_cast<const char *>(p), n); }
