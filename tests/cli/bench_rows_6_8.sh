@@ -32,6 +32,8 @@ done
 has "training consumption" "^  training consumption +$num tok/s +cdrmix-small B16 T256, 2 timed steps" "$out"
 has "data parallel" "^9 data parallel, 2 ranks x 1 thread, cdrmix-small B4 T256 per rank +$num tok/s per rank +1 rank x 1 thread $num tok/s +${num}x \(comm $num% of step\)" "$out"
 has "all-reduce bandwidth" "^  all-reduce 16 MiB float32, 2 ranks, Gloo over loopback +$num GB/s bus +memcpy $num GB/s +${num}x" "$out"
+has "expert parallel step" "^  expert parallel 2 vs 1, 2 ranks, 8 experts, C256 L4, B4 T256: step time +$num ms \(comm $num%\) +E_p=1 $num ms \(comm $num%\) +${num}x" "$out"
+has "expert parallel memory" "^  \.\.\. weights \+ gradients \+ AdamW state per rank +$num MiB +E_p=1 $num MiB +0\.[0-9]+x" "$out"
 # (a build without the dashboard, as on a machine without Dear ImGui, says so instead)
 has "gui without a display" "^8 training tok/s, dashboard open vs headless +skipped +(no display: run scripts/bench.sh|built without the dashboard)" "$out"
 # The KV cache grows with the context; the RWKV-7 state does not.

@@ -5,7 +5,9 @@
 #   - the stock trainer: aggregated records, rank 0 alone writes the run folder;
 #   - a rank killed with SIGKILL mid-run: the other exits non-zero within the
 #     timeout naming it and the last checkpoint, which stays intact;
-#   - --resume auto finishes at the same world size and at another.
+#   - --resume auto finishes at the same world size and at another;
+#   - expert parallelism: each rank holds half the experts; the checkpoint is
+#     the whole model (`cdrmix eval` in one process) and resumes in one process.
 set -u
 cdrmix=$1 lua=$2 corpus=$3 port=$4
 fail=0
@@ -36,6 +38,21 @@ folders=$(ls -d "$runs"/dist_trainer-* 2>/dev/null | wc -l)
 steps=$(cat "$runs"/dist_trainer-*/metrics.jsonl 2>/dev/null | grep -c '"event":"step".*"world_size":2')
 [ "$folders" = 1 ] && [ "$steps" = 6 ]
 verdict "rank 0 alone writes the run folder ($folders folder, $steps step records of world size 2)" $?
+
+ep_runs=$tmp/ep_runs
+EXPERT_PARALLEL=2 timeout 300 "$cdrmix" launch -n 2 --master 127.0.0.1:$((port + 4)) --timeout 60 run \
+  "$lua/dist_trainer.lua" data.path="$corpus" --headless --runs-dir "$ep_runs" >"$tmp/ep" 2>&1
+check "stock trainer on 2 ranks with the experts split over them" 0 "dist_trainer: rank 1 of 2 ok, 6 steps to step 6" \
+  "$tmp/ep" $?
+here=$(grep -o 'rank 0 of 2 ok.*, [0-9]* parameters here' "$tmp/ep" | grep -o '[0-9]* parameters' | cut -d' ' -f1)
+whole=$(grep -o 'rank 0 of 2 ok.*, [0-9]* parameters here' "$tmp/trainer" | grep -o '[0-9]* parameters' | cut -d' ' -f1)
+[ -n "$here" ] && [ -n "$whole" ] && [ "$here" -lt "$whole" ]
+verdict "each rank holds part of the experts ($here of $whole parameters)" $?
+"$cdrmix" --threads 1 eval "$(ls -d "$ep_runs"/dist_trainer-*)" --batches 2 >"$tmp/ep_eval" 2>&1
+check "cdrmix eval of the expert-parallel checkpoint in one process" 0 "loss" "$tmp/ep_eval" $?
+EXPERT_PARALLEL=2 timeout 300 "$cdrmix" run --resume auto "$lua/dist_trainer.lua" data.path="$corpus" \
+  train.steps=8 --headless --runs-dir "$ep_runs" >"$tmp/ep_resume" 2>&1
+check "... and it resumes in one process holding every expert" 0 "rank 0 of 1 ok, 2 steps to step 8" "$tmp/ep_resume" $?
 
 # SIGKILL rank 1 once the run has a checkpoint; rank 0 must stop by itself within the timeout.
 kill_runs=$tmp/kill

@@ -2,7 +2,8 @@
 -- every rank gets the same aggregated step records (world size, per-rank
 -- figures, communication time, tokens over all ranks), and rank 0 alone
 -- writes the run folder. Prints one line per rank for the shell test, which
--- also kills a rank of a longer run of it and resumes.
+-- also kills a rank of a longer run of it and resumes. EXPERT_PARALLEL=P in
+-- the environment splits the MoE layer's 4 experts over groups of P ranks.
 local cfg = cdrmix.config {
   data = { type = "text", path = "data/fortunes.txt", tokenizer = "char", val_fraction = 0.1 },
   train = { steps = 6, batch_size = 4, seq_len = 32, lr = 4e-3, warmup_steps = 2, eval_every = 3,
@@ -13,7 +14,8 @@ local d = cdrmix.dist
 local world = d.world_size()
 
 local data = cdrmix.data(cfg.data)
-local model = cdrmix.model("cdrmix-tiny", { vocab_size = data:vocab_size() })
+local expert_parallel = tonumber(os.getenv("EXPERT_PARALLEL") or "1")
+local model = cdrmix.model("cdrmix-tiny", { vocab_size = data:vocab_size(), expert_parallel = expert_parallel })
 local t = cfg.train
 t.model, t.data = model, data
 local steps, per_step, tokens = 0, t.batch_size * t.seq_len * world, nil
@@ -34,5 +36,5 @@ local result = cdrmix.trainer(t):run {
     end
   end,
 }
-print(string.format("dist_trainer: rank %d of %d ok, %d steps to step %d, loss %.4f, run %s", d.rank(), world, steps,
-                    result.step, result.train_loss, result.run_dir))
+print(string.format("dist_trainer: rank %d of %d ok, %d steps to step %d, loss %.4f, %d parameters here, run %s",
+                    d.rank(), world, steps, result.step, result.train_loss, model:num_parameters(), result.run_dir))

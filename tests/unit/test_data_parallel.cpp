@@ -4,7 +4,9 @@
 // accumulation too, with MoE experts that some rank leaves unused, and a
 // two-rank checkpoint resumes at the same and at another world size.
 #include "core/files.hpp"
+#include "dist/expert_parallel.hpp"
 #include "dist/gradient_sync.hpp"
+#include "dist/model_sync.hpp"
 #include "dist/thread_ranks.hpp"
 #include "test_util.hpp"
 #include "train/checkpoint.hpp"
@@ -12,6 +14,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 namespace fs = std::filesystem;
 using cdrmix::Json;
@@ -34,7 +38,9 @@ std::shared_ptr<cdrmix::DataSource> source(const fs::path &file, int rank, int w
 
 // float64; the MoE variant has no load-balance loss (it depends on which
 // tokens share a batch) and enough experts that a rank leaves some unused.
-std::shared_ptr<cdrmix::Model> model(int64_t vocab, bool moe) {
+// `moe_keys` replace the MoE variant's keys (expert parallelism, routers).
+std::shared_ptr<cdrmix::Model> model(int64_t vocab, bool moe, const Json &moe_keys = Json::object(),
+                                     std::shared_ptr<cdrmix::ExpertGroup> experts = nullptr) {
     Json spec = cdrmix::test::tiny_model_spec(vocab);
     if (moe) {
         spec["moe_every"] = 2;
@@ -42,11 +48,27 @@ std::shared_ptr<cdrmix::Model> model(int64_t vocab, bool moe) {
         spec["top_k"] = 1;
         spec["load_balance_alpha"] = 0.0;
         spec["expert"] = {{"type", "rwkv_channel_mix"}, {"expansion", 2}};
+        for (auto it = moe_keys.begin(); it != moe_keys.end(); ++it)
+            if (it.value().is_null())
+                spec.erase(it.key());
+            else
+                spec[it.key()] = it.value();
     }
+    // Ranks build their models on threads of one process: one at a time, from the same seed.
+    static std::mutex building;
+    std::lock_guard<std::mutex> lock(building);
     torch::manual_seed(21);
-    auto m = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "test"), cdrmix::Registry::global());
+    auto m = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "test"), cdrmix::Registry::global(),
+                                             std::move(experts));
     m->to(torch::kFloat64);
     return m;
+}
+
+// The expert groups a rank's model needs for its spec's expert_parallel (none
+// for 1, or in one process, as cdrmix.model does).
+std::shared_ptr<cdrmix::ExpertParallel> expert_groups(cdrmix::ProcessGroup &group, const Json &moe_keys) {
+    const int64_t P = moe_keys.value("expert_parallel", int64_t(1));
+    return P > 1 && group.world_size() > 1 ? std::make_shared<cdrmix::ExpertParallel>(group, P) : nullptr;
 }
 
 cdrmix::TrainConfig config(int64_t steps, int64_t batch, int64_t accum) {
@@ -81,21 +103,23 @@ struct Outcome {
 // A stock-trainer run of every rank; returns each rank's outcome.
 std::vector<Outcome> train(int world, int port, const fs::path &file, bool moe, const cdrmix::TrainConfig &c,
                            const std::string &checkpoints = "", const std::string &resume = "",
-                           int64_t stop_after = -1) {
+                           int64_t stop_after = -1, const Json &moe_keys = Json::object()) {
     std::vector<Outcome> out(static_cast<size_t>(world));
     std::vector<std::shared_ptr<cdrmix::DataSource>> data;
-    for (int r = 0; r < world; ++r) {
-        data.push_back(source(file, r, world));
-        // Rank 1 starts from other weights: the trainer broadcasts rank 0's (or resume loads them).
-        out[size_t(r)].model = model(data.back()->tokenizer()->vocab_size(), moe);
-        if (r > 0) {
-            torch::NoGradGuard no_grad;
-            for (auto &p : out[size_t(r)].model->parameters()) p.add_(0.01);
-        }
-    }
+    for (int r = 0; r < world; ++r) data.push_back(source(file, r, world));
     cdrmix::MetricsBus bus;
     auto body = [&](cdrmix::ProcessGroup &group) {
         Outcome &o = out[size_t(group.rank())];
+        auto experts = expert_groups(group, moe_keys);
+        o.model = model(data[size_t(group.rank())]->tokenizer()->vocab_size(), moe, moe_keys, experts);
+        // Rank 1 starts from other weights: the trainer broadcasts rank 0's (or
+        // resume loads them). Split experts have one holder: they stay as built.
+        if (group.rank() > 0) {
+            torch::NoGradGuard no_grad;
+            for (auto &p : o.model->parameters())
+                if (!experts || !experts->holds(p)) p.add_(0.01);
+        }
+        group.barrier(); // no rank trains while another still seeds the global generator to build its model
         cdrmix::Trainer t(o.model, data[size_t(group.rank())], c, bus, checkpoints);
         t.set_process_group(&group);
         if (!resume.empty()) t.resume(resume);
@@ -249,4 +273,153 @@ TEST(DataParallel, RanksWithDifferentWeightsAreNamed) {
             cdrmix::test::error_of([&] { cdrmix::check_tensors_equal(group, tensors, names, "resuming"); });
     });
     for (const auto &e : errors) EXPECT_NE(e.find("different values of '" + changed.first + "'"), std::string::npos) << e;
+}
+
+// ---- expert parallelism -----------------------------------------------------------
+
+namespace {
+
+// What expert parallelism must reproduce, over 8 experts: dropless top-2 with
+// a load-balance loss, expert choice, and top-2 under a capacity that drops
+// slots, with a shared expert.
+std::vector<std::pair<std::string, Json>> ep_variants() {
+    return {{"topk", {{"num_experts", 8}, {"top_k", 2}, {"router", {{"type", "topk"}, {"load_balance_alpha", 0.01}}}}},
+            {"expert_choice", {{"num_experts", 8}, {"load_balance_alpha", nullptr}, {"router", {{"type", "expert_choice"}}}}},
+            {"capacity", {{"num_experts", 8}, {"top_k", 2}, {"capacity_factor", 0.5}, {"num_shared_experts", 1}}}};
+}
+
+Json split_over(Json keys, int64_t ranks) {
+    keys["expert_parallel"] = ranks;
+    return keys;
+}
+
+struct Pass {
+    double loss = 0;
+    torch::Tensor logits;
+    std::vector<std::string> names;              // the parameters this rank holds
+    std::map<std::string, torch::Tensor> grads;  // after the data-parallel reduction
+    std::vector<cdrmix::RouterStats> stats;      // over both ranks' tokens
+};
+
+// One forward and backward of a 2-rank group, each rank on its own batch.
+std::vector<Pass> one_pass(const Json &keys) {
+    std::vector<Pass> out(2);
+    with_ranks(2, 0, [&](cdrmix::ProcessGroup &group) {
+        auto experts = expert_groups(group, keys);
+        auto m = model(20, true, keys, experts);
+        cdrmix::ModelSync sync(group, *m, experts.get());
+        auto gen = at::detail::createCPUGenerator(100 + uint64_t(group.rank()));
+        const torch::Tensor batch = torch::randint(20, {3, 17}, gen, torch::kInt64);
+        Pass &p = out[size_t(group.rank())];
+        cdrmix::ForwardContext ctx;
+        p.logits = m->forward(batch.slice(1, 0, 16), nullptr, ctx).detach();
+        cdrmix::LossOutput loss = m->loss(batch, /*record_routing=*/true);
+        loss.total.backward();
+        p.loss = loss.total.item<double>();
+        for (const auto &param : m->named_parameters()) {
+            p.names.push_back(param.key());
+            if (param.value().grad().defined()) p.grads[param.key()] = param.value().grad().clone();
+        }
+        p.stats = cdrmix::compute_router_stats(
+            loss.routing, [&](torch::Tensor &sums) { group.all_reduce(sums, cdrmix::ReduceOp::Sum); });
+    });
+    return out;
+}
+
+bool holds(const Pass &p, const std::string &prefix) {
+    for (const auto &n : p.names)
+        if (n.rfind(prefix, 0) == 0) return true;
+    return false;
+}
+
+} // namespace
+
+// Two ranks sharing each layer's 8 experts (4 each) compute what two ranks
+// holding all 8 compute: outputs, losses, every gradient, routing statistics.
+TEST(ExpertParallel, SplitExpertsEqualWholeExpertsForEveryRouter) {
+    for (const auto &[name, keys] : ep_variants()) {
+        SCOPED_TRACE(name);
+        const auto whole = one_pass(keys), split = one_pass(split_over(keys, 2));
+        for (size_t r = 0; r < 2; ++r) {
+            EXPECT_NEAR(split[r].loss, whole[r].loss, 1e-12);
+            EXPECT_LT(cdrmix::test::max_abs_diff(split[r].logits, whole[r].logits), 1e-12);
+            // Rank r holds experts 4r..4r+3 of the MoE layer (blocks.1) and every dense parameter.
+            EXPECT_TRUE(holds(split[r], "blocks.1.ffn.experts." + std::to_string(4 * r) + "."));
+            EXPECT_FALSE(holds(split[r], "blocks.1.ffn.experts." + std::to_string(4 * (1 - r)) + "."));
+            EXPECT_EQ(split[r].names.size(), whole[r].names.size() - 4 * 2); // 4 experts of 2 tensors fewer
+            size_t expert_grads = 0;
+            for (const auto &[param, g] : split[r].grads) {
+                const auto it = whole[r].grads.find(param);
+                ASSERT_NE(it, whole[r].grads.end()) << param;
+                EXPECT_LT(cdrmix::test::max_abs_diff(g, it->second), 1e-12) << param;
+                expert_grads += param.find(".experts.") != std::string::npos;
+            }
+            EXPECT_GT(expert_grads, 0u);
+            for (const auto &[param, g] : whole[r].grads)
+                if (param.find(".experts.") == std::string::npos) EXPECT_EQ(split[r].grads.count(param), 1u) << param;
+            ASSERT_EQ(split[r].stats.size(), 1u);
+            EXPECT_EQ(split[r].stats[0].tokens_per_expert, whole[r].stats[0].tokens_per_expert);
+            EXPECT_EQ(split[r].stats[0].dropped_tokens, whole[r].stats[0].dropped_tokens);
+            EXPECT_NEAR(split[r].stats[0].token_entropy, whole[r].stats[0].token_entropy, 1e-12);
+        }
+        if (name == "capacity") EXPECT_GT(whole[0].stats[0].dropped_tokens, 0); // the capacity did drop slots
+    }
+}
+
+// The stock trainer with split experts follows the run with whole experts;
+// its checkpoints hold the single-process model and resume split or whole.
+TEST(ExpertParallel, TrainsAndCheckpointsInTheSingleProcessLayout) {
+    const fs::path dir = cdrmix::test::scratch_dir("ep_train");
+    const fs::path file = corpus(dir);
+    const Json keys = ep_variants()[2].second, split = split_over(keys, 2);
+    const cdrmix::TrainConfig c = config(6, 3, 1);
+    const auto whole = train(2, 0, file, true, c, "", "", -1, keys);
+    const auto two = train(2, 0, file, true, c, (dir / "ckpt").string(), "", -1, split);
+    ASSERT_EQ(two[0].losses.size(), 6u);
+    for (size_t i = 0; i < 6; ++i) EXPECT_NEAR(two[0].losses[i], whole[0].losses[i], 1e-9) << "step " << i + 1;
+    for (size_t r = 0; r < 2; ++r) EXPECT_LT(worst_difference(*two[r].model, *whole[0].model), 1e-9);
+    EXPECT_EQ(two[0].records.back()["moe"], whole[0].records.back()["moe"]);
+    EXPECT_EQ(two[0].records, two[1].records);
+
+    // The checkpoint loads into one process holding every expert.
+    auto alone = model(whole[0].model->spec().vocab_size, true, keys);
+    cdrmix::load_model_weights(*alone, two[0].checkpoint);
+    EXPECT_LT(worst_difference(*alone, *whole[0].model), 1e-9);
+    EXPECT_LT(worst_difference(*whole[0].model, *alone), 1e-9);
+
+    // Stopped at step 3, it resumes with split experts and with whole ones, where the run stood.
+    const auto first = train(2, 0, file, true, c, (dir / "ckpt2").string(), "", 3, split);
+    const auto again = train(2, 0, file, true, c, (dir / "ckpt3").string(), first[0].checkpoint, -1, split);
+    const auto as_whole = train(2, 0, file, true, c, (dir / "ckpt4").string(), first[0].checkpoint, -1, keys);
+    for (const auto *run : {&again, &as_whole}) {
+        ASSERT_EQ((*run)[0].losses.size(), 3u);
+        for (size_t i = 0; i < 3; ++i) EXPECT_NEAR((*run)[0].losses[i], whole[0].losses[3 + i], 1e-9) << "step " << 4 + i;
+        EXPECT_LT(worst_difference(*(*run)[0].model, *whole[0].model), 1e-9);
+    }
+
+    // With ZeRO-1 on top: the same arithmetic bitwise, less state per rank, and a
+    // checkpoint that resumes without sharding or splitting.
+    cdrmix::TrainConfig sharded = c;
+    sharded.shard_optimizer = true;
+    const auto zero = train(2, 0, file, true, sharded, (dir / "ckpt5").string(), "", 3, split);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(zero[0].losses[i], two[0].losses[i]) << "step " << i + 1;
+    EXPECT_EQ(worst_difference(*zero[1].model, *first[1].model), 0.0);
+    EXPECT_LT(zero[0].state_bytes, first[0].state_bytes * 3 / 4);
+    const auto unsplit = train(2, 0, file, true, c, (dir / "ckpt6").string(), zero[0].checkpoint, -1, keys);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(unsplit[0].losses[i], whole[0].losses[3 + i], 1e-9) << "step " << 4 + i;
+}
+
+TEST(ExpertParallel, BadPlacementsAreOneLine) {
+    std::vector<std::string> errors(2);
+    with_ranks(2, 0, [&](cdrmix::ProcessGroup &group) {
+        errors[size_t(group.rank())] = cdrmix::test::error_of([&] {
+            auto experts = expert_groups(group, {{"expert_parallel", 2}});
+            model(20, true, {{"num_experts", 3}}, experts);
+        });
+    });
+    for (const auto &e : errors) EXPECT_NE(e.find("3 routed experts cannot be split evenly over expert_parallel 2"), std::string::npos) << e;
+    with_ranks(2, 0, [&](cdrmix::ProcessGroup &group) {
+        errors[size_t(group.rank())] = cdrmix::test::error_of([&] { cdrmix::ExpertParallel(group, 3); });
+    });
+    for (const auto &e : errors) EXPECT_NE(e.find("does not divide the world size 2"), std::string::npos) << e;
 }

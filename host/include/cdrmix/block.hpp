@@ -20,6 +20,7 @@
 namespace cdrmix {
 
 class Registry;
+class ExpertGroup;
 
 // A block's recurrent state: an ordered list of tensors the block defines.
 // Empty means "start of sequence".
@@ -36,6 +37,9 @@ struct BlockContext {
     // The registry creating this block (set by Registry::create_block): a block
     // that builds further blocks or routers (an MoE layer) builds them here.
     const Registry *registry = nullptr;
+    // Set when the model runs expert-parallel (expert_group.hpp): an MoE layer
+    // keeps only its share of the experts and exchanges tokens through it. Null otherwise.
+    ExpertGroup *expert_group = nullptr;
 };
 
 // Per-forward scratch shared by all blocks of one model call.

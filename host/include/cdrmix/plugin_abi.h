@@ -27,9 +27,10 @@ extern "C" {
 /* Major: incompatible layout or semantics change; the host refuses any other major.
  * Minor: backwards-compatible additions; the host refuses plugins newer than itself. */
 /* 2: factories are registered with a Schema of their keys; RouterContext carries
- * top_k; BlockContext carries the registry; routing is recorded per call. */
+ * top_k; BlockContext carries the registry; routing is recorded per call.
+ * 2.1: BlockContext carries the expert group (expert parallelism) at its end. */
 #define CDRMIX_ABI_VERSION_MAJOR 2
-#define CDRMIX_ABI_VERSION_MINOR 0
+#define CDRMIX_ABI_VERSION_MINOR 1
 
 /* Name of the one exported symbol. */
 #define CDRMIX_PLUGIN_ENTRY_SYMBOL "cdrmix_plugin_entry"

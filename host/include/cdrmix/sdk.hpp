@@ -11,6 +11,7 @@
 #include <cdrmix/data_paths.hpp>      // path patterns of data sources
 #include <cdrmix/data_source.hpp>     // DataSource
 #include <cdrmix/error.hpp>           // Error: the one exception type for user errors
+#include <cdrmix/expert_group.hpp>    // ExpertGroup: experts split over ranks (expert parallelism)
 #include <cdrmix/jsonl.hpp>           // JSON-lines reading for data sources
 #include <cdrmix/ops.hpp>             // cdrmix:: dispatcher ops (WKV-6, WKV-7)
 #include <cdrmix/plugin.hpp>          // CDRMIX_PLUGIN

@@ -27,6 +27,9 @@ struct GradientSync::State {
 
     ProcessGroup &group;
     std::vector<torch::Tensor> params;
+    double divide_by = 1;
+    std::vector<std::shared_ptr<State>> followers; // reduce in this one's passes, right after it
+    bool led = false;                              // a follower: its leader's final callback finishes its pass
     std::vector<Bucket> buckets;
     std::vector<Slot> slots;
     std::mutex mutex;
@@ -35,7 +38,7 @@ struct GradientSync::State {
     size_t next_bucket = 0;    // buckets start in this order
     double last_wait_s = 0;
 
-    State(ProcessGroup &g, std::vector<torch::Tensor> p) : group(g), params(std::move(p)) {}
+    State(ProcessGroup &g, std::vector<torch::Tensor> p, double d) : group(g), params(std::move(p)), divide_by(d) {}
 
     torch::Tensor slot_view(size_t i) {
         const Slot &s = slots[i];
@@ -58,8 +61,18 @@ struct GradientSync::State {
             b.started = false;
         }
         for (auto &s : slots) s.ready = false;
-        // Runs once the whole backward is done, in the thread that called backward.
-        torch::autograd::Engine::get_default_engine().queue_callback([this] { finish_pass(); });
+        if (led) return;
+        // Runs once the whole backward is done, in the thread that called
+        // backward; followers finish right after, so every rank issues the
+        // groups' collectives in the same order.
+        torch::autograd::Engine::get_default_engine().queue_callback([this] {
+            finish_pass();
+            for (auto &f : followers) f->finish_pass();
+        });
+        for (auto &f : followers) {
+            std::lock_guard<std::mutex> lock(f->mutex);
+            if (f->enabled && !f->in_pass) f->begin_pass();
+        }
     }
 
     void on_gradient(size_t i, const torch::Tensor &grad) {
@@ -81,6 +94,7 @@ struct GradientSync::State {
 
     void finish_pass() {
         std::lock_guard<std::mutex> lock(mutex);
+        if (!in_pass) return; // a follower whose leader did not reduce (sync switched off in between)
         in_pass = false;
         torch::NoGradGuard no_grad;
         // used[i] > 0 after the reduce: some rank has a gradient for parameter i.
@@ -105,8 +119,7 @@ struct GradientSync::State {
         for (auto &b : buckets) b.work.wait();
         used_work.wait();
         last_wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double world = group.world_size();
-        for (auto &b : buckets) b.flat.div_(world);
+        for (auto &b : buckets) b.flat.div_(divide_by);
         for (size_t i = 0; i < params.size(); ++i) {
             if (u[i] == 0.f) continue; // no rank used it: no gradient, as in one process
             torch::Tensor mean = slot_view(i);
@@ -119,8 +132,9 @@ struct GradientSync::State {
     }
 };
 
-GradientSync::GradientSync(ProcessGroup &group, std::vector<torch::Tensor> params, int64_t bucket_bytes)
-    : state_(std::make_shared<State>(group, std::move(params))) {
+GradientSync::GradientSync(ProcessGroup &group, std::vector<torch::Tensor> params, double divide_by,
+                           int64_t bucket_bytes)
+    : state_(std::make_shared<State>(group, std::move(params), divide_by > 0 ? divide_by : group.world_size())) {
     State &st = *state_;
     const std::vector<torch::Tensor> &trainable = st.params;
     st.slots.resize(trainable.size());
@@ -162,6 +176,14 @@ void GradientSync::set_enabled(bool enabled) {
     state_->enabled = enabled;
 }
 
+void GradientSync::lead(GradientSync &other) {
+    std::scoped_lock lock(state_->mutex, other.state_->mutex);
+    if (other.state_->led || !other.state_->followers.empty())
+        throw Error("gradient sync: a sync follows at most one leader and leads no other");
+    other.state_->led = true;
+    state_->followers.push_back(other.state_);
+}
+
 double GradientSync::last_wait_s() const { return state_->last_wait_s; }
 
 std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module &module) {
@@ -169,12 +191,6 @@ std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module &module)
     for (const auto &p : module.parameters())
         if (p.requires_grad()) params.push_back(p);
     return params;
-}
-
-void broadcast_module(ProcessGroup &group, const torch::nn::Module &module) {
-    std::vector<torch::Tensor> tensors = module.parameters();
-    for (const auto &b : module.buffers()) tensors.push_back(b);
-    broadcast_tensors(group, tensors, 0);
 }
 
 namespace {

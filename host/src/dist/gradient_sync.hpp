@@ -34,8 +34,10 @@ namespace cdrmix {
 
 class GradientSync {
 public:
-    // params: the trainable parameters, the same list (order, shapes) on every rank.
-    GradientSync(ProcessGroup &group, std::vector<torch::Tensor> params, int64_t bucket_bytes = 25 << 20);
+    // params: the trainable parameters, the same list (order, shapes) on every
+    // rank. The summed gradients are divided by divide_by (0: the group's size).
+    GradientSync(ProcessGroup &group, std::vector<torch::Tensor> params, double divide_by = 0,
+                 int64_t bucket_bytes = 25 << 20);
     ~GradientSync(); // removes the hooks
     GradientSync(const GradientSync &) = delete;
     GradientSync &operator=(const GradientSync &) = delete;
@@ -43,6 +45,12 @@ public:
     // Whether the following backward passes reduce (default true). Off for the
     // non-final micro-batches of an accumulation window: gradients then just accumulate.
     void set_enabled(bool enabled);
+    // `other` (over another group) reduces in every backward this one does,
+    // even one in which none of its parameters got a gradient on this rank
+    // (another rank's may have), and finishes right after this one, so every
+    // rank issues the two groups' collectives in the same order. Both must
+    // live as long as each other; set_enabled applies to each separately.
+    void lead(GradientSync &other);
     // Seconds the last reducing backward waited on communication after its own
     // work was done (what the overlap did not hide).
     double last_wait_s() const;
@@ -55,8 +63,6 @@ private:
 
 // The parameters that take gradients, in the module's order (what GradientSync and the optimiser see).
 std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module &module);
-// Rank 0's parameters and buffers of `module` on every rank.
-void broadcast_module(ProcessGroup &group, const torch::nn::Module &module);
 
 // Rank src's parameter (and buffer) values on every rank, one broadcast per dtype.
 void broadcast_tensors(ProcessGroup &group, const std::vector<torch::Tensor> &tensors, int src = 0);

@@ -2,6 +2,7 @@
 
 #include <cdrmix/error.hpp>
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -26,8 +27,11 @@ ReduceOp reduce_op_from(const std::string &name) {
 }
 
 struct ProcessGroup::Impl {
-    c10::intrusive_ptr<c10d::TCPStore> store;
+    c10::intrusive_ptr<c10d::Store> store; // the rendezvous store, shared with subgroups
     c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+    c10::intrusive_ptr<c10d::ProcessGroupGloo::Options> options;
+    std::vector<int> members;           // the run's rank of each of this group's ranks
+    std::string prefix = "cdrmix/";     // of this group's share()/all_gather() keys
 };
 
 namespace {
@@ -45,6 +49,7 @@ std::string seconds(std::chrono::milliseconds t) { return std::to_string(t.count
 
 ProcessGroup::ProcessGroup(const DistEnv &env, std::chrono::milliseconds timeout)
     : env_(env), timeout_(timeout), impl_(std::make_unique<Impl>()) {
+    for (int r = 0; r < env_.world_size; ++r) impl_->members.push_back(r);
     if (env_.world_size == 1) return;
     // c10d logs every failed connect or bind attempt through glog; the errors
     // below say what went wrong in one line. GLOG_minloglevel set by the user wins.
@@ -102,9 +107,40 @@ ProcessGroup::ProcessGroup(const DistEnv &env, std::chrono::milliseconds timeout
     } catch (const std::exception &e) {
         throw Error("rank " + std::to_string(env_.rank) + ": cannot connect to the other ranks: " + first_line(e));
     }
+    impl_->options = gloo;
 }
 
+ProcessGroup::ProcessGroup(const DistEnv &env, std::chrono::milliseconds timeout, std::unique_ptr<Impl> impl)
+    : env_(env), timeout_(timeout), impl_(std::move(impl)) {}
+
 ProcessGroup::~ProcessGroup() = default;
+
+std::unique_ptr<ProcessGroup> ProcessGroup::subgroup(const std::vector<int> &ranks, const std::string &name) {
+    const auto me = std::find(ranks.begin(), ranks.end(), env_.rank);
+    if (me == ranks.end() || !std::is_sorted(ranks.begin(), ranks.end()) ||
+        std::adjacent_find(ranks.begin(), ranks.end()) != ranks.end() || ranks.front() < 0 ||
+        ranks.back() >= env_.world_size)
+        throw Error("process group '" + name + "': rank " + std::to_string(env_.rank) +
+                    " asked for a subgroup of ranks it is not in, or not ascending ranks of 0.." +
+                    std::to_string(env_.world_size - 1));
+    DistEnv env = env_;
+    env.rank = int(me - ranks.begin());
+    env.world_size = int(ranks.size());
+    auto impl = std::make_unique<Impl>();
+    impl->store = impl_->store;
+    impl->options = impl_->options;
+    for (int r : ranks) impl->members.push_back(impl_->members[size_t(r)]);
+    impl->prefix = impl_->prefix + name + "/";
+    if (ranks.size() > 1) {
+        try {
+            auto store = c10::make_intrusive<c10d::PrefixStore>(impl->prefix + "gloo", impl_->store);
+            impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, impl->options);
+        } catch (const std::exception &e) {
+            fail("joining process group '" + name + "'", e);
+        }
+    }
+    return std::unique_ptr<ProcessGroup>(new ProcessGroup(env, timeout_, std::move(impl)));
+}
 
 // The handle type Gloo's collectives return (c10d::ProcessGroup::Work in LibTorch 1.x, c10d::Work in 2.x).
 using WorkPtr = decltype(std::declval<c10d::ProcessGroupGloo &>().allreduce(
@@ -135,12 +171,12 @@ std::vector<int> ProcessGroup::lost_ranks() {
     // Survivors reach here after their own collective failed; a rank that
     // does not check in within a few seconds is gone.
     const auto patience = std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds(5));
-    const std::string mine = "cdrmix/alive/" + std::to_string(env_.rank);
-    impl_->store->set(mine, std::vector<uint8_t>{1});
+    const int self = impl_->members[size_t(env_.rank)];
+    impl_->store->set("cdrmix/alive/" + std::to_string(self), std::vector<uint8_t>{1});
     const auto deadline = std::chrono::steady_clock::now() + patience;
     std::vector<int> lost;
-    for (int r = 0; r < env_.world_size; ++r) {
-        if (r == env_.rank) continue;
+    for (int r : impl_->members) {
+        if (r == self) continue;
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         try {
             impl_->store->wait({"cdrmix/alive/" + std::to_string(r)}, std::max(left, std::chrono::milliseconds(1)));
@@ -152,7 +188,7 @@ std::vector<int> ProcessGroup::lost_ranks() {
 }
 
 void ProcessGroup::fail(const std::string &what, const std::exception &e) {
-    const std::string me = "rank " + std::to_string(env_.rank);
+    const std::string me = "rank " + std::to_string(impl_->members[size_t(env_.rank)]);
     std::string gone;
     try {
         for (int r : lost_ranks()) gone += (gone.empty() ? "rank " : ", rank ") + std::to_string(r);
@@ -222,6 +258,24 @@ void ProcessGroup::broadcast(at::Tensor &t, int src) {
     }
 }
 
+void ProcessGroup::all_to_all(at::Tensor &out, at::Tensor &in, const std::vector<int64_t> &out_splits,
+                              const std::vector<int64_t> &in_splits) {
+    if (int(out_splits.size()) != env_.world_size || int(in_splits.size()) != env_.world_size)
+        throw Error("all_to_all: one split size per rank (" + std::to_string(env_.world_size) + ") is needed");
+    if (!impl_->group) {
+        out.copy_(in);
+        return;
+    }
+    std::vector<int64_t> outs = out_splits, ins = in_splits;
+    c10d::AllToAllOptions o;
+    o.timeout = timeout_;
+    try {
+        impl_->group->alltoall_base(out, in, outs, ins, o)->wait(timeout_);
+    } catch (const std::exception &e) {
+        fail("all_to_all", e);
+    }
+}
+
 void ProcessGroup::send(at::Tensor &t, int dst) {
     if (!impl_->group) return;
     std::vector<at::Tensor> tensors{t};
@@ -251,7 +305,7 @@ std::string text(const std::vector<uint8_t> &b) { return std::string(b.begin(), 
 
 std::string ProcessGroup::share(const std::string &value, int src) {
     if (!impl_->group) return value;
-    const std::string key = "cdrmix/share/" + std::to_string(store_calls_++);
+    const std::string key = impl_->prefix + "share/" + std::to_string(store_calls_++);
     try {
         if (env_.rank == src) {
             impl_->store->set(key, bytes(value));
@@ -266,7 +320,7 @@ std::string ProcessGroup::share(const std::string &value, int src) {
 
 std::vector<std::string> ProcessGroup::all_gather(const std::string &value) {
     if (!impl_->group) return {value};
-    const std::string prefix = "cdrmix/gather/" + std::to_string(store_calls_++) + "/";
+    const std::string prefix = impl_->prefix + "gather/" + std::to_string(store_calls_++) + "/";
     std::vector<std::string> out;
     try {
         impl_->store->set(prefix + std::to_string(env_.rank), bytes(value));

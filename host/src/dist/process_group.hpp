@@ -57,6 +57,11 @@ class ProcessGroup {
 public:
     // Joins the group env describes (world_size 1: a group of one, no network).
     ProcessGroup(const DistEnv &env, std::chrono::milliseconds timeout);
+    // A group of some of this group's ranks (`ranks`, ascending, this rank among
+    // them), over the same rendezvous store: its own Gloo connections, its ranks
+    // numbered 0.. in the order given. Only the members call it, each with the
+    // same ranks and name; it blocks until they all have.
+    std::unique_ptr<ProcessGroup> subgroup(const std::vector<int> &ranks, const std::string &name);
     ~ProcessGroup();
     ProcessGroup(const ProcessGroup &) = delete;
     ProcessGroup &operator=(const ProcessGroup &) = delete;
@@ -73,6 +78,11 @@ public:
     // Point to point, blocking: t (contiguous, CPU) goes to dst / is filled from src.
     void send(at::Tensor &t, int dst);
     void recv(at::Tensor &t, int src);
+    // All-to-all: the first in_splits[0] rows of `in` go to rank 0, the next
+    // in_splits[1] to rank 1, ...; `out` receives out_splits[r] rows from each
+    // rank r, rank 0's first. Both contiguous CPU tensors of one dtype.
+    void all_to_all(at::Tensor &out, at::Tensor &in, const std::vector<int64_t> &out_splits,
+                    const std::vector<int64_t> &in_splits);
     // Starts a summing all-reduce of a contiguous CPU tensor in place and returns at once.
     PendingCollective start_all_reduce(at::Tensor &t);
 
@@ -89,11 +99,13 @@ public:
 
 private:
     struct Impl;
+    ProcessGroup(const DistEnv &env, std::chrono::milliseconds timeout, std::unique_ptr<Impl> impl);
     DistEnv env_;
     std::chrono::milliseconds timeout_;
     std::unique_ptr<Impl> impl_;
     int64_t store_calls_ = 0; // names the keys of share()/all_gather(), the same on every rank
-    // The ranks that do not check in at the store within a few seconds after a failure.
+    // The ranks (of the whole run, as messages name them) that do not check in
+    // at the store within a few seconds after a failure.
     std::vector<int> lost_ranks();
 };
 

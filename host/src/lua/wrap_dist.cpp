@@ -8,13 +8,15 @@
 //   cdrmix.dist.broadcast(t [, src = 0])                          in place; returns t
 //   cdrmix.dist.data_parallel(model) -> dp   rank 0's parameters everywhere, then every
 //       backward averages the gradients over ranks as the stock trainer does
-//       (buckets overlapping backward, dist/gradient_sync.hpp);
+//       (buckets overlapping backward; experts split over ranks reduced over
+//       their replicas, dist/model_sync.hpp);
 //       dp:sync(false) for the non-final micro-batches of an accumulation window,
-//       dp:sync(true) before the last; dp:comm_time() the last reduction's wait (s)
+//       dp:sync(true) before the last; dp:comm_time() the last reduction's wait (s);
+//       dp:clip_grad_norm(max_norm) the whole gradient's norm (every expert once), clipped when max_norm > 0
 // Tensors must be CPU tensors (Gloo); a collective waits at most CDRMIX_DIST_TIMEOUT seconds.
 // Each call first checks that every rank makes the same call (one small
 // all-reduce): ranks that disagree fail with one line instead of corrupting data.
-#include "dist/gradient_sync.hpp"
+#include "dist/model_sync.hpp"
 #include "dist/process_group.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
@@ -110,13 +112,14 @@ int l_broadcast(lua_State *L) {
 
 constexpr const char *kDataParallel = "cdrmix.DataParallel";
 
-using DataParallel = std::shared_ptr<GradientSync>;
+using DataParallel = std::shared_ptr<ModelSync>;
 
 int l_data_parallel(lua_State *L) {
     auto &model = check_model(L, 1);
     ProcessGroup &group = Runtime::from(L).dist();
-    broadcast_module(group, *model);
-    push<DataParallel>(L, std::make_shared<GradientSync>(group, trainable_parameters(*model)), kDataParallel);
+    auto sync = std::make_shared<ModelSync>(group, *model, dynamic_cast<ExpertParallel *>(model->expert_group()));
+    sync->broadcast();
+    push<DataParallel>(L, std::move(sync), kDataParallel);
     return 1;
 }
 
@@ -124,6 +127,11 @@ int l_dp_sync(lua_State *L) {
     luaL_checktype(L, 2, LUA_TBOOLEAN);
     check<DataParallel>(L, 1, kDataParallel)->set_enabled(lua_toboolean(L, 2));
     return 0;
+}
+
+int l_dp_clip_grad_norm(lua_State *L) {
+    lua_pushnumber(L, check<DataParallel>(L, 1, kDataParallel)->clip_grad_norm(luaL_optnumber(L, 2, 0.0)));
+    return 1;
 }
 
 int l_dp_comm_time(lua_State *L) {
@@ -134,7 +142,10 @@ int l_dp_comm_time(lua_State *L) {
 } // namespace
 
 void open_dist(lua_State *L) {
-    static const luaL_Reg dp_methods[] = {{"sync", safe<l_dp_sync>}, {"comm_time", safe<l_dp_comm_time>}, {nullptr, nullptr}};
+    static const luaL_Reg dp_methods[] = {{"sync", safe<l_dp_sync>},
+                                          {"comm_time", safe<l_dp_comm_time>},
+                                          {"clip_grad_norm", safe<l_dp_clip_grad_norm>},
+                                          {nullptr, nullptr}};
     define_class<DataParallel>(L, kDataParallel, dp_methods);
     static const luaL_Reg functions[] = {{"rank", safe<l_rank>},
                                          {"world_size", safe<l_world_size>},

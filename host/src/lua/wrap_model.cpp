@@ -10,6 +10,7 @@
 #include "lua/wrap_model.hpp"
 
 #include "core/presets.hpp"
+#include "dist/expert_parallel.hpp"
 #include "core/yaml_config.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
@@ -49,7 +50,17 @@ int l_model(lua_State *L) {
         for (auto it = extra.begin(); it != extra.end(); ++it) merged[it.key()] = it.value();
         spec = spec.with_value(std::move(merged), spec.owner());
     }
-    auto model = std::make_shared<Model>(ModelSpec::from_config(spec), Registry::global());
+    ModelSpec model_spec = ModelSpec::from_config(spec);
+    // Expert parallelism is placement: one process holds every expert.
+    std::shared_ptr<ExpertParallel> experts;
+    const int world = rt.dist_env().world_size;
+    if (model_spec.expert_parallel > 1 && world > 1) {
+        if (world % model_spec.expert_parallel != 0)
+            throw Error(spec.where("expert_parallel") + ": expert_parallel " + std::to_string(model_spec.expert_parallel) +
+                        " does not divide the world size " + std::to_string(world));
+        experts = std::make_shared<ExpertParallel>(rt.dist(), model_spec.expert_parallel);
+    }
+    auto model = std::make_shared<Model>(std::move(model_spec), Registry::global(), experts);
     if (rt.options().device != model->device()) model->to(rt.options().device);
     rt.resolved()["model"] = spec.value();
     rt.write_resolved_config();

@@ -73,7 +73,11 @@ int l_opt_lr(lua_State *L) {
 
 // cdrmix.clip_grad_norm(model, max_norm): returns the norm before clipping; max_norm 0 only measures it.
 int l_clip_grad_norm(lua_State *L) {
-    lua_pushnumber(L, clip_gradients(*check_model(L, 1), luaL_optnumber(L, 2, 0.0)));
+    Model &model = *check_model(L, 1);
+    if (model.expert_group())
+        throw Error("cdrmix.clip_grad_norm: this model's experts are split over ranks, so this rank sees part of the "
+                    "gradient; use dp:clip_grad_norm(max_norm) of cdrmix.dist.data_parallel(model)");
+    lua_pushnumber(L, clip_gradients(model, luaL_optnumber(L, 2, 0.0)));
     return 1;
 }
 

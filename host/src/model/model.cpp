@@ -49,6 +49,9 @@ const Schema &ModelSpec::schema() {
         m.integer("moe_every", 0, "every moe_every-th layer's FFN is an MoE layer (0: none)").min(0);
         m.integer("first_dense_layers", 0, "layers before this index stay dense (DeepSeekMoE, TardBot)").min(0);
         m.integer("num_experts", 8, "routed experts per MoE layer").range(1, 1 << 16);
+        m.integer("expert_parallel", 1, "ranks each MoE layer's experts are split over in a multi-process run "
+                                        "(divides the world size and num_experts; one process holds every expert)")
+            .range(1, 1 << 16);
         m.integer("top_k", nullptr, "experts per token, decided by the MoE layer")
             .min(1).alias("experts_per_tok").default_is("the router's own (2; 1 for switch and hash)");
         m.integer("num_shared_experts", 0, "experts every token passes through (DeepSeekMoE)").min(0);
@@ -83,6 +86,7 @@ ModelSpec ModelSpec::from_config(const Config &given) {
     s.hidden_size = c.get_int("hidden_size");
     s.num_layers = c.get_int("num_layers");
     s.seq_length = c.get_int("seq_length");
+    s.expert_parallel = c.get_int("expert_parallel");
     s.norm = c.get_string("norm");
     s.norm_eps = c.get_double("norm_eps", s.norm == "rmsnorm" ? 1e-6 : 1e-5);
     const int64_t L = s.num_layers;
@@ -188,13 +192,15 @@ OuterModules OuterModules::make(const ModelSpec &spec) {
             torch::nn::Linear(torch::nn::LinearOptions(C, V).bias(false))};
 }
 
-Model::Model(ModelSpec spec, const Registry &registry) : spec_(std::move(spec)) {
+Model::Model(ModelSpec spec, const Registry &registry, std::shared_ptr<ExpertGroup> experts)
+    : spec_(std::move(spec)), experts_(std::move(experts)) {
     const int64_t V = spec_.vocab_size, C = spec_.hidden_size;
     OuterModules outer = OuterModules::make(spec_);
     emb = register_module("emb", outer.emb);
     blocks = register_module("blocks", torch::nn::ModuleList());
     for (int64_t i = 0; i < spec_.num_layers; ++i) {
         BlockContext ctx{C, i, spec_.num_layers};
+        ctx.expert_group = experts_.get();
         auto layer = std::make_shared<Layer>(spec_.layers[static_cast<size_t>(i)], ctx, spec_, registry);
         blocks->push_back(layer);
         layers_.push_back(layer);

@@ -6,6 +6,7 @@
 
 #include <cdrmix/block.hpp>
 #include <cdrmix/config.hpp>
+#include <cdrmix/expert_group.hpp>
 #include <cdrmix/registry.hpp>
 #include <cdrmix/schema.hpp>
 
@@ -50,6 +51,7 @@ struct ModelSpec {
     int64_t hidden_size = 0;
     int64_t num_layers = 0;
     int64_t seq_length = 0;
+    int64_t expert_parallel = 1; // placement, not architecture: ranks per expert group in a multi-process run
     std::string norm = "layernorm";
     double norm_eps = 1e-5;
     std::vector<LayerSpec> layers;
@@ -99,7 +101,9 @@ struct OuterModules {
 
 class Model : public torch::nn::Module {
 public:
-    Model(ModelSpec spec, const Registry &registry);
+    // experts: the expert group the MoE layers split their experts over
+    // (expert_group.hpp), or null: every expert lives here.
+    Model(ModelSpec spec, const Registry &registry, std::shared_ptr<ExpertGroup> experts = nullptr);
 
     // tokens: int64 [B,T] -> logits [B,T,V]. state: nullptr, or in/out recurrent state.
     torch::Tensor forward(const torch::Tensor &tokens, ModelState *state, ForwardContext &ctx);
@@ -110,10 +114,14 @@ public:
     c10::Device device() const;
 
     const ModelSpec &spec() const { return spec_; }
+    // This process's parameters (with expert parallelism, its share of the experts).
     int64_t num_parameters() const;
+    // Null unless the experts are split over ranks.
+    ExpertGroup *expert_group() const { return experts_.get(); }
 
 private:
     ModelSpec spec_;
+    std::shared_ptr<ExpertGroup> experts_;
     torch::nn::Embedding emb{nullptr};
     torch::nn::ModuleList blocks;
     std::vector<std::shared_ptr<Layer>> layers_;

@@ -39,13 +39,11 @@ std::string step_name(int64_t step) {
     return name;
 }
 
-void write_checkpoint_files(const fs::path &dir, Model &model, torch::optim::Optimizer &optimizer,
-                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config) {
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    for (const auto &p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
-    for (const auto &b : model.named_buffers()) tensors.emplace_back(b.key(), b.value());
-    save_safetensors((dir / "model.safetensors").string(), tensors, {{"format", "pt"}});
-    write_json_atomic((dir / "model.json").string(), model.spec().source_json);
+void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, const Json &model_spec,
+                            torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
+                            const Json &run_config) {
+    save_safetensors((dir / "model.safetensors").string(), weights, {{"format", "pt"}});
+    write_json_atomic((dir / "model.json").string(), model_spec);
     write_json_atomic((dir / "tokenizer.json").string(), tokenizer.to_json());
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
     if (!run_config.is_null()) write_json_atomic((dir / "config.json").string(), run_config);
@@ -58,6 +56,16 @@ void write_checkpoint_files(const fs::path &dir, Model &model, torch::optim::Opt
 
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
                             const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config) {
+    NamedTensors weights;
+    for (const auto &p : model.named_parameters()) weights.emplace_back(p.key(), p.value());
+    for (const auto &b : model.named_buffers()) weights.emplace_back(b.key(), b.value());
+    return save_checkpoint(root, step, weights, model.spec().source_json, optimizer, tokenizer, trainer_state,
+                           run_config);
+}
+
+std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,
+                            torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
+                            const Json &run_config) {
     const std::string name = step_name(step);
     const fs::path final_dir = fs::path(root) / name;
     const fs::path tmp_dir = fs::path(root) / (".tmp-" + name);
@@ -66,7 +74,7 @@ std::string save_checkpoint(const std::string &root, int64_t step, Model &model,
     remove_tree(tmp_dir);
     fs::create_directories(tmp_dir);
     try {
-        write_checkpoint_files(tmp_dir, model, optimizer, tokenizer, trainer_state, run_config);
+        write_checkpoint_files(tmp_dir, weights, model_spec, optimizer, tokenizer, trainer_state, run_config);
     } catch (...) {
         std::error_code ec;
         remove_tree(tmp_dir, ec);

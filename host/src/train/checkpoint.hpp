@@ -22,9 +22,16 @@
 
 namespace cdrmix {
 
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
 // Returns the path of the new checkpoint folder.
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
                             const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config = Json());
+// The same from weights this process assembled (a model whose experts are
+// split over ranks, train/expert_state.hpp) and the spec they belong to.
+std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,
+                            torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
+                            const Json &run_config = Json());
 
 // Deletes the oldest step-* folders under root so that at most `keep` remain
 // (keep <= 0: nothing is deleted). The folder `latest` points to is never deleted.

@@ -180,6 +180,19 @@ double clip_grad_norm(const std::vector<Tensor> &params, double max_norm) {
     return norm;
 }
 
+double clip_grad_norm(const std::vector<Tensor> &whole, const std::vector<Tensor> &share,
+                      const std::function<double(double)> &sum_over_group, double max_norm) {
+    const std::vector<Tensor> a = defined_grads(whole), b = defined_grads(share);
+    const double na = gradient_norm(a), nb = gradient_norm(b);
+    const double norm = std::sqrt(na * na + sum_over_group(nb * nb));
+    const double factor = max_norm / (norm + 1e-6);
+    if (max_norm > 0 && factor < 1) {
+        scale_gradients(a, factor);
+        scale_gradients(b, factor);
+    }
+    return norm;
+}
+
 torch::optim::OptimizerParamState *param_state(torch::optim::Optimizer &optimizer, const torch::Tensor &p) {
     auto &state = optimizer.state();
     auto found = state.find(state_key<std::decay_t<decltype(state)>::key_type>(p.unsafeGetTensorImpl()));

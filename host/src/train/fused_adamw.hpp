@@ -14,6 +14,7 @@
 
 #include <torch/optim/adamw.h>
 
+#include <functional>
 #include <vector>
 
 namespace cdrmix {
@@ -31,6 +32,12 @@ public:
 // gradients (summed in double) and, with max_norm > 0, scales them by
 // max_norm / (norm + 1e-6) when that is below 1.
 double clip_grad_norm(const std::vector<torch::Tensor> &params, double max_norm);
+// The same for gradients the ranks of a group divide between them: `whole`
+// are parameters each rank holds alike, `share` this rank's share of the
+// others; sum_over_group adds the share's sum of squares over the group, so
+// every rank gets the norm of the whole gradient.
+double clip_grad_norm(const std::vector<torch::Tensor> &whole, const std::vector<torch::Tensor> &share,
+                      const std::function<double(double)> &sum_over_group, double max_norm);
 
 // The state a LibTorch optimiser keeps for parameter `p`, or null before its
 // first step (hides how LibTorch 1.x and 2.x key it).

@@ -13,6 +13,11 @@
 // not. A resume loads the whole state on every rank and releases what the
 // rank does not own (a transient peak of the unsharded state).
 //
+// With experts split over ranks (dist/expert_parallel.hpp) there are two
+// parts: the dense parameters shared over every rank, and this rank's experts
+// shared over their replica group; each part's owners are drawn within its
+// group, and consolidate() brings each part's state to its group's rank 0.
+//
 // Threads: the trainer's thread only. Every rank calls every method, in the same order.
 #pragma once
 
@@ -27,22 +32,28 @@ namespace cdrmix {
 
 class OptimizerShards {
 public:
-    // params: the optimiser's parameters, the same list on every rank.
-    OptimizerShards(ProcessGroup &group, std::vector<torch::Tensor> params);
+    // Parameters whose state is shared over one group: the same list on every rank of it.
+    struct Part {
+        ProcessGroup *group = nullptr;
+        std::vector<torch::Tensor> params;
+    };
+    explicit OptimizerShards(std::vector<Part> parts);
 
-    int owner(size_t param) const { return owner_[param]; }
     // The optimiser step of this rank's parameters, then every parameter from its owner.
     void step(torch::optim::Optimizer &optimizer);
-    // Rank 0 receives the state of every parameter it does not own; the other ranks send theirs.
+    // Each group's rank 0 receives the state of every parameter it does not own; the other ranks send theirs.
     void consolidate(torch::optim::Optimizer &optimizer);
     // Forgets the state of the parameters this rank does not own.
     void release(torch::optim::Optimizer &optimizer);
 
 private:
-    ProcessGroup &group_;
-    std::vector<torch::Tensor> params_;
-    std::vector<int> owner_;
-    std::vector<std::vector<torch::Tensor>> owned_; // by rank
+    struct Shared {
+        ProcessGroup *group;
+        std::vector<torch::Tensor> params;
+        std::vector<int> owner;                         // by parameter: a rank of the group
+        std::vector<std::vector<torch::Tensor>> owned;  // by rank
+    };
+    std::vector<Shared> parts_;
 };
 
 } // namespace cdrmix

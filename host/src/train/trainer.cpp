@@ -3,11 +3,13 @@
 #include "metrics/record_fields.hpp"
 
 #include "dist/gradient_sync.hpp"
+#include "dist/model_sync.hpp"
 #include "dist/process_group.hpp"
 #include "model/sampler.hpp"
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/expert_state.hpp"
 #include "train/fused_adamw.hpp"
 #include "train/optimizer_shards.hpp"
 
@@ -113,15 +115,14 @@ bool TrainConfig::logs_step(int64_t step) const {
     return step == 0 || (step + 1) % std::max<int64_t>(1, log_every) == 0 || step + 1 == steps;
 }
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double weight_decay, double beta1,
-                                                double beta2, double eps) {
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<std::pair<std::string, torch::Tensor>> &named,
+                                                double lr, double weight_decay, double beta1, double beta2, double eps) {
     std::vector<torch::Tensor> decay, no_decay;
-    for (const auto &p : model.named_parameters()) {
-        if (!p.value().requires_grad()) continue;
+    for (const auto &[name, p] : named) {
+        if (!p.requires_grad()) continue;
         // RWKV-LM: decay only matrices; decaying vectors (norms, decay rates, mixes) hurts.
-        const bool matrix = p.value().dim() >= 2 && p.key().size() >= 6 &&
-                            p.key().compare(p.key().size() - 6, 6, "weight") == 0;
-        (matrix ? decay : no_decay).push_back(p.value());
+        const bool matrix = p.dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
+        (matrix ? decay : no_decay).push_back(p);
     }
     auto base = torch::optim::AdamWOptions(lr).betas({beta1, beta2}).eps(eps);
     std::vector<torch::optim::OptimizerParamGroup> groups;
@@ -130,6 +131,13 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double 
     groups.emplace_back(no_decay,
                         std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(base).weight_decay(0.0)));
     return std::make_unique<FusedAdamW>(std::move(groups), base);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double weight_decay, double beta1,
+                                                double beta2, double eps) {
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (const auto &p : model.named_parameters()) named.emplace_back(p.key(), p.value());
+    return make_adamw(named, lr, weight_decay, beta1, beta2, eps);
 }
 
 double clip_gradients(Model &model, double max_norm) { return clip_grad_norm(model.parameters(), max_norm); }
@@ -221,10 +229,16 @@ void Trainer::set_process_group(ProcessGroup *group) {
     if (!group || group->world_size() == 1) return;
     if (group_) throw Error("trainer: set_process_group was already called");
     group_ = group;
-    std::vector<torch::Tensor> params = trainable_parameters(*model_);
-    sync_ = std::make_unique<GradientSync>(*group_, params);
+    experts_ = dynamic_cast<ExpertParallel *>(model_->expert_group());
+    sync_ = std::make_unique<ModelSync>(*group_, *model_, experts_);
     if (config_.shard_optimizer) {
-        shards_ = std::make_unique<OptimizerShards>(*group_, std::move(params));
+        // Dense state over every rank; split experts' over the ranks holding the same ones.
+        OptimizerShards::Part dense{group_, {}}, held{experts_ ? &experts_->replicas() : nullptr, {}};
+        for (const auto &p : trainable_parameters(*model_))
+            (experts_ && experts_->holds(p) ? held : dense).params.push_back(p);
+        std::vector<OptimizerShards::Part> parts{std::move(dense)};
+        if (held.group) parts.push_back(std::move(held));
+        shards_ = std::make_unique<OptimizerShards>(std::move(parts));
         shards_->release(*optimizer_);
     }
 }
@@ -270,7 +284,10 @@ void Trainer::resume(const std::string &checkpoint_dir) {
     for (const char *key : {"step", "data_position", "rng_state"})
         if (!state.contains(key)) throw Error(where + ": no '" + key + "' (not a resumable checkpoint)");
     load_model_weights(*model_, checkpoint_dir);
-    load_optimizer_state(*optimizer_, checkpoint_dir);
+    if (experts_)
+        load_whole_optimizer_state(*experts_, *model_, *optimizer_, checkpoint_dir);
+    else
+        load_optimizer_state(*optimizer_, checkpoint_dir);
     if (shards_) shards_->release(*optimizer_);
     data_->restore(saved_data_position(state, group_ ? group_->rank() : 0, where));
     set_cpu_rng_state(state["rng_state"].get<std::string>(), where);
@@ -280,13 +297,7 @@ void Trainer::resume(const std::string &checkpoint_dir) {
     last_val_loss_ = state.value("val_loss", -1.0);
     resumed_ = true;
     if (group_) {
-        std::vector<torch::Tensor> tensors;
-        std::vector<std::string> names;
-        for (const auto &p : model_->named_parameters()) {
-            tensors.push_back(p.value());
-            names.push_back(p.key());
-        }
-        check_tensors_equal(*group_, tensors, names, "resuming from " + checkpoint_dir);
+        sync_->check_equal("resuming from " + checkpoint_dir);
         synced_ = true;
     }
     bus_.publish({{"event", "resume"}, {"step", step_}, {"path", checkpoint_dir}});
@@ -385,10 +396,15 @@ std::string Trainer::checkpoint() {
         for (const std::string &p : group_->all_gather(data_->position().dump()))
             state["data_positions"].push_back(Json::parse(p));
     }
-    if (shards_) shards_->consolidate(*optimizer_); // the checkpoint holds the whole state
+    // The checkpoint holds the whole state: shards to each group's first rank, split experts to rank 0.
+    if (shards_) shards_->consolidate(*optimizer_);
+    WholeModel whole;
+    if (experts_) whole = gather_whole_model(*experts_, *model_, *optimizer_);
     if (!group_ || group_->rank() == 0) {
-        last_checkpoint_ = save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_, *data_->tokenizer(), state,
-                                           run_config_);
+        last_checkpoint_ = experts_ ? save_checkpoint(checkpoint_root_, step_, whole.weights, model_->spec().source_json,
+                                                      *whole.optimizer, *data_->tokenizer(), state, run_config_)
+                                    : save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_,
+                                                      *data_->tokenizer(), state, run_config_);
         prune_checkpoints(checkpoint_root_, config_.keep_checkpoints);
     }
     if (shards_) shards_->release(*optimizer_);
@@ -451,7 +467,7 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
         r.tokens += batch.size(0) * (batch.size(1) - 1);
     }
     if (sync_) r.comm += sync_->last_wait_s();
-    r.grad_norm = clip_gradients(*model_, config_.grad_clip);
+    r.grad_norm = sync_ ? sync_->clip_grad_norm(config_.grad_clip) : clip_gradients(*model_, config_.grad_clip);
     if (!std::isfinite(r.grad_norm))
         throw Error("training diverged at step " + std::to_string(step_ + 1) + ": the gradient norm is " +
                     number(r.grad_norm) + "; stopped before the optimiser step" +
@@ -477,8 +493,11 @@ Json Trainer::run(const TrainCallbacks &cb) {
 
 Json Trainer::run_steps(const TrainCallbacks &cb) {
     if (!resumed_) torch::manual_seed(config_.seed); // a resumed run continues the saved RNG stream instead
+    if (model_->expert_group() && !group_)
+        throw Error("trainer: the model's experts are split over ranks (expert_parallel), but the trainer has no "
+                    "process group");
     if (group_ && !synced_) {
-        broadcast_module(*group_, *model_);
+        sync_->broadcast();
         synced_ = true;
     }
     model_->train();

@@ -22,7 +22,8 @@
 
 namespace cdrmix {
 
-class GradientSync;
+class ModelSync;
+class ExpertParallel;
 class OptimizerShards;
 class ProcessGroup;
 
@@ -75,6 +76,9 @@ const Schema &adamw_only_schema();
 // not. The step is fused (FusedAdamW, fused_adamw.hpp); the state is AdamW's.
 std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double weight_decay, double beta1,
                                                 double beta2, double eps);
+// The same over named parameters in the given order (a whole expert-parallel model, train/expert_state.hpp).
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<std::pair<std::string, torch::Tensor>> &named,
+                                                double lr, double weight_decay, double beta1, double beta2, double eps);
 
 // Global L2 norm of the gradients; clips them to max_norm when max_norm > 0
 // (as torch::nn::utils::clip_grad_norm_, in one pass over all gradients).
@@ -167,7 +171,8 @@ private:
     std::string last_checkpoint_;
     RunControl *control_ = nullptr;
     ProcessGroup *group_ = nullptr; // set for world size > 1
-    std::unique_ptr<GradientSync> sync_;
+    std::unique_ptr<ModelSync> sync_;
+    ExpertParallel *experts_ = nullptr; // the model's, when its experts are split over ranks
     std::unique_ptr<OptimizerShards> shards_; // train.shard_optimizer on several ranks
     bool synced_ = false; // the ranks' parameters agree (broadcast or checked)
 };

@@ -20,6 +20,12 @@
 // a top_k inside the router table is accepted only when it agrees.
 // Routing is recorded (ForwardContext::record_routing) only when the caller
 // will compute statistics from it: nothing is read back to the host here.
+//
+// Expert parallelism (BlockContext::expert_group, cdrmix/expert_group.hpp):
+// this rank keeps its member's contiguous share of the experts; each slot's
+// token goes to the member holding its expert with one exchange, the expert
+// outputs come back with a second, and the weighting and the sum stay here,
+// so routing, capacity and shared experts are computed as in one process.
 // Keys: `cdrmix keys moe`. State: {previous token's x [B,C]} when token_shift is on.
 #include <cdrmix/sdk.hpp>
 
@@ -50,6 +56,21 @@ public:
         if (k > E_)
             throw cdrmix::Error(cfg.where("top_k") + ": top_k (" + std::to_string(k) + ") is larger than num_experts (" +
                                 std::to_string(E_) + ")");
+        per_member_ = E_;
+        if (ctx.expert_group && ctx.expert_group->size() > 1) {
+            group_ = ctx.expert_group;
+            const int64_t P = group_->size();
+            if (E_ % P != 0)
+                throw cdrmix::Error(cfg.where("num_experts") + ": " + std::to_string(E_) +
+                                    " routed experts cannot be split evenly over expert_parallel " + std::to_string(P) +
+                                    " ranks");
+            if (dense_)
+                throw cdrmix::Error(cfg.where("dispatch") +
+                                    ": dispatch 'dense' (the single-process reference) cannot run expert-parallel; "
+                                    "use 'sparse'");
+            per_member_ = E_ / P;
+            first_local_ = group_->rank() * per_member_;
+        }
         cdrmix::Json expert_cfg = cfg.has("expert") ? cfg.raw("expert") : cdrmix::Json{{"type", "rwkv_channel_mix"}};
         const int64_t num_shared = cfg.get_int("num_shared_experts");
         cdrmix::Json routed_cfg = expert_cfg;
@@ -70,20 +91,25 @@ public:
         cdrmix::BlockContext ectx = ctx;
         ectx.expert = true;
         const cdrmix::Config expert_where = cfg.child("expert", "MoE layer " + std::to_string(ctx.layer) + " expert");
-        auto make_experts = [&](const char *name, const cdrmix::Json &ecfg, int64_t count,
-                                std::vector<std::shared_ptr<cdrmix::Block>> &out) {
-            auto list = register_module(name, torch::nn::ModuleList());
+        // Experts [keep_from, keep_to) are registered under their index; every
+        // one is built, so the random initialisation does not depend on placement.
+        auto make_experts = [&](const char *name, const cdrmix::Json &ecfg, int64_t count, int64_t keep_from,
+                                int64_t keep_to, std::vector<std::shared_ptr<cdrmix::Block>> &out) {
+            auto holder = register_module(name, std::make_shared<torch::nn::Module>());
             for (int64_t e = 0; e < count; ++e) {
                 auto block = registry.create_block(expert_where.with_value(ecfg, expert_where.owner()), ectx);
                 if (!block->tokenwise())
                     throw cdrmix::Error(cfg.where("expert") + ": expert type '" + ecfg.value("type", "?") +
                                         "' is not token-wise, so it cannot be an expert");
-                list->push_back(block);
+                if (e < keep_from || e >= keep_to) continue;
+                holder->register_module(std::to_string(e), block);
                 out.push_back(block);
             }
+            return holder;
         };
-        make_experts("experts", routed_cfg, E_, expert_blocks_);
-        if (num_shared > 0) make_experts("shared_experts", expert_cfg, num_shared, shared_blocks_);
+        auto routed = make_experts("experts", routed_cfg, E_, first_local_, first_local_ + per_member_, expert_blocks_);
+        if (group_) group_->hold(*routed);
+        if (num_shared > 0) make_experts("shared_experts", expert_cfg, num_shared, 0, num_shared, shared_blocks_);
     }
 
     // top_k per token before granularity: this layer's key, else the router
@@ -120,7 +146,7 @@ public:
         cdrmix::RouterOutput route = router->route(flat, in);
         const double phi = is_training() ? capacity_factor_ : eval_capacity_factor_;
         if (phi > 0) apply_capacity(route, phi);
-        Tensor out = dense_ ? dispatch_dense(flat, route) : dispatch_sparse(flat, route);
+        Tensor out = dense_ ? dispatch_dense(flat, route) : group_ ? dispatch_exchanged(flat, route) : dispatch_sparse(flat, route);
         for (const auto &shared : shared_blocks_) out = out + shared->forward_tokens(flat);
         if (is_training())
             for (const auto &l : route.losses)
@@ -168,11 +194,16 @@ public:
     }
 
     int64_t active_parameters() const override {
-        return cdrmix::Block::active_parameters() - (E_ - router->top_k()) * expert_parameters();
+        return cdrmix::Block::active_parameters() - (per_member_ - router->top_k()) * expert_parameters();
     }
 
 private:
-    Tensor dispatch_sparse(const Tensor &flat, const cdrmix::RouterOutput &route) {
+    // The filled slots, sorted by expert (stable: token order within an expert).
+    struct Slots {
+        Tensor token, weight; // per slot
+        std::vector<int64_t> per_expert; // slots of each expert
+    };
+    Slots sorted_slots(const Tensor &flat, const cdrmix::RouterOutput &route) const {
         const int64_t N = flat.size(0), k = route.indices.size(1);
         Tensor expert_of = route.indices.reshape({-1});                              // [N*k]
         Tensor token_of = torch::arange(N, expert_of.options()).repeat_interleave(k); // [N*k]
@@ -186,18 +217,55 @@ private:
         Tensor order = std::get<1>(expert_of.sort(/*stable=*/true, 0, false));
         Tensor counts = torch::bincount(expert_of, {}, E_).cpu();
         const int64_t *count = counts.data_ptr<int64_t>();
-        Tensor out = torch::zeros_like(flat);
+        return {token_of.index_select(0, order), weight_of.index_select(0, order),
+                std::vector<int64_t>(count, count + E_)};
+    }
+
+    // Each local expert's slice of rows [sum(counts), C], grouped by expert; returns its outputs in the same order.
+    Tensor run_local_experts(const Tensor &rows, const std::vector<int64_t> &counts) {
+        std::vector<Tensor> outs;
         int64_t offset = 0;
-        for (int64_t e = 0; e < E_; ++e) {
-            if (count[e] == 0) continue;
-            Tensor slots = order.slice(0, offset, offset + count[e]);
-            offset += count[e];
-            Tensor tokens = token_of.index_select(0, slots);
-            Tensor y = expert_blocks_[static_cast<size_t>(e)]->forward_tokens(flat.index_select(0, tokens));
-            // .to(out's dtype): under bf16 autocast the experts' matmuls return bf16 into an fp32 sum.
-            out.index_add_(0, tokens, (y * weight_of.index_select(0, slots).unsqueeze(1).to(y.dtype())).to(out.dtype()));
+        for (size_t e = 0; e < counts.size(); ++e) {
+            if (counts[e] == 0) continue;
+            outs.push_back(expert_blocks_[e]->forward_tokens(rows.narrow(0, offset, counts[e])));
+            offset += counts[e];
         }
-        return out;
+        // With no rows, the (empty) rows themselves keep the path to the loss intact.
+        return outs.empty() ? rows : torch::cat(outs);
+    }
+
+    // .to(out's dtype): under bf16 autocast the experts' matmuls return bf16 into an fp32 sum.
+    static Tensor combine(const Tensor &flat, const Slots &s, const Tensor &y) {
+        return torch::zeros_like(flat).index_add(0, s.token, (y * s.weight.unsqueeze(1).to(y.dtype())).to(flat.dtype()));
+    }
+
+    Tensor dispatch_sparse(const Tensor &flat, const cdrmix::RouterOutput &route) {
+        const Slots s = sorted_slots(flat, route);
+        return combine(flat, s, run_local_experts(flat.index_select(0, s.token), s.per_expert));
+    }
+
+    // Slots travel to the member holding their expert (sorted by expert, so
+    // member by member), each member runs its experts over the rows it got
+    // from everyone, and the outputs travel back in the order they came.
+    Tensor dispatch_exchanged(const Tensor &flat, const cdrmix::RouterOutput &route) {
+        const Slots s = sorted_slots(flat, route);
+        const int64_t P = group_->size(), L = per_member_;
+        std::vector<int64_t> to_member(size_t(P), 0), received;
+        for (int64_t e = 0; e < E_; ++e) to_member[size_t(e / L)] += s.per_expert[size_t(e)];
+        // Per-expert counts first: member m gets [L] counts from each member, for its own experts.
+        Tensor counts = torch::tensor(s.per_expert, torch::kInt64).unsqueeze(1);
+        std::vector<int64_t> per_member(size_t(P), L), unused;
+        const Tensor from = group_->exchange(counts, per_member, unused).view({P, L}); // [source, local expert]
+        const Tensor rows = group_->exchange(flat.index_select(0, s.token), to_member, received);
+        // Rows arrive by source, then by expert: regroup them by local expert for the experts.
+        const Tensor expert_of_row = torch::arange(L).repeat({P}).repeat_interleave(from.reshape({-1}));
+        const Tensor by_expert = std::get<1>(expert_of_row.sort(/*stable=*/true, 0, false)).to(rows.device());
+        const Tensor local_counts = from.sum(0);
+        const std::vector<int64_t> per_local(local_counts.data_ptr<int64_t>(), local_counts.data_ptr<int64_t>() + L);
+        const Tensor y_sorted = run_local_experts(rows.index_select(0, by_expert), per_local);
+        const Tensor y = torch::empty_like(y_sorted).index_copy(0, by_expert, y_sorted);
+        std::vector<int64_t> back;
+        return combine(flat, s, group_->exchange(y, received, back));
     }
 
     Tensor dispatch_dense(const Tensor &flat, const cdrmix::RouterOutput &route) {
@@ -213,6 +281,8 @@ private:
     }
 
     int64_t layer_, E_;
+    cdrmix::ExpertGroup *group_ = nullptr;
+    int64_t per_member_ = 0, first_local_ = 0; // this rank's experts: [first_local_, first_local_ + per_member_)
     bool dense_ = false;
     double capacity_factor_ = 0, eval_capacity_factor_ = 0;
     bool drop_by_position_ = false;
