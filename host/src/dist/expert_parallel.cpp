@@ -5,44 +5,33 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <numeric>
 #include <unordered_map>
 
 namespace cdrmix {
 
-namespace {
-
-// Rows to and from every member of `group`: contiguous CPU buffers for Gloo,
-// the result back on the rows' device.
-torch::Tensor move_rows(ProcessGroup &group, const torch::Tensor &rows, const std::vector<int64_t> &send,
-                        const std::vector<int64_t> &recv) {
-    torch::Tensor in = rows.detach().to(torch::kCPU).contiguous();
-    std::vector<int64_t> shape = rows.sizes().vec();
-    shape[0] = std::accumulate(recv.begin(), recv.end(), int64_t(0));
-    torch::Tensor out = torch::empty(shape, in.options());
-    group.all_to_all(out, in, recv, send);
-    return out.to(rows.device());
-}
-
 // The all-to-all as an autograd op: backward sends each gradient row back to
 // the member its row came from (the same all-to-all with the counts swapped).
-struct Exchange : torch::autograd::Function<Exchange> {
+struct ExchangeOp : torch::autograd::Function<ExchangeOp> {
     static torch::Tensor forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &rows, int64_t group,
                                  std::vector<int64_t> send, std::vector<int64_t> recv) {
         ctx->saved_data["group"] = group;
         ctx->saved_data["send"] = send;
         ctx->saved_data["recv"] = recv;
-        return move_rows(*reinterpret_cast<ProcessGroup *>(group), rows, send, recv);
+        return reinterpret_cast<ExpertParallel *>(group)->move_rows(rows, send, recv);
     }
 
     static torch::autograd::tensor_list backward(torch::autograd::AutogradContext *ctx,
                                                  torch::autograd::tensor_list grads) {
-        auto &group = *reinterpret_cast<ProcessGroup *>(ctx->saved_data["group"].toInt());
+        auto *group = reinterpret_cast<ExpertParallel *>(ctx->saved_data["group"].toInt());
         const std::vector<int64_t> send = ctx->saved_data["send"].toIntVector();
         const std::vector<int64_t> recv = ctx->saved_data["recv"].toIntVector();
-        return {move_rows(group, grads[0], recv, send), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+        return {group->move_rows(grads[0], recv, send), torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
 };
+
+namespace {
 
 std::vector<int> ranks_from(int first, int count, int stride) {
     std::vector<int> r;
@@ -75,9 +64,30 @@ torch::Tensor ExpertParallel::exchange(const torch::Tensor &rows, const std::vec
     torch::Tensor out_counts = torch::empty({P}, torch::kInt64);
     torch::Tensor in_counts = torch::tensor(counts, torch::kInt64);
     const std::vector<int64_t> ones(size_t(P), 1);
+    const auto t0 = std::chrono::steady_clock::now();
     experts_->all_to_all(out_counts, in_counts, ones, ones);
+    exchange_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     received.assign(out_counts.data_ptr<int64_t>(), out_counts.data_ptr<int64_t>() + P);
-    return Exchange::apply(rows, reinterpret_cast<int64_t>(experts_.get()), counts, received);
+    return ExchangeOp::apply(rows, reinterpret_cast<int64_t>(this), counts, received);
+}
+
+torch::Tensor ExpertParallel::move_rows(const torch::Tensor &rows, const std::vector<int64_t> &send,
+                                        const std::vector<int64_t> &recv) {
+    const auto t0 = std::chrono::steady_clock::now();
+    // Gloo takes contiguous CPU buffers; the result goes back to the rows' device.
+    torch::Tensor in = rows.detach().to(torch::kCPU).contiguous();
+    std::vector<int64_t> shape = rows.sizes().vec();
+    shape[0] = std::accumulate(recv.begin(), recv.end(), int64_t(0));
+    torch::Tensor out = torch::empty(shape, in.options());
+    experts_->all_to_all(out, in, recv, send);
+    exchange_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return out.to(rows.device());
+}
+
+double ExpertParallel::take_exchange_seconds() {
+    const double s = exchange_s_;
+    exchange_s_ = 0;
+    return s;
 }
 
 void ExpertParallel::hold(const torch::nn::Module &experts) {

@@ -39,6 +39,8 @@ public:
     ProcessGroup &world() { return world_; }
     ProcessGroup &experts() { return *experts_; }
     ProcessGroup &replicas() { return *replicas_; }
+    // Seconds spent in the exchanges' all-to-alls (forward and backward) since the last call.
+    double take_exchange_seconds();
     // Whether t is a parameter or buffer of this rank's experts.
     bool holds(const torch::Tensor &t) const { return held_.count(t.unsafeGetTensorImpl()) > 0; }
 
@@ -57,7 +59,13 @@ public:
     const std::vector<Entry> &layout(const torch::nn::Module &root);
 
 private:
+    friend struct ExchangeOp;
+    // Rows to and from every member, timed: the all-to-all both passes use.
+    torch::Tensor move_rows(const torch::Tensor &rows, const std::vector<int64_t> &send,
+                            const std::vector<int64_t> &recv);
+
     ProcessGroup &world_;
+    double exchange_s_ = 0;
     std::unique_ptr<ProcessGroup> experts_, replicas_;
     std::vector<std::vector<torch::Tensor>> held_by_call_; // hold()'s parameters and buffers, per call
     std::unordered_set<const void *> held_;

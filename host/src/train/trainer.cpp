@@ -467,6 +467,7 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
         r.tokens += batch.size(0) * (batch.size(1) - 1);
     }
     if (sync_) r.comm += sync_->last_wait_s();
+    if (experts_) r.comm += experts_->take_exchange_seconds(); // the experts' all-to-alls, both passes
     r.grad_norm = sync_ ? sync_->clip_grad_norm(config_.grad_clip) : clip_gradients(*model_, config_.grad_clip);
     if (!std::isfinite(r.grad_norm))
         throw Error("training diverged at step " + std::to_string(step_ + 1) + ": the gradient norm is " +
