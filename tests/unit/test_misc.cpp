@@ -1,5 +1,6 @@
 // Tokenizers, learning-rate schedule, safetensors, progress formatting.
 #include "metrics/progress.hpp"
+#include "test_util.hpp"
 #include "train/safetensors.hpp"
 #include "train/schedule.hpp"
 
@@ -67,6 +68,44 @@ TEST(Safetensors, RoundTripAndTruncation) {
     EXPECT_TRUE(torch::equal(loaded.at("c"), c));
     std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);
     EXPECT_THROW(cdrmix::load_safetensors(path), cdrmix::Error);
+}
+
+// Hostile headers: each is one line naming the file and the tensor, and
+// nothing is allocated or read beyond the file (offsets near 2^64 once
+// wrapped around the bounds check and read outside the buffer).
+TEST(Safetensors, HostileHeadersAreOneLineErrors) {
+    const auto path = (std::filesystem::temp_directory_path() / "cdrmix_st_hostile.safetensors").string();
+    auto write = [&](const std::string &header, size_t data_bytes) {
+        std::string blob(8, '\0');
+        for (int i = 0; i < 8; ++i) blob[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+        blob += header;
+        blob.append(data_bytes, '\x01');
+        std::ofstream(path, std::ios::binary) << blob;
+    };
+    const struct {
+        std::string header;
+        const char *says;
+    } cases[] = {
+        {R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[18446744073709551608,8]}})", "lie outside"},
+        {R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,18446744073709551615]}})", "lie outside"},
+        {R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}})", "larger than any file"},
+        {R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", "negative or non-integer"},
+        {R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "needs 12"},
+        {R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", "two non-negative integers"},
+        {R"({"w":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", "shape is not a list"},
+        {R"({"w":[1,2]})", "needs dtype, shape and data_offsets"},
+        {R"([1,2,3])", "not a JSON object"},
+        {R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", "unsupported safetensors dtype 'Q4'"},
+    };
+    for (const auto &c : cases) {
+        write(c.header, 8);
+        const std::string error = cdrmix::test::error_of([&] { cdrmix::load_safetensors(path); });
+        EXPECT_NE(error.find(path), std::string::npos) << c.header << " -> " << error;
+        EXPECT_NE(error.find(c.says), std::string::npos) << c.header << " -> " << error;
+        EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+    }
+    write(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8);
+    EXPECT_EQ(cdrmix::load_safetensors(path).at("w").numel(), 2);
 }
 
 TEST(Progress, DurationFormat) {

@@ -220,6 +220,66 @@ TEST(Model, CheckpointRoundTrip) {
     EXPECT_THROW(cdrmix::load_model_weights(*fresh, (root / "latest").string()), cdrmix::Error);
 }
 
+// A checkpoint is checked before it is used: every file against its manifest,
+// the weights for NaN and infinities, the optimiser state against the shapes
+// of the parameters it is loaded into. Leftovers of a killed save go, and a
+// dangling `latest` falls back to the newest complete checkpoint.
+TEST(Model, CheckpointsAreVerifiedBeforeUse) {
+    namespace fs = std::filesystem;
+    auto m = tiny_model();
+    auto opt = cdrmix::make_adamw(*m, 1e-3, 0.1, 0.9, 0.99, 1e-8);
+    m->loss(torch::randint(0, 11, {2, 9}, torch::kInt64)).total.backward();
+    opt->step(); // moments to save
+    auto tok = cdrmix::make_byte_tokenizer();
+    const fs::path root = cdrmix::test::scratch_dir("ckpt_verify");
+    const fs::path first = cdrmix::save_checkpoint(root.string(), 1, *m, *opt, *tok, Json{{"step", 1}});
+    EXPECT_TRUE(fs::is_regular_file(first / "manifest.json"));
+    EXPECT_NO_THROW(cdrmix::verify_checkpoint(first.string()));
+
+    // One flipped byte in the middle of the weights: named, before anything loads.
+    const fs::path second = cdrmix::save_checkpoint(root.string(), 2, *m, *opt, *tok, Json{{"step", 2}});
+    {
+        std::fstream f(second / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(std::streamoff(fs::file_size(second / "model.safetensors") / 2));
+        f.put('\x5a');
+    }
+    std::string error = cdrmix::test::error_of([&] { cdrmix::verify_checkpoint(second.string()); });
+    EXPECT_NE(error.find("model.safetensors: does not match the checkpoint's manifest"), std::string::npos) << error;
+    error = cdrmix::test::error_of([&] { cdrmix::load_checkpoint(second.string(), cdrmix::Registry::global()); });
+    EXPECT_NE(error.find("does not match the checkpoint's manifest"), std::string::npos) << error;
+
+    // NaN weights: refused with the tensor's name.
+    auto broken = tiny_model();
+    {
+        torch::NoGradGuard no_grad;
+        broken->named_parameters()["head.weight"].index_put_({0, 0}, std::nan(""));
+    }
+    const fs::path nan_dir = cdrmix::save_checkpoint(root.string(), 3, *broken, *opt, *tok, Json{{"step", 3}});
+    error = cdrmix::test::error_of([&] { cdrmix::load_model_weights(*tiny_model(), nan_dir.string()); });
+    EXPECT_NE(error.find("tensor 'head.weight' holds NaN or infinite values"), std::string::npos) << error;
+
+    // Moments of another model with as many parameters: named, never stepped.
+    Json other = tiny_spec();
+    other["hidden_size"] = 8;
+    other["mixer"]["head_size"] = 8;
+    auto wide = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(other, "test"), cdrmix::Registry::global());
+    auto wide_opt = cdrmix::make_adamw(*wide, 1e-3, 0.1, 0.9, 0.99, 1e-8);
+    if (wide->parameters().size() == m->parameters().size()) {
+        error = cdrmix::test::error_of([&] { cdrmix::load_optimizer_state(*wide_opt, first.string()); });
+        EXPECT_NE(error.find("the optimiser state belongs to another model"), std::string::npos) << error;
+    } else {
+        ADD_FAILURE() << "the two models must have as many parameters for this check";
+    }
+
+    // A killed save's temporary folder is removed by the next save; a dangling
+    // `latest` resolves to the newest complete checkpoint.
+    fs::create_directories(root / ".tmp-step-000004");
+    cdrmix::save_checkpoint(root.string(), 5, *m, *opt, *tok, Json{{"step", 5}});
+    EXPECT_FALSE(fs::exists(root / ".tmp-step-000004"));
+    cdrmix::remove_tree(root / "step-000005");
+    EXPECT_EQ(fs::path(cdrmix::resolve_checkpoint(root.string())).filename(), "step-000003");
+}
+
 TEST(Sampler, GreedyTopKAndTopP) {
     torch::Generator gen = at::detail::createCPUGenerator(1);
     Tensor logits = torch::tensor({0.0, 3.0, 1.0, 2.9});

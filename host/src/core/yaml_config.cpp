@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 
@@ -25,19 +26,27 @@ Json scalar_to_json(const YAML::Node &node) {
     return s;
 }
 
-Json to_json(const YAML::Node &node) {
+// Aliases are expanded into JSON, so a small file can name an exponential
+// number of values ("billion laughs"): every value made counts against a budget.
+constexpr int64_t kMaxValues = 1000000;
+constexpr std::uintmax_t kMaxFileBytes = 16u << 20;
+
+Json to_json(const YAML::Node &node, int64_t &budget, const std::string &path) {
+    if (--budget < 0)
+        throw Error(path + ": expands to more than " + std::to_string(kMaxValues) +
+                    " values (aliases are counted each time they are used); a config is far smaller");
     switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined: return nullptr;
     case YAML::NodeType::Scalar: return scalar_to_json(node);
     case YAML::NodeType::Sequence: {
         Json arr = Json::array();
-        for (const auto &item : node) arr.push_back(to_json(item));
+        for (const auto &item : node) arr.push_back(to_json(item, budget, path));
         return arr;
     }
     case YAML::NodeType::Map: {
         Json obj = Json::object();
-        for (const auto &kv : node) obj[kv.first.as<std::string>()] = to_json(kv.second);
+        for (const auto &kv : node) obj[kv.first.as<std::string>()] = to_json(kv.second, budget, path);
         return obj;
     }
     }
@@ -47,12 +56,22 @@ Json to_json(const YAML::Node &node) {
 } // namespace
 
 Json load_yaml_file(const std::string &path) {
-    if (!std::filesystem::is_regular_file(path)) throw Error(path + ": no such file");
+    if (!std::filesystem::exists(path)) throw Error(path + ": no such file");
+    if (!std::filesystem::is_regular_file(path)) throw Error(path + ": not a regular file");
+    if (std::filesystem::file_size(path) > kMaxFileBytes)
+        throw Error(path + ": " + std::to_string(std::filesystem::file_size(path)) +
+                    " bytes is more than a YAML config may hold (" + std::to_string(kMaxFileBytes) + ")");
+    Json out;
     try {
-        return to_json(YAML::LoadFile(path));
+        int64_t budget = kMaxValues;
+        out = to_json(YAML::LoadFile(path), budget, path);
     } catch (const YAML::Exception &e) {
         throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
     }
+    if (!out.is_object())
+        throw Error(path + ": the top level must be a mapping of keys (key: value), not " +
+                    std::string(out.is_array() ? "a list" : out.is_null() ? "empty" : "a single value"));
+    return out;
 }
 
 } // namespace cdrmix

@@ -5,7 +5,7 @@
 // value's type; one that adds a key is tracked until something that checks its
 // keys (the model, a trainer, a data source, a router...) reads it, and is an
 // error before the first training step if nothing does (Runtime::check_overrides).
-// cdrmix.yaml(NAME_OR_PATH) reads a YAML file or a preset by name (configs/models/,
+// cdrmix.yaml(NAME_OR_PATH) reads a YAML mapping from a file or a preset by name (configs/models/,
 // $CDRMIX_PRESET_PATH, the installed presets) into a table that remembers its
 // file, so errors in its values name the YAML file.
 #include "core/presets.hpp"

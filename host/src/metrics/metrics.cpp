@@ -4,7 +4,11 @@
 
 #include <cdrmix/error.hpp>
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -49,13 +53,32 @@ void MetricsBus::finish() {
     for (auto &s : sinks_) s->finish();
 }
 
-JsonlSink::JsonlSink(const std::string &path) : out_(path, std::ios::app) {
-    if (!out_) throw Error(path + ": cannot open for writing");
+JsonlSink::JsonlSink(const std::string &path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error(path + ": cannot open for writing: " + std::strerror(errno));
+}
+
+JsonlSink::~JsonlSink() {
+    if (fd_ >= 0) ::close(fd_);
 }
 
 void JsonlSink::write(const Json &record) {
-    out_ << record.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
-    out_.flush();
+    if (!failed_.empty()) throw MetricsWriteError(failed_);
+    const std::string line = record.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    const off_t before = ::lseek(fd_, 0, SEEK_END);
+    size_t done = 0;
+    while (done < line.size()) {
+        const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int err = n < 0 ? errno : ENOSPC;
+            const bool cut = before >= 0 && ::ftruncate(fd_, before) == 0; // no half line left behind
+            failed_ = path_ + ": cannot write the metrics: " + std::strerror(err) +
+                      (cut ? "" : " (and a partial last line could not be removed)");
+            throw MetricsWriteError(failed_);
+        }
+        done += size_t(n);
+    }
 }
 
 void QueueSink::write(const Json &record) {

@@ -5,6 +5,7 @@
 
 #include <cdrmix/backend.hpp>
 #include <cdrmix/config.hpp>
+#include <cdrmix/error.hpp>
 
 #include <functional>
 
@@ -51,13 +52,28 @@ private:
 };
 
 // Appends one JSON object per line, flushed per record so a reader (or a crash) sees whole lines.
+// A metrics file could not be written (a full disk, an I/O error). The run
+// cannot go on without losing records: the trainer stops at once.
+class MetricsWriteError : public Error {
+public:
+    using Error::Error;
+};
+
+// Appends one JSON line per record. Each line goes out in one write; a write
+// that fails or falls short is cut back off the file (no half line is left)
+// and throws MetricsWriteError naming the file, as does every write after it.
 class JsonlSink : public MetricsSink {
 public:
     explicit JsonlSink(const std::string &path);
+    ~JsonlSink() override;
+    JsonlSink(const JsonlSink &) = delete;
+    JsonlSink &operator=(const JsonlSink &) = delete;
     void write(const Json &record) override;
 
 private:
-    std::ofstream out_;
+    std::string path_;
+    int fd_ = -1;
+    std::string failed_; // the first failure, repeated by every later write
 };
 
 // For a reader on another thread (the dashboard): write() only appends under a

@@ -1,5 +1,6 @@
 #include "metrics/tensorboard.hpp"
 
+#include "core/files.hpp"
 #include "metrics/record_fields.hpp"
 
 #include <cdrmix/error.hpp>
@@ -17,19 +18,6 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "TensorBoard files: a b
 namespace cdrmix {
 
 namespace {
-
-const std::array<uint32_t, 256> &crc32c_table() {
-    static const std::array<uint32_t, 256> table = [] {
-        std::array<uint32_t, 256> t{};
-        for (uint32_t i = 0; i < 256; ++i) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; ++k) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1; // reflected Castagnoli
-            t[i] = c;
-        }
-        return t;
-    }();
-    return table;
-}
 
 // The protocol buffer wire format, for the fields an Event uses.
 class Proto {
@@ -112,13 +100,6 @@ bool number_at(const Json &r, const char *key, double &out) {
 
 } // namespace
 
-uint32_t crc32c(std::string_view bytes) {
-    const auto &t = crc32c_table();
-    uint32_t c = 0xFFFFFFFFu;
-    for (unsigned char b : bytes) c = t[(c ^ b) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
-
 uint32_t masked_crc32c(std::string_view bytes) {
     const uint32_t c = crc32c(bytes);
     return ((c >> 15) | (c << 17)) + 0xa282ead8u;
@@ -149,7 +130,7 @@ TensorBoardSink::TensorBoardSink(const std::string &folder) {
 void TensorBoardSink::append(const std::string &event) {
     out_ << tfrecord(event);
     out_.flush();
-    if (!out_) throw Error(path_ + ": writing the TensorBoard event failed (disk full?)");
+    if (!out_) throw MetricsWriteError(path_ + ": cannot write the TensorBoard events (disk full?)");
 }
 
 void TensorBoardSink::write(const Json &r) {

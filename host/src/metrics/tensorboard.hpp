@@ -24,8 +24,7 @@
 
 namespace cdrmix {
 
-// CRC-32C (Castagnoli), as TFRecord uses it, and TFRecord's masking of it.
-uint32_t crc32c(std::string_view bytes);
+// TFRecord's masking of a CRC-32C (core/files.hpp).
 uint32_t masked_crc32c(std::string_view bytes);
 
 // One TFRecord: the framing around `data`.

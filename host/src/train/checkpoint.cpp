@@ -4,6 +4,7 @@
 #include "run/run_folder.hpp"
 
 #include <cdrmix/atomic_file.hpp>
+#include "train/fused_adamw.hpp"
 #include "train/safetensors.hpp"
 
 #include <cdrmix/error.hpp>
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 namespace fs = std::filesystem;
 
@@ -39,6 +41,43 @@ std::string step_name(int64_t step) {
     return name;
 }
 
+constexpr const char *kManifest = "manifest.json";
+
+// Every file's size and CRC-32C, read back from what was written, in a manifest written last.
+void write_manifest(const fs::path &dir) {
+    Json files = Json::object();
+    for (const auto &e : fs::directory_iterator(dir)) {
+        if (!e.is_regular_file()) continue;
+        const auto [crc, bytes] = file_crc32c(e.path());
+        char hex[9];
+        std::snprintf(hex, sizeof hex, "%08x", crc);
+        files[e.path().filename().string()] = {{"bytes", bytes}, {"crc32c", hex}};
+    }
+    write_json_atomic((dir / kManifest).string(), {{"format", "cdrmix checkpoint manifest 1"}, {"files", files}});
+}
+
+// A step-* folder a resume can use: written whole (it has a manifest, or the
+// files an older cdrmix wrote before manifests).
+bool complete_checkpoint(const fs::path &dir) {
+    std::error_code ec;
+    if (fs::is_regular_file(dir / kManifest, ec)) return true;
+    return fs::is_regular_file(dir / "model.safetensors", ec) && fs::is_regular_file(dir / "trainer_state.json", ec);
+}
+
+// checkpoints/latest, or when that link dangles (a crash between writing a
+// folder and moving the link, or a deleted folder) the newest complete step-*.
+fs::path newest_checkpoint(const fs::path &root) {
+    std::error_code ec;
+    if (complete_checkpoint(root / "latest")) return root / "latest";
+    std::vector<std::string> names;
+    for (const auto &e : fs::directory_iterator(root, ec)) {
+        const std::string n = e.path().filename().string();
+        if (e.is_directory(ec) && n.rfind("step-", 0) == 0 && complete_checkpoint(e.path())) names.push_back(n);
+    }
+    std::sort(names.begin(), names.end()); // zero-padded step numbers sort in step order
+    return names.empty() ? fs::path() : root / names.back();
+}
+
 void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, const Json &model_spec,
                             torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
                             const Json &run_config) {
@@ -47,7 +86,12 @@ void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, co
     write_json_atomic((dir / "tokenizer.json").string(), tokenizer.to_json());
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
     if (!run_config.is_null()) write_json_atomic((dir / "config.json").string(), run_config);
-    torch::save(optimizer, (dir / "optimizer.pt").string());
+    // Serialised in memory, then written like every other file: LibTorch's file
+    // writer throws from a destructor when the disk fills up (an abort).
+    std::ostringstream optimizer_bytes;
+    torch::save(optimizer, optimizer_bytes);
+    write_file_atomic((dir / "optimizer.pt").string(), optimizer_bytes.str());
+    write_manifest(dir);
     for (const auto &e : fs::directory_iterator(dir)) fsync_path(e.path());
     fsync_path(dir);
 }
@@ -71,7 +115,9 @@ std::string save_checkpoint(const std::string &root, int64_t step, const NamedTe
     const fs::path tmp_dir = fs::path(root) / (".tmp-" + name);
     const fs::path old_dir = fs::path(root) / (".old-" + name);
     fs::create_directories(root);
-    remove_tree(tmp_dir);
+    // A writer killed mid-save leaves its temporary folder; one run has one writer, so any is stale.
+    for (const auto &e : fs::directory_iterator(root))
+        if (e.path().filename().string().rfind(".tmp-", 0) == 0) remove_tree(e.path());
     fs::create_directories(tmp_dir);
     try {
         write_checkpoint_files(tmp_dir, weights, model_spec, optimizer, tokenizer, trainer_state, run_config);
@@ -115,8 +161,9 @@ void prune_checkpoints(const std::string &root, int64_t keep) {
 std::string resolve_checkpoint(const std::string &spec) {
     const fs::path p(spec);
     if (!fs::exists(p)) throw Error("checkpoint '" + spec + "' does not exist");
-    for (const fs::path &candidate : {p, p / "latest", p / "checkpoints" / "latest"})
-        if (fs::is_regular_file(candidate / "model.safetensors")) return fs::canonical(candidate).string();
+    if (fs::is_regular_file(p / "model.safetensors")) return fs::canonical(p).string();
+    for (const fs::path &root : {p, p / "checkpoints"})
+        if (const fs::path found = newest_checkpoint(root); !found.empty()) return fs::canonical(found).string();
     throw Error("'" + spec + "' is not a checkpoint: no model.safetensors in it, in " + spec + "/latest or in " + spec +
                 "/checkpoints/latest");
 }
@@ -130,11 +177,12 @@ std::string find_latest_checkpoint(const std::string &runs_root, const std::stri
     for (const auto &e : fs::directory_iterator(runs_root, ec)) {
         const std::string n = e.path().filename().string();
         if (!e.is_directory() || (!name.empty() && !run_folder::is_run_of(n, name))) continue;
-        const fs::path state = e.path() / subdir / "latest" / "trainer_state.json";
-        if (!fs::is_regular_file(state, ec)) continue;
-        const auto t = fs::last_write_time(state, ec);
+        const fs::path found = newest_checkpoint(e.path() / subdir);
+        if (found.empty()) continue;
+        const auto t = fs::last_write_time(found / "trainer_state.json", ec);
+        if (ec) continue;
         if (best.empty() || t > best_time) {
-            best = fs::canonical(e.path() / subdir / "latest").string();
+            best = fs::canonical(found).string();
             best_time = t;
         }
     }
@@ -155,6 +203,34 @@ void load_model_weights(Model &model, const std::string &checkpoint_dir) {
     };
     for (auto &p : model.named_parameters()) assign(p.key(), p.value());
     for (auto &b : model.named_buffers()) assign(b.key(), b.value());
+    for (const auto &p : model.named_parameters())
+        if (p.value().is_floating_point() && !torch::isfinite(p.value()).all().item<bool>())
+            throw Error(file + ": tensor '" + p.key() + "' holds NaN or infinite values; the checkpoint cannot be "
+                                                         "evaluated or resumed (an earlier checkpoint may be sound)");
+}
+
+void verify_checkpoint(const std::string &checkpoint_dir) {
+    const fs::path dir(checkpoint_dir);
+    if (!fs::is_regular_file(dir / kManifest)) return; // written before manifests
+    const Json manifest = read_checkpoint_json(checkpoint_dir, kManifest);
+    const std::string where = (dir / kManifest).string();
+    if (!manifest.contains("files") || !manifest["files"].is_object())
+        throw Error(where + ": no 'files' table (not a checkpoint manifest)");
+    for (const auto &[name, entry] : manifest["files"].items()) {
+        if (name.find('/') != std::string::npos || name == ".." || !entry.is_object() ||
+            !entry.contains("bytes") || !entry.contains("crc32c") || !entry["bytes"].is_number_unsigned() ||
+            !entry["crc32c"].is_string())
+            throw Error(where + ": malformed entry '" + name + "'");
+        const fs::path file = dir / name;
+        if (!fs::is_regular_file(file)) throw Error(file.string() + ": missing (the manifest lists it)");
+        const auto [crc, bytes] = file_crc32c(file);
+        char hex[9];
+        std::snprintf(hex, sizeof hex, "%08x", crc);
+        if (bytes != entry["bytes"].get<uint64_t>() || hex != entry["crc32c"].get<std::string>())
+            throw Error(file.string() + ": does not match the checkpoint's manifest (" + std::to_string(bytes) +
+                        " bytes, CRC-32C " + hex + "; written " + std::to_string(entry["bytes"].get<uint64_t>()) +
+                        " bytes, " + entry["crc32c"].get<std::string>() + "): the file is corrupt");
+    }
 }
 
 void load_optimizer_state(torch::optim::Optimizer &optimizer, const std::string &checkpoint_dir) {
@@ -165,6 +241,21 @@ void load_optimizer_state(torch::optim::Optimizer &optimizer, const std::string 
     } catch (const c10::Error &e) {
         throw Error(file + ": cannot load the optimiser state: " + e.msg().substr(0, e.msg().find('\n')));
     }
+    // The archive pairs states with parameters by position only: a state of
+    // another shape (another model with as many parameters) must not reach a step.
+    int64_t index = 0;
+    for (const auto &group : optimizer.param_groups())
+        for (const auto &p : group.params()) {
+            if (auto *s = param_state(optimizer, p)) {
+                const auto &a = static_cast<torch::optim::AdamWParamState &>(*s);
+                if (a.exp_avg().sizes() != p.sizes() || a.exp_avg_sq().sizes() != p.sizes() ||
+                    a.exp_avg().scalar_type() != p.scalar_type())
+                    throw Error(file + ": the state of parameter " + std::to_string(index) + " has shape " +
+                                c10::str(a.exp_avg().sizes()) + ", the parameter " + c10::str(p.sizes()) +
+                                ": the optimiser state belongs to another model");
+            }
+            ++index;
+        }
 }
 
 Json read_checkpoint_json(const std::string &checkpoint_dir, const std::string &file) {
@@ -210,6 +301,7 @@ LoadedCheckpoint load_checkpoint(const std::string &checkpoint_dir, const Regist
     LoadedCheckpoint c;
     c.dir = checkpoint_dir;
     const std::string spec_file = (fs::path(checkpoint_dir) / "model.json").string();
+    verify_checkpoint(checkpoint_dir);
     c.model = std::make_shared<Model>(ModelSpec::from_json(read_checkpoint_json(checkpoint_dir, "model.json"), spec_file),
                                       registry);
     load_model_weights(*c.model, checkpoint_dir);

@@ -5,6 +5,7 @@
 //   trainer_state.json  step, schedule, data position, RNG state, train config
 //   optimizer.pt        AdamW moments (LibTorch archive)
 //   config.json         the run's resolved config (data, model, train), when known
+//   manifest.json       every other file's size and CRC-32C, written last
 // The folder is written under a temporary name, every file and the folder are
 // fsynced, and it is renamed into place; then the `latest` symlink is swapped
 // atomically. A failed save removes its temporary folder, so a crash or an
@@ -39,13 +40,19 @@ void prune_checkpoints(const std::string &root, int64_t keep);
 
 // A checkpoint folder from what a user typed: a checkpoint folder itself, a
 // folder with a `latest` link (checkpoints/), or a run folder (its
-// checkpoints/latest). Returns the real path; throws naming `spec` otherwise.
+// checkpoints/latest). Where `latest` dangles, the newest complete step-*.
+// Returns the real path; throws naming `spec` otherwise.
 std::string resolve_checkpoint(const std::string &spec);
 // The newest checkpoint (by its trainer_state.json time) under
 // <runs_root>/<name>-<stamp>/checkpoints/latest (any run when name is empty), or "" when there is none.
 std::string find_latest_checkpoint(const std::string &runs_root, const std::string &name);
 
-// Loads model.safetensors from a checkpoint folder into model (names and shapes must match).
+// Checks every file against the checkpoint's manifest (size and CRC-32C);
+// throws naming the first that does not match. A checkpoint written before
+// manifests passes unchecked.
+void verify_checkpoint(const std::string &checkpoint_dir);
+// Loads model.safetensors from a checkpoint folder into model (names and shapes
+// must match; non-finite weights are refused).
 void load_model_weights(Model &model, const std::string &checkpoint_dir);
 void load_optimizer_state(torch::optim::Optimizer &optimizer, const std::string &checkpoint_dir);
 // Reads a JSON file of a checkpoint folder; throws naming the file when it is missing or malformed.

@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -62,6 +63,47 @@ void save_safetensors(const std::string &path, const std::vector<std::pair<std::
     write_file_atomic(path, blob);
 }
 
+namespace {
+
+// A safetensors header entry's shape and data range, checked against the file
+// before anything is allocated: every byte of the file is untrusted.
+struct TensorSlot {
+    std::vector<int64_t> shape;
+    at::ScalarType dtype;
+    uint64_t begin, end; // within the data section
+};
+
+TensorSlot tensor_slot(const std::string &path, const std::string &name, const Json &e, uint64_t data_size) {
+    const std::string where = path + ": tensor '" + name + "'";
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+        throw Error(where + ": a header entry needs dtype, shape and data_offsets");
+    if (!e["dtype"].is_string()) throw Error(where + ": dtype is not a string");
+    TensorSlot slot{{}, dtype_from(e["dtype"].get<std::string>(), path), 0, 0};
+    const Json &shape = e["shape"], &offsets = e["data_offsets"];
+    if (!shape.is_array()) throw Error(where + ": shape is not a list");
+    uint64_t bytes = at::elementSize(slot.dtype);
+    for (const auto &d : shape) {
+        if (!d.is_number_unsigned()) throw Error(where + ": shape " + shape.dump() + " holds a negative or non-integer size");
+        const uint64_t n = d.get<uint64_t>();
+        if (n > uint64_t(INT64_MAX) || __builtin_mul_overflow(bytes, n, &bytes))
+            throw Error(where + ": shape " + shape.dump() + " is larger than any file");
+        slot.shape.push_back(int64_t(n));
+    }
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+        throw Error(where + ": data_offsets must be two non-negative integers, got " + offsets.dump());
+    slot.begin = offsets[0].get<uint64_t>();
+    slot.end = offsets[1].get<uint64_t>();
+    if (slot.begin > slot.end || slot.end > data_size)
+        throw Error(where + ": data_offsets " + offsets.dump() + " lie outside the " + std::to_string(data_size) +
+                    " bytes of data (truncated or corrupt file)");
+    if (slot.end - slot.begin != bytes)
+        throw Error(where + ": data_offsets hold " + std::to_string(slot.end - slot.begin) + " bytes, shape " +
+                    shape.dump() + " of " + e["dtype"].get<std::string>() + " needs " + std::to_string(bytes));
+    return slot;
+}
+
+} // namespace
+
 std::map<std::string, at::Tensor> load_safetensors(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(path + ": cannot open");
@@ -78,20 +120,15 @@ std::map<std::string, at::Tensor> load_safetensors(const std::string &path) {
     } catch (const std::exception &e) {
         throw Error(path + ": malformed safetensors header: " + e.what());
     }
+    if (!header.is_object()) throw Error(path + ": the safetensors header is not a JSON object");
     const size_t base = 8 + n;
+    const uint64_t data_size = blob.size() - base;
     std::map<std::string, at::Tensor> out;
     for (auto it = header.begin(); it != header.end(); ++it) {
         if (it.key() == "__metadata__") continue;
-        const Json &e = it.value();
-        auto shape = e.at("shape").get<std::vector<int64_t>>();
-        auto offs = e.at("data_offsets").get<std::vector<uint64_t>>();
-        at::ScalarType dt = dtype_from(e.at("dtype").get<std::string>(), path);
-        if (offs.size() != 2 || offs[1] < offs[0] || base + offs[1] > blob.size())
-            throw Error(path + ": truncated or corrupt data for tensor '" + it.key() + "'");
-        at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(dt));
-        if (static_cast<uint64_t>(t.numel() * t.element_size()) != offs[1] - offs[0])
-            throw Error(path + ": size mismatch for tensor '" + it.key() + "'");
-        std::memcpy(t.data_ptr(), blob.data() + base + offs[0], offs[1] - offs[0]);
+        const TensorSlot slot = tensor_slot(path, it.key(), it.value(), data_size);
+        at::Tensor t = torch::empty(slot.shape, torch::TensorOptions().dtype(slot.dtype));
+        std::memcpy(t.data_ptr(), blob.data() + base + slot.begin, slot.end - slot.begin);
         out.emplace(it.key(), t);
     }
     return out;

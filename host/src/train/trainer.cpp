@@ -279,6 +279,7 @@ void Trainer::check_splits() const {
 }
 
 void Trainer::resume(const std::string &checkpoint_dir) {
+    verify_checkpoint(checkpoint_dir);
     const std::string where = checkpoint_dir + "/trainer_state.json";
     Json state = read_checkpoint_json(checkpoint_dir, "trainer_state.json");
     for (const char *key : {"step", "data_position", "rng_state"})
@@ -489,6 +490,24 @@ Json Trainer::run(const TrainCallbacks &cb) {
                               (last_checkpoint_.empty() ? "no checkpoint was written"
                                                         : "the last checkpoint is " + last_checkpoint_ +
                                                               " (continue with --resume auto)"));
+    } catch (const MetricsWriteError &e) {
+        // Stop before more records are lost, and save what the steps since the
+        // last checkpoint learnt if the disk still takes it (alone: a checkpoint
+        // of several ranks needs them all, and they stop when this one does).
+        std::string saved = last_checkpoint_.empty() ? "no checkpoint was written" : "the last checkpoint is " + last_checkpoint_;
+        if (!group_ && step_ > 0) {
+            const std::string before = last_checkpoint_;
+            try {
+                checkpoint();
+            } catch (const MetricsWriteError &) {
+                // The checkpoint was saved; only its record could not be written.
+            } catch (const std::exception &failed) {
+                saved += " (a checkpoint at step " + std::to_string(step_) + " failed too: " + failed.what() + ")";
+            }
+            if (last_checkpoint_ != before) saved = "saved a checkpoint at step " + std::to_string(step_) + ": " + last_checkpoint_;
+        }
+        throw Error(std::string(e.what()) + "; stopped at step " + std::to_string(step_) + ", " + saved +
+                    " (continue with --resume auto)");
     }
 }
 
