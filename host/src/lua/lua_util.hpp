@@ -39,8 +39,19 @@ template <lua_CFunction F> int safe(lua_State *L) {
     return failed ? lua_error(L) : 0;
 }
 
+// __gc of class T (its metatable is upvalue 1). A script can reach __gc
+// through getmetatable and call it by hand, on anything: only a live value of
+// this class is destroyed, and it loses its metatable, so neither the
+// collector nor a method can touch it again.
 template <class T> int gc(lua_State *L) {
-    static_cast<T *>(lua_touserdata(L, 1))->~T();
+    void *p = lua_touserdata(L, 1);
+    if (!p || !lua_getmetatable(L, 1)) return 0;
+    const bool mine = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (!mine) return 0;
+    static_cast<T *>(p)->~T();
+    lua_pushnil(L);
+    lua_setmetatable(L, 1);
     return 0;
 }
 
@@ -53,7 +64,8 @@ void define_class(lua_State *L, const char *tname, const luaL_Reg *methods, cons
     if (methods) luaL_register(L, nullptr, methods);
     lua_setfield(L, -2, "__index");
     if (metamethods) luaL_register(L, nullptr, metamethods);
-    lua_pushcfunction(L, &gc<T>);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, &gc<T>, 1);
     lua_setfield(L, -2, "__gc");
     lua_pushstring(L, tname);
     lua_setfield(L, -2, "__name");

@@ -24,7 +24,26 @@ namespace cdrmix::lua {
 
 namespace {
 const char *kRuntimeKey = "cdrmix.runtime";
+
+// Every way a script loads more code takes text only: load, loadstring,
+// loadfile, dofile and require's Lua searcher. LuaJIT's loader trusts
+// bytecode, and a corrupted bytecode file crashes it.
+void text_chunks_only(lua_State *L) {
+    static const char *prelude = R"(
+local load, loadfile, searchpath = load, loadfile, package.searchpath
+_G.load = function(chunk, name, mode, ...) return load(chunk, name, "t", ...) end
+_G.loadstring = function(s, name) return load(s, name, "t") end
+_G.loadfile = function(path, mode, ...) return loadfile(path, "t", ...) end
+_G.dofile = function(path) return assert(loadfile(path, "t"))() end
+package.loaders[2] = function(name)
+  local path, err = searchpath(name, package.path)
+  if not path then return err end
+  return assert(loadfile(path, "t"))
+end
+)";
+    if (luaL_dostring(L, prelude) != 0) throw Error(std::string("Lua prelude: ") + lua_tostring(L, -1));
 }
+} // namespace
 
 Runtime &Runtime::from(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, kRuntimeKey);
@@ -50,6 +69,7 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)), dist_env_(d
     L_ = luaL_newstate();
     if (!L_) throw Error("cannot create a Lua state (out of memory)");
     luaL_openlibs(L_);
+    text_chunks_only(L_);
     lua_pushlightuserdata(L_, this);
     lua_setfield(L_, LUA_REGISTRYINDEX, kRuntimeKey);
     progress_ = std::make_shared<ProgressSink>(!options_.headless && isatty(STDOUT_FILENO), 10);
@@ -157,8 +177,15 @@ void Runtime::check_overrides() const {
 int Runtime::run() {
     lua_pushcfunction(L_, traceback_handler);
     const int handler = lua_gettop(L_);
-    if (luaL_loadfile(L_, options_.script.c_str()) != 0) {
-        std::fprintf(stderr, "cdrmix: error: %s\n", lua_tostring(L_, -1));
+    // Text only: a corrupted bytecode file can crash LuaJIT's loader.
+    if (const int status = luaL_loadfilex(L_, options_.script.c_str(), "t"); status != 0) {
+        // LuaJIT's message for a binary chunk names neither the file nor the cause.
+        const std::string message = std::string(lua_tostring(L_, -1));
+        if (status == LUA_ERRSYNTAX && message.find("wrong mode") != std::string::npos)
+            std::fprintf(stderr, "cdrmix: error: %s: a binary (bytecode) chunk; cdrmix runs Lua source only\n",
+                         options_.script.c_str());
+        else
+            std::fprintf(stderr, "cdrmix: error: %s\n", message.c_str());
         return 1;
     }
     // The script sees its own path as arg[0] and the overrides as arg[1..n], like `luajit script.lua`.
