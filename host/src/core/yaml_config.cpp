@@ -4,9 +4,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <regex>
 
 namespace cdrmix {
 
@@ -18,12 +20,13 @@ Json scalar_to_json(const YAML::Node &node) {
     if (s == "null" || s == "~" || s.empty()) return nullptr;
     if (s == "true" || s == "True") return true;
     if (s == "false" || s == "False") return false;
+    double d = 0;
+    if (!parse_decimal(s, d)) return s;
+    errno = 0;
     char *end = nullptr;
-    long long i = std::strtoll(s.c_str(), &end, 10);
-    if (end && *end == '\0') return static_cast<int64_t>(i);
-    double d = std::strtod(s.c_str(), &end);
-    if (end && *end == '\0') return d;
-    return s;
+    const long long i = std::strtoll(s.c_str(), &end, 10);
+    if (*end == '\0' && errno != ERANGE) return static_cast<int64_t>(i);
+    return d;
 }
 
 // Aliases are expanded into JSON, so a small file can name an exponential
@@ -54,6 +57,13 @@ Json to_json(const YAML::Node &node, int64_t &budget, const std::string &path) {
 }
 
 } // namespace
+
+bool parse_decimal(const std::string &text, double &out) {
+    static const std::regex decimal(R"([+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)");
+    if (!std::regex_match(text, decimal)) return false;
+    out = std::strtod(text.c_str(), nullptr);
+    return true;
+}
 
 Json load_yaml_file(const std::string &path) {
     if (!std::filesystem::exists(path)) throw Error(path + ": no such file");

@@ -12,4 +12,9 @@ namespace cdrmix {
 // expand to at most a million values (aliases counted at each use).
 Json load_yaml_file(const std::string &path);
 
+// A number as people write it in configs and overrides: decimal digits, an
+// optional fraction and exponent. Hex, inf, nan and padding are not numbers
+// (strtod takes "0x10" as 16).
+bool parse_decimal(const std::string &text, double &out);
+
 } // namespace cdrmix

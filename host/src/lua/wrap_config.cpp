@@ -25,9 +25,8 @@ namespace {
 // Converts an override's text to the type of the value it replaces.
 void push_override_value(lua_State *L, const Override &o, int existing_type) {
     const std::string where = "override '" + o.key + "=" + o.value + "'";
-    char *end = nullptr;
-    const double num = std::strtod(o.value.c_str(), &end);
-    const bool is_num = !o.value.empty() && end && *end == '\0';
+    double num = 0;
+    const bool is_num = parse_decimal(o.value, num);
     switch (existing_type) {
     case LUA_TNUMBER:
         if (!is_num) throw Error(where + ": '" + o.value + "' is not a number");
