@@ -41,12 +41,7 @@ std::string step_name(int64_t step) {
 
 void write_checkpoint_files(const fs::path &dir, Model &model, torch::optim::Optimizer &optimizer,
                             const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config) {
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    for (const auto &p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
-    for (const auto &b : model.named_buffers()) tensors.emplace_back(b.key(), b.value());
-    save_safetensors((dir / "model.safetensors").string(), tensors, {{"format", "pt"}});
-    write_json_atomic((dir / "model.json").string(), model.spec().source_json);
-    write_json_atomic((dir / "tokenizer.json").string(), tokenizer.to_json());
+    write_model_files(dir.string(), model, tokenizer);
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
     if (!run_config.is_null()) write_json_atomic((dir / "config.json").string(), run_config);
     torch::save(optimizer, (dir / "optimizer.pt").string());
@@ -55,6 +50,39 @@ void write_checkpoint_files(const fs::path &dir, Model &model, torch::optim::Opt
 }
 
 } // namespace
+
+void write_model_files(const std::string &dir, Model &model, const Tokenizer &tokenizer) {
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const auto &p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
+    for (const auto &b : model.named_buffers()) tensors.emplace_back(b.key(), b.value());
+    save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    write_json_atomic((fs::path(dir) / "model.json").string(), model.spec().source_json);
+    write_json_atomic((fs::path(dir) / "tokenizer.json").string(), tokenizer.to_json());
+}
+
+std::string save_derived_checkpoint(const std::string &out_path, Model &model, const Tokenizer &tokenizer,
+                                    const Json &record) {
+    fs::path out = fs::absolute(out_path).lexically_normal();
+    if (!out.has_filename()) out = out.parent_path(); // "dir/" names dir
+    std::error_code ec;
+    if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+        throw Error(out.string() + ": exists and is not empty (a new checkpoint folder is written there)");
+    const fs::path tmp = out.parent_path() / (".tmp-" + out.filename().string());
+    fs::create_directories(out.parent_path());
+    remove_tree(tmp);
+    fs::create_directories(tmp);
+    try {
+        write_model_files(tmp.string(), model, tokenizer);
+        write_json_atomic((tmp / kImportRecord).string(), record);
+        for (const auto &e : fs::directory_iterator(tmp)) fsync_path(e.path());
+        fs::remove(out, ec); // the empty folder, if there is one
+        fs::rename(tmp, out);
+    } catch (...) {
+        remove_tree(tmp, ec);
+        throw;
+    }
+    return out.string();
+}
 
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
                             const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config) {

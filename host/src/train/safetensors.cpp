@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -78,19 +79,34 @@ std::map<std::string, at::Tensor> load_safetensors(const std::string &path) {
     } catch (const std::exception &e) {
         throw Error(path + ": malformed safetensors header: " + e.what());
     }
+    if (!header.is_object()) throw Error(path + ": malformed safetensors header: not a JSON object");
     const size_t base = 8 + n;
     std::map<std::string, at::Tensor> out;
     for (auto it = header.begin(); it != header.end(); ++it) {
         if (it.key() == "__metadata__") continue;
         const Json &e = it.value();
-        auto shape = e.at("shape").get<std::vector<int64_t>>();
-        auto offs = e.at("data_offsets").get<std::vector<uint64_t>>();
-        at::ScalarType dt = dtype_from(e.at("dtype").get<std::string>(), path);
-        if (offs.size() != 2 || offs[1] < offs[0] || base + offs[1] > blob.size())
+        std::vector<int64_t> shape;
+        std::vector<uint64_t> offs;
+        std::string dtype;
+        try {
+            shape = e.at("shape").get<std::vector<int64_t>>();
+            offs = e.at("data_offsets").get<std::vector<uint64_t>>();
+            dtype = e.at("dtype").get<std::string>();
+        } catch (const Json::exception &) {
+            throw Error(path + ": tensor '" + it.key() + "' lacks a well-formed dtype, shape or data_offsets");
+        }
+        at::ScalarType dt = dtype_from(dtype, path);
+        if (offs.size() != 2 || offs[1] < offs[0] || offs[1] > blob.size() - base)
             throw Error(path + ": truncated or corrupt data for tensor '" + it.key() + "'");
+        // The byte count the shape implies, checked against the data before anything is allocated.
+        uint64_t bytes = c10::elementSize(dt);
+        for (int64_t d : shape) {
+            if (d < 0 || (d > 0 && bytes > UINT64_MAX / uint64_t(d)))
+                throw Error(path + ": tensor '" + it.key() + "' has an impossible shape");
+            bytes *= uint64_t(d);
+        }
+        if (bytes != offs[1] - offs[0]) throw Error(path + ": size mismatch for tensor '" + it.key() + "'");
         at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(dt));
-        if (static_cast<uint64_t>(t.numel() * t.element_size()) != offs[1] - offs[0])
-            throw Error(path + ": size mismatch for tensor '" + it.key() + "'");
         std::memcpy(t.data_ptr(), blob.data() + base + offs[0], offs[1] - offs[0]);
         out.emplace(it.key(), t);
     }
