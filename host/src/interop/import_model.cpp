@@ -206,8 +206,8 @@ ImportOptions ImportOptions::from_config(const Config &config) {
 
 Json rwkv7_spec_from_tensors(const SourceTensors &s, const std::string &name) {
     std::string absent;
-    for (const char *name : {"emb.weight", "blocks.0.att.r_k"})
-        if (!s.tensors.count(name)) absent += (absent.empty() ? "'" : ", '") + source_name(s, name) + "'";
+    for (const char *needed : {"emb.weight", "blocks.0.att.r_k"})
+        if (!s.tensors.count(needed)) absent += (absent.empty() ? "'" : ", '") + source_name(s, needed) + "'";
     if (!absent.empty())
         throw Error(s.where + ": not an RWKV-7 model: no " + absent +
                     (s.tensors.count("blocks.0.att.time_decay") ? " (time_decay: an RWKV-4/5/6 checkpoint)" : ""));
