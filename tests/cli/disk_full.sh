@@ -23,16 +23,23 @@ capped() { # KB runs-dir args...: cdrmix run disk_full.lua with every file it wr
     --runs-dir "$runs" "$@") 2>&1 | tail -n 20
   return "${PIPESTATUS[0]}"
 }
+fails_with() { # name KB runs-dir pattern args...: the capped run exits 1 (not an abort) with an error matching pattern
+  local name=$1 kb=$2 runs=$3 pattern=$4
+  shift 4
+  capped "$kb" "$runs" "$@" >"$runs.out" 2>&1
+  local rc=$?
+  grep -Eq "$pattern" "$runs.out"
+  local found=$?
+  verdict "$name (exit $rc)" $((found || rc != 1))
+}
 whole_lines() { # every line of the file is a JSON object
   python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$1" 2>/dev/null
 }
 
 # The metrics file passes 250 KB after about 700 steps; checkpoints (under 220 KB a file) still fit.
-capped 250 "$tmp/a" train.steps=3000 train.checkpoint_every=200 >"$tmp/a.out" 2>&1
-rc=$?
-grep -Eq "error: .*metrics.jsonl: cannot write the metrics: File too large; stopped at step [0-9]+, saved a checkpoint at step [0-9]+" "$tmp/a.out"
-found=$?
-verdict "metrics file full: the run stops with one line naming it and saves a checkpoint (exit $rc)" $((found || rc == 0))
+fails_with "metrics file full: the run stops with one line naming it and saves a checkpoint" 250 "$tmp/a" \
+  "error: .*metrics.jsonl: cannot write the metrics: File too large; stopped at step [0-9]+, saved a checkpoint at step [0-9]+" \
+  train.steps=3000 train.checkpoint_every=200
 run=$(ls -d "$tmp"/a/disk_full-* 2>/dev/null | head -n 1)
 lines=$(wc -l <"$run/metrics.jsonl" 2>/dev/null)
 whole_lines "$run/metrics.jsonl"
@@ -45,21 +52,15 @@ verdict "... the checkpoint of step $stopped is complete" $?
 verdict "... and the run resumes from it once there is room" $?
 
 # optimizer.pt (about 210 KB) does not fit under 150 KB: the first checkpoint fails.
-capped 150 "$tmp/b" >"$tmp/b.out" 2>&1
-rc=$?
-grep -Eq "error: .*/optimizer.pt: cannot write: File too large" "$tmp/b.out"
-found=$?
-verdict "checkpoint file full: one line naming optimizer.pt (exit $rc, not an abort)" $((found || rc != 1))
+fails_with "checkpoint file full: one line naming optimizer.pt" 150 "$tmp/b" \
+  "error: .*/optimizer.pt: cannot write: File too large"
 leftovers=$(find "$tmp/b" -name '.tmp-*' -o -name 'step-*' | wc -l)
 [ "$leftovers" = 0 ]
 verdict "... no temporary or half-written checkpoint folder is left ($leftovers)" $?
 
 # The run folder's first files (plugins.json, config.json: over 1 KB) do not fit under 1 KB.
-capped 1 "$tmp/c" >"$tmp/c.out" 2>&1
-rc=$?
-grep -Eq "error: .*/disk_full-[0-9-]+/[a-z_]+\.json: cannot write: File too large" "$tmp/c.out"
-found=$?
-verdict "run folder full at start: one line naming the file (exit $rc)" $((found || rc != 1))
+fails_with "run folder full at start: one line naming the file" 1 "$tmp/c" \
+  "error: .*/disk_full-[0-9-]+/[a-z_]+\.json: cannot write: File too large"
 [ -z "$(ls -A "$tmp/c" 2>/dev/null)" ]
 verdict "... and no half-made run folder is left" $?
 exit $fail

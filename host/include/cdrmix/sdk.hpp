@@ -17,6 +17,7 @@
 #include <cdrmix/plugin.hpp>          // CDRMIX_PLUGIN
 #include <cdrmix/registry.hpp>        // Registry, PluginKind, FactoryInfo
 #include <cdrmix/router.hpp>          // Router, RouterContext, RoutingRecord, router losses and statistics
+#include <cdrmix/rwkv7_lora.hpp>      // RWKV-7's default LoRA ranks
 #include <cdrmix/schema.hpp>          // Schema: declared keys
 #include <cdrmix/token_sequence.hpp>  // token files
 #include <cdrmix/token_shift.hpp>     // RWKV's token shift

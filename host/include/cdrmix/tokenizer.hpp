@@ -1,8 +1,8 @@
 // Tokenizers turn text into token ids and back. They serialise to JSON so a
 // run's checkpoints carry the exact vocabulary they were trained with.
 //
-// Kinds: "byte", "char", "ids" (pre-tokenised data without a text form) and
-// "sentencepiece" (BPE or unigram). to_json() writes {"kind": NAME, ...};
+// Kinds: "byte", "char", "ids" (pre-tokenised data without a text form),
+// "sentencepiece" (BPE or unigram) and "world" (RWKV's World vocabulary). to_json() writes {"kind": NAME, ...};
 // tokenizer_from_json() turns that back into the same tokenizer.
 //
 // Threads, for every function below unless it says otherwise: callable from
@@ -58,6 +58,17 @@ std::shared_ptr<Tokenizer> make_id_tokenizer(int64_t vocab_size);
 // tokenizer.json loads without the original file. Throws when the bytes are
 // not a model, or when libcdrmix-sentencepiece.so is missing beside libcdrmix.
 std::shared_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string &model_proto);
+// The RWKV World tokenizer from the text of a vocabulary in RWKV-LM's
+// rwkv_vocab_v20230424.txt format: lines `ID LITERAL BYTE_LENGTH`, the literal
+// a Python str (encoded as UTF-8) or bytes literal whose length the line states.
+// Encoding is greedy longest match over bytes. vocab_size 0 means the largest
+// id + 1; a model's larger vocabulary may be given, and ids without a token
+// (0 is RWKV's end of text) decode to nothing. to_json() carries the text.
+// Throws, naming `where` and the line, for a malformed line, a literal whose
+// bytes differ from its stated length, a repeated id or token, or an id that
+// does not fit vocab_size; encode() throws for a byte that starts no token.
+std::shared_ptr<Tokenizer> make_world_tokenizer(const std::string &vocab_text, const std::string &where,
+                                                int64_t vocab_size = 0);
 
 // Calls its argument once per piece of text in a corpus, so a char vocabulary
 // can be collected without holding the corpus.
@@ -72,7 +83,8 @@ std::shared_ptr<Tokenizer> tokenizer_from_spec(const std::string &spec, const Co
 // description missing what its kind needs.
 std::shared_ptr<Tokenizer> tokenizer_from_json(const Json &j);
 // A tokenizer file: JSON as written by to_json() when the name ends in ".json"
-// (a checkpoint's tokenizer.json, `cdrmix tokenizer train` output), else a
+// (a checkpoint's tokenizer.json, `cdrmix tokenizer train` output), a World
+// vocabulary when it ends in ".txt" (rwkv_vocab_v20230424.txt), else a
 // sentencepiece .model. Throws naming the file when it cannot be read or is
 // neither.
 std::shared_ptr<Tokenizer> load_tokenizer_file(const std::string &path);

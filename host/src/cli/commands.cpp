@@ -2,6 +2,8 @@
 #include "cli/data_commands.hpp"
 #include "cli/eval_generate.hpp"
 #include "cli/gui_command.hpp"
+#include "cli/import_command.hpp"
+#include "cli/upcycle_command.hpp"
 #include "cli/launch_command.hpp"
 #include "cli/keys_command.hpp"
 #include "core/device.hpp"
@@ -220,6 +222,8 @@ int cli_main(int argc, char **argv) {
     add_launch_command(app, launch_options); // parsed by try_launch above; here for --help
     DataCommands data_commands(app, g.plugin_paths);
     EvalGenerateCommands eval_generate(app);
+    ImportCommand import_command(app);
+    UpcycleCommand upcycle_command(app);
 
     try {
         app.parse(argc, argv);
@@ -249,6 +253,16 @@ int cli_main(int argc, char **argv) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);
             return eval_generate.run();
+        }
+        if (import_command.selected()) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return import_command.run();
+        }
+        if (upcycle_command.selected()) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return upcycle_command.run();
         }
         if (*bench) {
             PluginLoader loader = load_plugins(g);

@@ -1,5 +1,7 @@
 #include "cli/keys_command.hpp"
 
+#include "interop/import_model.hpp"
+#include "interop/upcycle.hpp"
 #include "model/model.hpp"
 #include "train/schedule.hpp"
 #include "train/trainer.hpp"
@@ -33,6 +35,7 @@ const Group kGroups[] = {
     {"routers", "Routers", "Keys of each router plugin: the router table of an MoE layer, chosen by its type key."},
     {"data", "Data sources", "Keys of each data source plugin: the table given to cdrmix.data, chosen by its type key."},
     {"backends", "Backends", "Keys of each backend plugin (devices: --device NAME)."},
+    {"interop", "Formats in and out", "Settings of the commands that bring models in and out (docs/interop.md)."},
 };
 
 const char *group_of(PluginKind kind) {
@@ -61,6 +64,8 @@ std::vector<Topic> all_topics(const Registry &registry) {
         {"trainer", "trainer", TrainConfig::schema().doc(), "", host_schema(TrainConfig::schema())},
         {"adamw", "trainer", adamw_schema().doc(), "", host_schema(adamw_schema())},
         {"schedule", "trainer", schedule_schema().doc(), "", host_schema(schedule_schema())},
+        {"import", "interop", ImportOptions::schema().doc(), "", host_schema(ImportOptions::schema())},
+        {"upcycle", "interop", UpcycleOptions::schema().doc(), "", host_schema(UpcycleOptions::schema())},
     };
     auto factories = registry.list();
     std::sort(factories.begin(), factories.end(), [](const FactoryInfo &a, const FactoryInfo &b) { return a.name < b.name; });

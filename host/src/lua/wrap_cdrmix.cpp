@@ -3,7 +3,11 @@
 //   cdrmix.threads() / cdrmix.set_threads(n)   intra-op threads
 //   cdrmix.clock()                  seconds on a monotonic clock
 //   cdrmix.plugins()                what is loaded, from where
+//   cdrmix.import{format = "rwkv-lm" | "hf", source = PATH, out = DIR [, dtype = "float32"] [, vocab = FILE]}
+//                                   a published RWKV-7 model as a checkpoint folder; returns DIR
+//                                   (then cdrmix.model(DIR .. "/model.json") and model:load(DIR))
 #include "core/system_info.hpp"
+#include "interop/import_model.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
 
@@ -56,12 +60,20 @@ int l_plugins(lua_State *L) {
     return 1;
 }
 
+int l_import(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const ImportOptions options = ImportOptions::from_config(Runtime::from(L).config_of(L, 1, "cdrmix.import"));
+    lua_pushstring(L, import_model(options, Registry::global()).c_str());
+    return 1;
+}
+
 } // namespace
 
 void open_cdrmix(lua_State *L) {
     static const luaL_Reg functions[] = {{"log", safe<l_log>},         {"threads", safe<l_threads>},
                                          {"set_threads", safe<l_set_threads>}, {"clock", safe<l_clock>},
-                                         {"plugins", safe<l_plugins>}, {nullptr, nullptr}};
+                                         {"plugins", safe<l_plugins>}, {"import", safe<l_import>},
+                                         {nullptr, nullptr}};
     luaL_register(L, nullptr, functions);
 }
 

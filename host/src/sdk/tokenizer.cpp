@@ -145,6 +145,7 @@ const TokenizerKind kKinds[] = {
     {"char", char_from_json, char_from_spec},
     {"ids", ids_from_json, nullptr},
     {"sentencepiece", sentencepiece_from_json, nullptr},
+    {"world", world_from_json, nullptr},
 };
 
 } // namespace

@@ -56,6 +56,7 @@ std::shared_ptr<Tokenizer> load_tokenizer_file(const std::string &path) {
             throw Error(path + ": " + e.what());
         }
     }
+    if (ends_with(path, ".txt")) return make_world_tokenizer(bytes, path);
     try {
         return make_sentencepiece_tokenizer(bytes);
     } catch (const Error &e) {

@@ -25,6 +25,9 @@ const TokenizerKind *find_tokenizer_kind(const std::string &name);
 // The kinds a data config may name, in table order.
 std::vector<std::string> spec_tokenizer_kinds();
 
+// In tokenizer_world.cpp.
+std::shared_ptr<Tokenizer> world_from_json(const Json &j);
+
 // In tokenizer_sentencepiece.cpp.
 std::shared_ptr<Tokenizer> sentencepiece_from_json(const Json &j);
 // The serialised model of a sentencepiece tokenizer; nullptr for another kind.

@@ -78,12 +78,25 @@ fs::path newest_checkpoint(const fs::path &root) {
     return names.empty() ? fs::path() : root / names.back();
 }
 
-void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, const Json &model_spec,
-                            torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
-                            const Json &run_config) {
+// The files that describe a model: its weights, its spec, its tokenizer.
+void write_model_files(const fs::path &dir, const NamedTensors &weights, const Json &model_spec,
+                       const Tokenizer &tokenizer) {
     save_safetensors((dir / "model.safetensors").string(), weights, {{"format", "pt"}});
     write_json_atomic((dir / "model.json").string(), model_spec);
     write_json_atomic((dir / "tokenizer.json").string(), tokenizer.to_json());
+}
+
+NamedTensors model_tensors(Model &model) {
+    NamedTensors tensors;
+    for (const auto &p : model.named_parameters()) tensors.emplace_back(p.key(), p.value());
+    for (const auto &b : model.named_buffers()) tensors.emplace_back(b.key(), b.value());
+    return tensors;
+}
+
+void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, const Json &model_spec,
+                            torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
+                            const Json &run_config) {
+    write_model_files(dir, weights, model_spec, tokenizer);
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
     if (!run_config.is_null()) write_json_atomic((dir / "config.json").string(), run_config);
     // Serialised in memory, then written like every other file: LibTorch's file
@@ -98,13 +111,39 @@ void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, co
 
 } // namespace
 
+void write_model_files(const std::string &dir, Model &model, const Tokenizer &tokenizer) {
+    write_model_files(fs::path(dir), model_tensors(model), model.spec().source_json, tokenizer);
+}
+
+std::string save_derived_checkpoint(const std::string &out_path, Model &model, const Tokenizer &tokenizer,
+                                    const Json &record) {
+    fs::path out = fs::absolute(out_path).lexically_normal();
+    if (!out.has_filename()) out = out.parent_path(); // "dir/" names dir
+    std::error_code ec;
+    if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+        throw Error(out.string() + ": exists and is not empty (a new checkpoint folder is written there)");
+    const fs::path tmp = out.parent_path() / (".tmp-" + out.filename().string());
+    fs::create_directories(out.parent_path());
+    remove_tree(tmp);
+    fs::create_directories(tmp);
+    try {
+        write_model_files(tmp.string(), model, tokenizer);
+        write_json_atomic((tmp / kImportRecord).string(), record);
+        write_manifest(tmp);
+        for (const auto &e : fs::directory_iterator(tmp)) fsync_path(e.path());
+        fs::remove(out, ec); // the empty folder, if there is one
+        fs::rename(tmp, out);
+    } catch (...) {
+        remove_tree(tmp, ec);
+        throw;
+    }
+    return out.string();
+}
+
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
                             const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config) {
-    NamedTensors weights;
-    for (const auto &p : model.named_parameters()) weights.emplace_back(p.key(), p.value());
-    for (const auto &b : model.named_buffers()) weights.emplace_back(b.key(), b.value());
-    return save_checkpoint(root, step, weights, model.spec().source_json, optimizer, tokenizer, trainer_state,
-                           run_config);
+    return save_checkpoint(root, step, model_tensors(model), model.spec().source_json, optimizer, tokenizer,
+                           trainer_state, run_config);
 }
 
 std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,

@@ -10,6 +10,8 @@
 // fsynced, and it is renamed into place; then the `latest` symlink is swapped
 // atomically. A failed save removes its temporary folder, so a crash or an
 // error never leaves a half-written checkpoint where a good one was.
+// A folder made from other weights (`cdrmix import`, `cdrmix upcycle`) holds the
+// first three files and kImportRecord (save_derived_checkpoint).
 #pragma once
 
 #include "model/model.hpp"
@@ -24,6 +26,20 @@
 namespace cdrmix {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// A checkpoint folder made from other weights (`cdrmix import`, `cdrmix
+// upcycle`) holds this record of where they came from, and no training state.
+inline constexpr const char *kImportRecord = "import.json";
+
+// Writes what describes a model into dir: model.safetensors (parameters and
+// buffers under the model's names), model.json (its spec) and tokenizer.json:
+// the files load_checkpoint() reads.
+void write_model_files(const std::string &dir, Model &model, const Tokenizer &tokenizer);
+// Writes such a folder at `out` (which must not exist, or be empty): the model
+// files and `record` as kImportRecord, under a temporary name renamed into
+// place, so a failure leaves nothing. Returns the folder's absolute path.
+std::string save_derived_checkpoint(const std::string &out, Model &model, const Tokenizer &tokenizer,
+                                    const Json &record);
 
 // Returns the path of the new checkpoint folder.
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,

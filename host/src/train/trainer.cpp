@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -281,6 +282,12 @@ void Trainer::check_splits() const {
 void Trainer::resume(const std::string &checkpoint_dir) {
     verify_checkpoint(checkpoint_dir);
     const std::string where = checkpoint_dir + "/trainer_state.json";
+    // An imported model has weights but no optimiser, data position or step: training starts from its weights.
+    if (!std::filesystem::exists(where) && std::filesystem::exists(checkpoint_dir + "/" + kImportRecord)) {
+        load_model_weights(*model_, checkpoint_dir);
+        bus_.publish({{"event", "resume"}, {"step", step_}, {"path", checkpoint_dir}, {"weights_only", true}});
+        return;
+    }
     Json state = read_checkpoint_json(checkpoint_dir, "trainer_state.json");
     for (const char *key : {"step", "data_position", "rng_state"})
         if (!state.contains(key)) throw Error(where + ": no '" + key + "' (not a resumable checkpoint)");

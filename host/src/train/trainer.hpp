@@ -97,7 +97,9 @@ public:
     ~Trainer();
 
     // Continues from a checkpoint folder: weights, optimiser moments, step (and so
-    // the schedule), RNG state and data position. Call before run().
+    // the schedule), RNG state and data position. An imported model's folder
+    // (kImportRecord, no training state) gives its weights only, from step 0.
+    // Call before run().
     void resume(const std::string &checkpoint_dir);
     // Runs to config.steps (or until a callback or the RunControl says stop);
     // returns the "end" record. A non-finite loss throws before the optimiser

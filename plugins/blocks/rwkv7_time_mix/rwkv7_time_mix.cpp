@@ -4,7 +4,7 @@
 // layer 0, output gate, per-head GroupNorm and the r_k bonus. The WKV
 // recurrence runs in the fused cdrmix::wkv7 op; state per head is N x N fp32.
 //
-// The LoRA ranks default to the reference's choice from the width (lora_dim).
+// The LoRA ranks default to the reference's choice from the width (cdrmix/rwkv7_lora.hpp).
 // State: {previous token's x [B,C], WKV state [B,H,N,N]}.
 #include <cdrmix/sdk.hpp>
 
@@ -16,10 +16,6 @@ namespace {
 
 using torch::Tensor;
 
-int64_t lora_dim(double factor, int64_t C) {
-    return std::max<int64_t>(32, static_cast<int64_t>(std::lround(factor * std::sqrt(double(C)) / 32.0)) * 32);
-}
-
 class RWKV7TimeMix : public cdrmix::Block {
 public:
     RWKV7TimeMix(const cdrmix::Config &cfg, const cdrmix::BlockContext &ctx) : layer_(ctx.layer) {
@@ -29,7 +25,9 @@ public:
             throw cdrmix::Error(cfg.where() + ": hidden_size " + std::to_string(C_) +
                                 " must be a multiple of head_size " + std::to_string(N_));
         H_ = C_ / N_;
-        auto rank = [&](const char *key, double factor) { return cfg.has(key) ? cfg.get_int(key) : lora_dim(factor, C_); };
+        auto rank = [&](const char *key, double factor) {
+            return cfg.has(key) ? cfg.get_int(key) : cdrmix::rwkv7_lora_rank(factor, C_);
+        };
         const int64_t d_decay = rank("decay_lora", 2.5);
         const int64_t d_a = rank("a_lora", 2.5);
         const int64_t d_v = rank("v_lora", 1.7);
@@ -134,19 +132,19 @@ private:
 cdrmix::Schema schema() {
     cdrmix::Schema s("RWKV-7 time mixing: WKV state per head, value residual, LoRA decay");
     s.integer("head_size", 64, "channels per head N (hidden_size must be a multiple)").min(1);
-    // The ranks' defaults come from the width C (lora_dim), so they are described, not given.
+    // The ranks' defaults come from the width C (rwkv7_lora_rank), so they are described, not given.
     s.integer("decay_lora", nullptr, "rank of the decay LoRA")
         .min(1)
-        .default_is("max(32, round(2.5 sqrt(C) / 32) * 32)");
+        .default_is("max(32, round_half_even(2.5 sqrt(C) / 32) * 32)");
     s.integer("a_lora", nullptr, "rank of the in-context learning rate LoRA")
         .min(1)
-        .default_is("max(32, round(2.5 sqrt(C) / 32) * 32)");
+        .default_is("max(32, round_half_even(2.5 sqrt(C) / 32) * 32)");
     s.integer("v_lora", nullptr, "rank of the value-residual LoRA")
         .min(1)
-        .default_is("max(32, round(1.7 sqrt(C) / 32) * 32)");
+        .default_is("max(32, round_half_even(1.7 sqrt(C) / 32) * 32)");
     s.integer("gate_lora", nullptr, "rank of the output gate LoRA")
         .min(1)
-        .default_is("max(32, round(5 sqrt(C) / 32) * 32)");
+        .default_is("max(32, round_half_even(5 sqrt(C) / 32) * 32)");
     return s;
 }
 
