@@ -48,7 +48,7 @@ void write_checkpoint_files(const fs::path &dir, Model &model, torch::optim::Opt
     write_json_atomic((dir / "model.json").string(), model.spec().source_json);
     write_json_atomic((dir / "tokenizer.json").string(), tokenizer.to_json());
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
-    if (!run_config.is_null()) write_json_atomic((dir / "config.json").string(), run_config);
+    if (!run_config.is_null()) write_json_atomic((dir / checkpoint_layout::run_config).string(), run_config);
     torch::save(optimizer, (dir / "optimizer.pt").string());
     for (const auto &e : fs::directory_iterator(dir)) fsync_path(e.path());
     fsync_path(dir);
@@ -206,9 +206,15 @@ LoadedCheckpoint load_checkpoint(const std::string &checkpoint_dir, const Regist
                                       registry);
     load_model_weights(*c.model, checkpoint_dir);
     c.tokenizer = tokenizer_from_json(read_checkpoint_json(checkpoint_dir, "tokenizer.json"));
-    for (auto [file, out] : {std::pair{"trainer_state.json", &c.trainer_state}, std::pair{"config.json", &c.run_config}})
-        *out = fs::is_regular_file(fs::path(checkpoint_dir) / file) ? read_checkpoint_json(checkpoint_dir, file)
-                                                                     : Json::object();
+    auto optional_json = [&](const char *file) {
+        return fs::is_regular_file(fs::path(checkpoint_dir) / file) ? read_checkpoint_json(checkpoint_dir, file)
+                                                                    : Json::object();
+    };
+    c.trainer_state = optional_json("trainer_state.json");
+    const bool legacy = !fs::is_regular_file(fs::path(checkpoint_dir) / checkpoint_layout::run_config);
+    const char *run_config = legacy ? checkpoint_layout::legacy_run_config : checkpoint_layout::run_config;
+    c.run_config = optional_json(run_config);
+    c.run_config_file = (fs::path(checkpoint_dir) / run_config).string();
     return c;
 }
 
