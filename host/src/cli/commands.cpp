@@ -1,6 +1,7 @@
 #include "cli/commands.hpp"
 #include "cli/data_commands.hpp"
 #include "cli/eval_generate.hpp"
+#include "cli/export_command.hpp"
 #include "cli/gui_command.hpp"
 #include "cli/launch_command.hpp"
 #include "cli/keys_command.hpp"
@@ -220,6 +221,8 @@ int cli_main(int argc, char **argv) {
     add_launch_command(app, launch_options); // parsed by try_launch above; here for --help
     DataCommands data_commands(app, g.plugin_paths);
     EvalGenerateCommands eval_generate(app);
+    ExportOptions export_options;
+    auto *export_cmd = add_export_command(app, export_options);
 
     try {
         app.parse(argc, argv);
@@ -249,6 +252,11 @@ int cli_main(int argc, char **argv) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);
             return eval_generate.run();
+        }
+        if (*export_cmd) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return run_export_command(export_options, Registry::global());
         }
         if (*bench) {
             PluginLoader loader = load_plugins(g);
