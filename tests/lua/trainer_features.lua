@@ -28,7 +28,8 @@ check(#samples[1] > 0, "a sample has text")
 local ckpt = result.run_dir .. "/checkpoints/"
 check(not exists(ckpt .. "step-000004/model.safetensors"), "step 4 pruned (keep_checkpoints = 2)")
 check(exists(ckpt .. "step-000008/model.safetensors") and exists(ckpt .. "step-000012/model.safetensors"), "newest two kept")
-check(exists(ckpt .. "latest/config.json"), "the run's config travels with the checkpoint")
+check(exists(ckpt .. "latest/run_config.json"), "the run's config travels with the checkpoint")
+check(not exists(ckpt .. "latest/config.json"), "config.json is left to Hugging Face configs")
 check(result.checkpoint:find("step%-000012$"), "end record names the last checkpoint")
 check(trainer:step() == 12, "trainer:step()")
 

@@ -1,11 +1,12 @@
 #include "cli/commands.hpp"
 #include "cli/data_commands.hpp"
 #include "cli/eval_generate.hpp"
+#include "cli/export_command.hpp"
 #include "cli/gui_command.hpp"
 #include "cli/import_command.hpp"
-#include "cli/upcycle_command.hpp"
-#include "cli/launch_command.hpp"
 #include "cli/keys_command.hpp"
+#include "cli/launch_command.hpp"
+#include "cli/upcycle_command.hpp"
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
 #include "core/presets.hpp"
@@ -224,6 +225,8 @@ int cli_main(int argc, char **argv) {
     EvalGenerateCommands eval_generate(app);
     ImportCommand import_command(app);
     UpcycleCommand upcycle_command(app);
+    ExportOptions export_options;
+    auto *export_cmd = add_export_command(app, export_options);
 
     try {
         app.parse(argc, argv);
@@ -263,6 +266,11 @@ int cli_main(int argc, char **argv) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);
             return upcycle_command.run();
+        }
+        if (*export_cmd) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return run_export_command(export_options, Registry::global());
         }
         if (*bench) {
             PluginLoader loader = load_plugins(g);

@@ -49,7 +49,7 @@ void apply_data_override(Json &cfg, const std::string &kv) {
 // The data config: the run's saved one, replaced by a YAML file and/or patched by key=value.
 std::pair<Json, std::string> data_config(const LoadedCheckpoint &ckpt, const std::vector<std::string> &specs) {
     Json cfg = ckpt.run_config.is_object() && ckpt.run_config.contains("data") ? ckpt.run_config["data"] : Json();
-    std::string source = ckpt.dir + "/config.json";
+    std::string source = ckpt.run_config_file;
     for (const auto &s : specs) {
         if (s.find('=') != std::string::npos) {
             if (!cfg.is_object()) cfg = Json::object();

@@ -98,7 +98,7 @@ void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, co
                             const Json &run_config) {
     write_model_files(dir, weights, model_spec, tokenizer);
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
-    if (!run_config.is_null()) write_json_atomic((dir / "config.json").string(), run_config);
+    if (!run_config.is_null()) write_json_atomic((dir / checkpoint_layout::run_config).string(), run_config);
     // Serialised in memory, then written like every other file: LibTorch's file
     // writer throws from a destructor when the disk fills up (an abort).
     std::ostringstream optimizer_bytes;
@@ -345,9 +345,15 @@ LoadedCheckpoint load_checkpoint(const std::string &checkpoint_dir, const Regist
                                       registry);
     load_model_weights(*c.model, checkpoint_dir);
     c.tokenizer = tokenizer_from_json(read_checkpoint_json(checkpoint_dir, "tokenizer.json"));
-    for (auto [file, out] : {std::pair{"trainer_state.json", &c.trainer_state}, std::pair{"config.json", &c.run_config}})
-        *out = fs::is_regular_file(fs::path(checkpoint_dir) / file) ? read_checkpoint_json(checkpoint_dir, file)
-                                                                     : Json::object();
+    auto optional_json = [&](const char *file) {
+        return fs::is_regular_file(fs::path(checkpoint_dir) / file) ? read_checkpoint_json(checkpoint_dir, file)
+                                                                    : Json::object();
+    };
+    c.trainer_state = optional_json("trainer_state.json");
+    const bool legacy = !fs::is_regular_file(fs::path(checkpoint_dir) / checkpoint_layout::run_config);
+    const char *run_config = legacy ? checkpoint_layout::legacy_run_config : checkpoint_layout::run_config;
+    c.run_config = optional_json(run_config);
+    c.run_config_file = (fs::path(checkpoint_dir) / run_config).string();
     return c;
 }
 

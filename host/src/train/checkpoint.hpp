@@ -4,7 +4,7 @@
 //   tokenizer.json      the exact vocabulary
 //   trainer_state.json  step, schedule, data position, RNG state, train config
 //   optimizer.pt        AdamW moments (LibTorch archive)
-//   config.json         the run's resolved config (data, model, train), when known
+//   run_config.json     the run's resolved config (data, model, train), when known
 //   manifest.json       every other file's size and CRC-32C, written last
 // The folder is written under a temporary name, every file and the folder are
 // fsynced, and it is renamed into place; then the `latest` symlink is swapped
@@ -40,6 +40,14 @@ void write_model_files(const std::string &dir, Model &model, const Tokenizer &to
 // place, so a failure leaves nothing. Returns the folder's absolute path.
 std::string save_derived_checkpoint(const std::string &out, Model &model, const Tokenizer &tokenizer,
                                     const Json &record);
+
+// The run's config in a checkpoint folder. Checkpoints written before the
+// Hugging Face export called it config.json, a name that now means only a
+// Hugging Face config; load_checkpoint still reads it from those.
+namespace checkpoint_layout {
+inline constexpr const char *run_config = "run_config.json";
+inline constexpr const char *legacy_run_config = "config.json";
+} // namespace checkpoint_layout
 
 // Returns the path of the new checkpoint folder.
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
@@ -84,7 +92,8 @@ struct LoadedCheckpoint {
     std::shared_ptr<Model> model;
     std::shared_ptr<Tokenizer> tokenizer;
     Json trainer_state; // {} when the file is absent
-    Json run_config;    // {} when the file is absent
+    Json run_config;    // {} when neither run_config.json nor (older checkpoints) config.json is there
+    std::string run_config_file; // the path it was read from, or would be: for messages
 };
 LoadedCheckpoint load_checkpoint(const std::string &checkpoint_dir, const Registry &registry);
 

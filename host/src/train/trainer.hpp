@@ -109,7 +109,7 @@ public:
     double evaluate();
     std::string checkpoint();
     void set_checkpoint_root(std::string root) { checkpoint_root_ = std::move(root); }
-    // Written into every checkpoint as config.json (the run's resolved config:
+    // Written into every checkpoint as run_config.json (the run's resolved config:
     // `cdrmix eval` reads its data section).
     void set_run_config(Json config) { run_config_ = std::move(config); }
     // Polled between steps; may be null. Owned by the caller and must outlive run().
