@@ -13,8 +13,8 @@ PACKAGES=(
   libluajit-5.1-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   # tokenizers: sentencepiece BPE / unigram (training and encoding)
   libsentencepiece-dev
-  # tests
-  libgtest-dev libgmock-dev
+  # tests (python3: the shell tests check JSON and write fixtures with it)
+  libgtest-dev libgmock-dev python3
   # dashboard (GUI) and headless display for its tests
   libimgui-dev libstb-dev libglfw3-dev libgl-dev xvfb xauth libgl1-mesa-dri
   # the default experiment's corpus: the fortune cookie databases (plain English text)
