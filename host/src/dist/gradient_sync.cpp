@@ -186,13 +186,6 @@ void GradientSync::lead(GradientSync &other) {
 
 double GradientSync::last_wait_s() const { return state_->last_wait_s; }
 
-std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module &module) {
-    std::vector<torch::Tensor> params;
-    for (const auto &p : module.parameters())
-        if (p.requires_grad()) params.push_back(p);
-    return params;
-}
-
 namespace {
 
 // Groups tensors by dtype and device, each group flattened into one buffer.

@@ -61,8 +61,6 @@ private:
     std::vector<unsigned> hooks_;
 };
 
-// The parameters that take gradients, in the module's order (what GradientSync and the optimiser see).
-std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module &module);
 
 // Rank src's parameter (and buffer) values on every rank, one broadcast per dtype.
 void broadcast_tensors(ProcessGroup &group, const std::vector<torch::Tensor> &tensors, int src = 0);

@@ -29,6 +29,9 @@ public:
     void broadcast();
     // Throws naming the first tensor that differs between ranks that should hold the same.
     void check_equal(const std::string &what);
+    // The trainable parameters reduced over every rank, and this rank's experts (empty without expert parallelism).
+    const std::vector<torch::Tensor> &dense_trainable() const { return dense_.trainable; }
+    const std::vector<torch::Tensor> &held_trainable() const { return held_.trainable; }
     // The L2 norm of the whole model's gradient (every expert once, wherever
     // it is held); with max_norm > 0 clips to it (as clip_grad_norm). After backward.
     double clip_grad_norm(double max_norm);

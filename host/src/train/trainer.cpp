@@ -234,11 +234,8 @@ void Trainer::set_process_group(ProcessGroup *group) {
     sync_ = std::make_unique<ModelSync>(*group_, *model_, experts_);
     if (config_.shard_optimizer) {
         // Dense state over every rank; split experts' over the ranks holding the same ones.
-        OptimizerShards::Part dense{group_, {}}, held{experts_ ? &experts_->replicas() : nullptr, {}};
-        for (const auto &p : trainable_parameters(*model_))
-            (experts_ && experts_->holds(p) ? held : dense).params.push_back(p);
-        std::vector<OptimizerShards::Part> parts{std::move(dense)};
-        if (held.group) parts.push_back(std::move(held));
+        std::vector<OptimizerShards::Part> parts{{group_, sync_->dense_trainable()}};
+        if (experts_) parts.push_back({&experts_->replicas(), sync_->held_trainable()});
         shards_ = std::make_unique<OptimizerShards>(std::move(parts));
         shards_->release(*optimizer_);
     }
