@@ -7,10 +7,10 @@
 # tokenizer and evaluates the tokens in one batch and token by token
 # (export_llama_cpp.mjs); prints the largest logit differences from CDRmix.
 # Passes when llama.cpp loads both files, its tokens are CDRmix's, and its raw
-# logits stay within 1.0 (batched) and 0.3 (token by token) of CDRmix's. Those
-# bounds are a guard against gross mapping errors, not a claim of exactness:
-# the measured differences (0.60 and 0.13-0.14 for logits up to 5.2, the same in
-# f16) are not rounding and their cause is not found (docs/interop.md).
+# logits match CDRmix's to 1e-4 in f32 (measured: 3e-6 for logits up to 7.4)
+# and 1e-2 in f16 (8e-4: llama.cpp rounds the weights and, in its f16 matrix
+# products, the activations too). The model has head size 64, as llama.cpp's
+# rwkv7 kernels require (export refuses others; docs/interop.md).
 # Skips (77) with the reason where node or npm is missing, the machine is not
 # linux-x64, or the package cannot be installed. Every step is bounded by `timeout`.
 set -u
@@ -48,12 +48,13 @@ const [f32, f16] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f
 const fail = (m) => { console.log("FAIL: " + m); process.exit(1); };
 for (const r of [f32, f16]) {
   if (!r.same_tokens) fail(`${r.file}: llama.cpp's rwkv tokenizer split the text differently from CDRmix's`);
-  if (!(r.max_abs_diff < 1.0)) fail(`${r.file}: batched logits differ by up to ${r.max_abs_diff} (guard 1.0)`);
-  if (!(r.max_abs_diff_token_by_token < 0.3))
-    fail(`${r.file}: token-by-token logits differ by up to ${r.max_abs_diff_token_by_token} (guard 0.3)`);
+  const bound = r === f32 ? 1e-4 : 1e-2;
+  if (!(r.max_abs_diff < bound)) fail(`${r.file}: batched logits differ by up to ${r.max_abs_diff} (bound ${bound})`);
+  if (!(r.max_abs_diff_token_by_token < bound))
+    fail(`${r.file}: token-by-token logits differ by up to ${r.max_abs_diff_token_by_token} (bound ${bound})`);
 }
 console.log(`ok: llama.cpp loaded f32 and f16, tokenized like CDRmix; largest logit difference from CDRmix: ` +
-            `f32 ${f32.max_abs_diff.toFixed(4)} batched, ${f32.max_abs_diff_token_by_token.toFixed(4)} token by token; ` +
-            `f16 ${f16.max_abs_diff.toFixed(4)}, ${f16.max_abs_diff_token_by_token.toFixed(4)}; ` +
+            `f32 ${f32.max_abs_diff.toExponential(2)} batched, ${f32.max_abs_diff_token_by_token.toExponential(2)} token by token; ` +
+            `f16 ${f16.max_abs_diff.toExponential(2)}, ${f16.max_abs_diff_token_by_token.toExponential(2)}; ` +
             `largest |logit| ${f32.max_abs_logit.toFixed(2)}`);
 JS

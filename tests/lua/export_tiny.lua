@@ -4,8 +4,8 @@
 -- the trained weights, written there as JSON {"tokens": [...], "logits": [[...], ...]}.
 local cfg = cdrmix.config {
   data = { type = "text", path = "data/fortunes.txt", tokenizer = "char", val_fraction = 0.1 },
-  model = { hidden_size = 64, num_layers = 2, seq_length = 32, moe_every = 0, num_experts = 4,
-            mixer = { type = "rwkv7_time_mix", head_size = 32 }, ffn = { type = "rwkv_channel_mix", expansion = 2 } },
+  model = { hidden_size = 128, num_layers = 2, seq_length = 32, moe_every = 0, num_experts = 4,
+            mixer = { type = "rwkv7_time_mix", head_size = 64 }, ffn = { type = "rwkv_channel_mix", expansion = 2 } },
   train = { steps = 20, batch_size = 4, seq_len = 32, lr = 4e-3, warmup_steps = 2, eval_every = 10,
             eval_batches = 2, log_every = 10 },
   name = "export_tiny",

@@ -6,6 +6,7 @@
 // independent npm readers and llama.cpp itself.
 #include "interop/export_gguf.hpp"
 #include "interop/export_hf.hpp"
+#include "interop/import_model.hpp"
 #include "test_util.hpp"
 #include "train/checkpoint.hpp"
 #include "train/safetensors.hpp"
@@ -23,7 +24,15 @@ namespace fs = std::filesystem;
 using cdrmix::Json;
 using torch::Tensor;
 
-constexpr int64_t kV = 256, kC = 32, kN = 16, kH = kC / kN, kF = 64; // tiny_model_spec with a byte vocabulary
+// llama.cpp computes head sizes 64 and 128 only: a width-64 model of one head, two layers, a byte vocabulary.
+constexpr int64_t kV = 256, kC = 64, kN = 64, kH = kC / kN, kF = 2 * kC;
+
+Json export_spec() {
+    Json spec = cdrmix::test::tiny_model_spec(kV);
+    spec["hidden_size"] = kC;
+    spec["mixer"]["head_size"] = kN;
+    return spec;
+}
 
 // A checkpoint of a randomly perturbed model under <dir>/run/checkpoints, with a run config and metrics.
 std::string make_checkpoint(const fs::path &dir, const Json &spec,
@@ -223,7 +232,7 @@ cdrmix::LoadedCheckpoint load(const std::string &dir) { return cdrmix::load_chec
 
 TEST(Export, CheckpointKeepsTheRunConfigInRunConfigJsonAndReadsTheOldName) {
     const fs::path dir = cdrmix::test::scratch_dir("export_run_config");
-    const std::string ckpt = make_checkpoint(dir, cdrmix::test::tiny_model_spec(kV));
+    const std::string ckpt = make_checkpoint(dir, export_spec());
     EXPECT_TRUE(fs::is_regular_file(fs::path(ckpt) / "run_config.json"));
     EXPECT_FALSE(fs::exists(fs::path(ckpt) / "config.json"));
     EXPECT_EQ(load(ckpt).run_config.value("script", ""), "experiments/x.lua");
@@ -237,7 +246,7 @@ TEST(Export, CheckpointKeepsTheRunConfigInRunConfigJsonAndReadsTheOldName) {
 
 TEST(Export, HfFolderHasFlaWeightsConfigAndModelCard) {
     const fs::path dir = cdrmix::test::scratch_dir("export_hf");
-    const std::string ckpt = make_checkpoint(dir, cdrmix::test::tiny_model_spec(kV));
+    const std::string ckpt = make_checkpoint(dir, export_spec());
     const Ranks r = ranks_of(ckpt);
     cdrmix::export_hf(load(ckpt), (dir / "hf").string(), {});
     for (const char *f : {"model.safetensors", "config.json", "README.md", "cdrmix_tokenizer.json"})
@@ -282,7 +291,7 @@ TEST(Export, HfFolderHasFlaWeightsConfigAndModelCard) {
                         " active per token |"),
               std::string::npos)
         << card;
-    for (const char *row : {"| layers | 2 (hidden size 32) |", "| experts | none (dense) |",
+    for (const char *row : {"| layers | 2 (hidden size 64) |", "| experts | none (dense) |",
                             "| tokenizer | byte, 256 tokens |", "| steps | 7 |", "| final train loss | 2.1000 |",
                             "| final val loss | 2.3000 |", "| trained by | `cdrmix run experiments/x.lua train.steps=7` |",
                             "corpus.txt"})
@@ -295,7 +304,7 @@ TEST(Export, HfFolderHasFlaWeightsConfigAndModelCard) {
 
 TEST(Export, HfFolderOfAnMoeModelUsesCdrmixsOwnModelType) {
     const fs::path dir = cdrmix::test::scratch_dir("export_hf_moe");
-    Json spec = cdrmix::test::tiny_model_spec(kV);
+    Json spec = export_spec();
     spec["moe_every"] = 2;
     spec["num_experts"] = 4;
     spec["top_k"] = 2;
@@ -317,9 +326,43 @@ TEST(Export, HfFolderOfAnMoeModelUsesCdrmixsOwnModelType) {
         << "an MoE model uses fewer parameters per token than it has";
 }
 
+// The logits of a checkpoint's model for fixed tokens.
+Tensor logits_of(cdrmix::Model &model) {
+    torch::manual_seed(3);
+    const Tensor tokens = torch::randint(kV, {2, 11}, torch::kLong);
+    torch::NoGradGuard no_grad;
+    cdrmix::ForwardContext ctx;
+    return model.forward(tokens, nullptr, ctx);
+}
+
+TEST(Export, HfFolderImportsBackToTheSameModelAndTokenizer) {
+    const fs::path dir = cdrmix::test::scratch_dir("export_round_trip");
+    const auto original = load(make_checkpoint(dir, export_spec(), cdrmix::make_char_tokenizer("abc xyz\n")));
+    cdrmix::export_hf(original, (dir / "hf").string(), {});
+    cdrmix::export_hf(original, (dir / "hf16").string(), {"float16"});
+    auto import = [&](const char *from) {
+        const std::string out = cdrmix::import_model({"hf", (dir / from).string(), (dir / (std::string(from) + "_ckpt")).string(),
+                                                      "float32", ""},
+                                                     cdrmix::Registry::global());
+        return load(out);
+    };
+    const auto back = import("hf");
+    EXPECT_EQ(cdrmix::test::max_abs_diff(logits_of(*back.model), logits_of(*original.model)), 0.0);
+    EXPECT_EQ(back.tokenizer->to_json(), original.tokenizer->to_json());
+    EXPECT_EQ(back.model->num_parameters(), original.model->num_parameters());
+
+    // float16: the same as the original with every weight rounded to half precision.
+    const auto half = import("hf16");
+    {
+        torch::NoGradGuard no_grad;
+        for (auto &p : original.model->parameters()) p.copy_(p.to(at::kHalf).to(at::kFloat));
+    }
+    EXPECT_EQ(cdrmix::test::max_abs_diff(logits_of(*half.model), logits_of(*original.model)), 0.0);
+}
+
 TEST(Export, GgufHasLlamaCppRwkv7NamesShapesAndMetadata) {
     const fs::path dir = cdrmix::test::scratch_dir("export_gguf");
-    const std::string ckpt = make_checkpoint(dir, cdrmix::test::tiny_model_spec(kV));
+    const std::string ckpt = make_checkpoint(dir, export_spec());
     const Ranks r = ranks_of(ckpt);
     cdrmix::export_gguf(load(ckpt), (dir / "m.gguf").string(), {});
     const GgufFile g = read_gguf(dir / "m.gguf");
@@ -381,7 +424,7 @@ TEST(Export, GgufHasLlamaCppRwkv7NamesShapesAndMetadata) {
 
 TEST(Export, GgufHalfKeepsVectorsAndTheDecayLoraInFloat32) {
     const fs::path dir = cdrmix::test::scratch_dir("export_gguf_f16");
-    const std::string ckpt = make_checkpoint(dir, cdrmix::test::tiny_model_spec(kV));
+    const std::string ckpt = make_checkpoint(dir, export_spec());
     cdrmix::export_gguf(load(ckpt), (dir / "f32.gguf").string(), {});
     cdrmix::export_gguf(load(ckpt), (dir / "f16.gguf").string(), {"float16"});
     const GgufFile full = read_gguf(dir / "f32.gguf"), half = read_gguf(dir / "f16.gguf");
@@ -411,20 +454,24 @@ TEST(Export, GgufRefusesWhatLlamaCppCannotHoldInOneLineNamingTheLayer) {
         EXPECT_FALSE(fs::exists(dir / (name + ".gguf")));
         return e;
     };
-    Json moe = cdrmix::test::tiny_model_spec(kV);
+    Json moe = export_spec();
     moe["moe_every"] = 2;
     moe["num_experts"] = 4;
     EXPECT_EQ(refusal(moe, "moe"), "cannot export to gguf (llama.cpp rwkv7): layer 1 is not a dense RWKV-7 layer: its "
                                    "FFN is an MoE layer (4 experts)");
-    Json attention = cdrmix::test::tiny_model_spec(kV);
+    Json attention = export_spec();
     attention["layers"] = {Json::object(), {{"mixer", {{"type", "attention"}, {"num_heads", 2}}}}};
     EXPECT_EQ(refusal(attention, "attention"), "cannot export to gguf (llama.cpp rwkv7): layer 1 is not a dense RWKV-7 "
                                                "layer: its mixer is 'attention', not RWKV-7 time mixing");
-    Json rms = cdrmix::test::tiny_model_spec(kV);
+    Json rms = export_spec();
     rms["norm"] = "rmsnorm";
     EXPECT_EQ(refusal(rms, "rms"), "cannot export to gguf (llama.cpp rwkv7): the model's norm is 'rmsnorm'; RWKV-7 uses "
                                    "LayerNorm");
-    EXPECT_NE(refusal(cdrmix::test::tiny_model_spec(kV), "ids", cdrmix::make_id_tokenizer(kV))
+    Json narrow_heads = export_spec();
+    narrow_heads["mixer"]["head_size"] = 32;
+    EXPECT_EQ(refusal(narrow_heads, "heads32"), "cannot export to gguf (llama.cpp rwkv7): the head size is 32; llama.cpp's "
+                                                "rwkv7 kernels compute head sizes 64 and 128 only (mixer.head_size)");
+    EXPECT_NE(refusal(export_spec(), "ids", cdrmix::make_id_tokenizer(kV))
                   .find("the checkpoint's tokenizer is 'ids'"),
               std::string::npos);
 }

@@ -43,6 +43,19 @@ struct GlobalOptions {
     std::string device = "cpu";
 };
 
+} // namespace
+
+std::string script_file_problem(const std::string &script) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(script, ec);
+    if (std::filesystem::is_regular_file(st)) return "";
+    if (!std::filesystem::exists(st)) return "script '" + script + "' not found";
+    if (std::filesystem::is_directory(st)) return "script '" + script + "' is a folder; name the .lua file in it";
+    return "script '" + script + "' is not a regular file (a device, FIFO or socket); name a .lua file";
+}
+
+namespace {
+
 PluginLoader load_plugins(const GlobalOptions &g) {
     PluginLoader loader(Registry::global());
     loader.load_all(PluginLoader::search_path(g.plugin_paths));
@@ -55,8 +68,8 @@ void print_problems(const PluginLoader &loader) {
 
 int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
             bool headless, const std::string &runs_dir, const std::string &resume) {
-    if (!std::filesystem::is_regular_file(script)) {
-        std::fprintf(stderr, "cdrmix: error: script '%s' not found\n", script.c_str());
+    if (const std::string problem = script_file_problem(script); !problem.empty()) {
+        std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
         return 1;
     }
     PluginLoader loader = load_plugins(g);

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #ifdef CDRMIX_WITH_DASHBOARD
+#include "cli/commands.hpp"
 #include "cli/gui_session.hpp"
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
@@ -51,8 +52,8 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
     app.screenshot = o.screenshot;
     try {
         if (watching) return run_watch_gui(o.watch, app);
-        if (!std::filesystem::is_regular_file(o.script)) {
-            std::fprintf(stderr, "cdrmix: error: script '%s' not found\n", o.script.c_str());
+        if (const std::string problem = script_file_problem(o.script); !problem.empty()) {
+            std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
             return 1;
         }
         PluginLoader loader(Registry::global());

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -41,20 +42,62 @@ std::vector<std::string> PluginLoader::search_path(const std::vector<std::string
 }
 
 void PluginLoader::load_all(const std::vector<std::string> &dirs) {
-    for (const auto &d : dirs) load_directory(d);
+    std::vector<std::string> files;
+    for (const auto &dir : dirs) {
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) {
+            const bool file = fs::exists(dir, ec);
+            problems_.push_back({dir,
+                                 "plugin folder " + dir + (file ? " is a file, not a folder" : " does not exist"),
+                                 file ? "--plugin-path and $CDRMIX_PLUGIN_PATH name folders: put the .so in one"
+                                      : "check $CDRMIX_PLUGIN_PATH and --plugin-path"});
+            continue;
+        }
+        std::vector<std::string> here;
+        for (const auto &entry : fs::directory_iterator(dir, ec))
+            if (entry.path().extension() == ".so") here.push_back(entry.path().string());
+        std::sort(here.begin(), here.end()); // deterministic order, so "first wins" is reproducible
+        files.insert(files.end(), here.begin(), here.end());
+    }
+    for (const auto &[file, verdict] : probe_new(files)) load_probed(file, verdict);
 }
 
-void PluginLoader::load_directory(const std::string &dir) {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) {
-        problems_.push_back({dir, "plugin folder " + dir + " does not exist", "check $CDRMIX_PLUGIN_PATH and --plugin-path"});
-        return;
+void PluginLoader::load_directory(const std::string &dir) { load_all({dir}); }
+
+bool PluginLoader::load_file(const std::string &path) {
+    const auto fresh = probe_new({path});
+    return fresh.empty() || load_probed(fresh[0].first, fresh[0].second);
+}
+
+std::vector<std::pair<std::string, ProbeVerdict>> PluginLoader::probe_new(const std::vector<std::string> &files) {
+    std::vector<std::string> fresh;
+    for (const auto &f : files) {
+        std::error_code ec;
+        const std::string canonical = fs::weakly_canonical(f, ec).string();
+        if (std::find(seen_.begin(), seen_.end(), canonical) != seen_.end()) continue;
+        seen_.push_back(canonical);
+        fresh.push_back(f);
     }
-    std::vector<fs::path> files;
-    for (const auto &entry : fs::directory_iterator(dir, ec))
-        if (entry.path().extension() == ".so") files.push_back(entry.path());
-    std::sort(files.begin(), files.end()); // deterministic order, so "first wins" is reproducible
-    for (const auto &f : files) load_file(f.string());
+    std::map<std::string, ProbeVerdict> verdicts;
+    if (probe_ && !fresh.empty()) {
+        try {
+            verdicts = probe_->check(fresh);
+        } catch (const Error &e) {
+            problems_.push_back({"", std::string(e.what()) + "; plugins are loaded without probing",
+                                 "reinstall cdrmix (cdrmix-plugin-probe belongs beside the cdrmix program)"});
+        }
+        for (const auto &w : probe_->warnings()) problems_.push_back({"", w, "check the cache folder's permissions"});
+    }
+    std::vector<std::pair<std::string, ProbeVerdict>> out;
+    for (const auto &f : fresh) out.emplace_back(f, verdicts.count(f) ? verdicts[f] : ProbeVerdict{});
+    return out;
+}
+
+bool PluginLoader::load_probed(const std::string &path, const ProbeVerdict &verdict) {
+    if (!verdict.safe)
+        return refuse(path, verdict.why + " in a probe process; not loaded",
+                      "fix or remove the plugin (it is probed again when the file changes)");
+    return load_unprobed(path);
 }
 
 bool PluginLoader::refuse(const std::string &file, const std::string &message, const std::string &hint) {
@@ -70,12 +113,7 @@ const char *single_line(const char *s) { return s ? s : "(no message)"; }
 
 } // namespace
 
-bool PluginLoader::load_file(const std::string &path) {
-    std::error_code ec;
-    const std::string canonical = fs::weakly_canonical(path, ec).string();
-    if (std::find(seen_.begin(), seen_.end(), canonical) != seen_.end()) return true;
-    seen_.push_back(canonical);
-
+bool PluginLoader::load_unprobed(const std::string &path) {
     // Plugins are never closed: their factories, kernels and threads may outlive any unload point.
     void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {

@@ -130,6 +130,12 @@ std::string export_gguf(const LoadedCheckpoint &c, const std::string &path, cons
         throw Error("export: --dtype must be f32 or f16 for gguf, got '" + o.dtype + "'");
     const NamedWeights weights = named_weights(*c.model);
     const Rwkv7Dims dims = dense_rwkv7_dims(c.model->spec(), weights, "gguf (llama.cpp rwkv7)");
+    // llama.cpp's CUDA wkv7 kernel asserts these two; its AVX-512 CPU kernel
+    // steps 64 lanes at a time with no tail, so a 32-wide head loads and
+    // overwrites its neighbour's state and gives wrong logits without an error.
+    if (dims.head_size != 64 && dims.head_size != 128)
+        throw Error("cannot export to gguf (llama.cpp rwkv7): the head size is " + std::to_string(dims.head_size) +
+                    "; llama.cpp's rwkv7 kernels compute head sizes 64 and 128 only (mixer.head_size)");
     const std::vector<std::string> tokens = rwkv_token_list(*c.tokenizer, dims.vocab);
     GgufWriter out;
     out.add_string("general.name", c.model->spec().name);

@@ -1,6 +1,7 @@
 #include "interop/export_hf.hpp"
 
 #include "core/files.hpp"
+#include "interop/fla_names.hpp"
 #include "interop/model_card.hpp"
 #include "train/safetensors.hpp"
 
@@ -17,19 +18,6 @@ namespace cdrmix {
 
 namespace {
 
-std::string block(int64_t i) { return "blocks." + std::to_string(i) + "."; }
-std::string fla_layer(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
-
-// fla's LoRA: nn.Sequential(Linear(C, rank, bias=False), activation, Linear(rank, C[, bias])).
-// RWKV-LM keeps x @ w1 @ w2 with w1 [C, rank], w2 [rank, C] and the bias w0 [1, 1, C].
-void add_lora(std::vector<std::pair<std::string, at::Tensor>> &out, const NamedWeights &w, int64_t i, char which,
-              bool has_bias) {
-    const std::string from = block(i) + "att." + which, to = fla_layer(i) + "attn." + which + "_lora.lora.";
-    out.emplace_back(to + "0.weight", weight(w, from + "1").t().contiguous());
-    out.emplace_back(to + "2.weight", weight(w, from + "2").t().contiguous());
-    if (has_bias) out.emplace_back(to + "2.bias", weight(w, from + "0").reshape({-1}));
-}
-
 Json cdrmix_hf_config(const ModelSpec &spec, const std::string &dtype) {
     return {{"architectures", {"CDRmixForCausalLM"}},
             {"model_type", "cdrmix"},
@@ -41,8 +29,7 @@ Json cdrmix_hf_config(const ModelSpec &spec, const std::string &dtype) {
             {"cdrmix_model", spec.source_json}};
 }
 
-std::vector<std::pair<std::string, at::Tensor>> in_dtype(std::vector<std::pair<std::string, at::Tensor>> tensors,
-                                                         const std::string &dtype) {
+NamedTensors in_dtype(NamedTensors tensors, const std::string &dtype) {
     const at::ScalarType t = dtype == "float16" ? at::kHalf : at::kFloat;
     for (auto &[name, tensor] : tensors)
         if (tensor.is_floating_point()) tensor = tensor.to(t);
@@ -51,39 +38,14 @@ std::vector<std::pair<std::string, at::Tensor>> in_dtype(std::vector<std::pair<s
 
 } // namespace
 
-std::vector<std::pair<std::string, at::Tensor>> fla_rwkv7_weights(const NamedWeights &w, const Rwkv7Dims &d) {
-    std::vector<std::pair<std::string, at::Tensor>> out;
-    auto same = [&](const std::string &from, const std::string &to) { out.emplace_back(to, weight(w, from)); };
-    auto flat = [&](const std::string &from, const std::string &to) {
-        out.emplace_back(to, weight(w, from).reshape({-1}));
-    };
-    same("emb.weight", "model.embeddings.weight");
-    for (int64_t i = 0; i < d.layers; ++i) {
-        const std::string b = block(i), l = fla_layer(i);
-        for (const char *p : {"weight", "bias"}) {
-            if (i == 0) same(b + "ln0." + p, l + "pre_norm." + p);
-            same(b + "ln1." + p, l + "attn_norm." + p);
-            same(b + "ln2." + p, l + "ffn_norm." + p);
-            same(b + "att.ln_x." + p, l + "attn.g_norm." + p);
-        }
-        for (const char *x : {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"}) same(b + "att." + x, l + "attn." + x);
-        flat(b + "att.k_k", l + "attn.k_k");
-        flat(b + "att.k_a", l + "attn.k_a");
-        same(b + "att.r_k", l + "attn.r_k");
-        for (auto [from, to] : {std::pair{"receptance", "r_proj"}, {"key", "k_proj"}, {"value", "v_proj"},
-                                {"output", "o_proj"}})
-            same(b + "att." + from + ".weight", l + "attn." + to + ".weight");
-        add_lora(out, w, i, 'w', true);
-        add_lora(out, w, i, 'a', true);
-        if (i > 0) add_lora(out, w, i, 'v', true); // fla, like RWKV-LM, gives layer 0 no value residual
-        add_lora(out, w, i, 'g', false);
-        flat(b + "ffn.x_k", l + "ffn.x_k");
-        same(b + "ffn.key.weight", l + "ffn.key.weight");
-        same(b + "ffn.value.weight", l + "ffn.value.weight");
+NamedTensors fla_rwkv7_weights(const NamedWeights &weights) {
+    NamedTensors out;
+    for (const auto &[name, tensor] : weights) {
+        const std::optional<FlaMapped> fla = rwkv_lm_to_fla(name);
+        if (!fla) throw Error("cannot export to fla: the model's tensor '" + name + "' has no name in fla's RWKV-7");
+        const at::Tensor t = fla->transposed ? tensor.t().contiguous() : tensor;
+        out.emplace_back(fla->name, fla->flat ? t.reshape({-1}) : t);
     }
-    same("ln_out.weight", "model.norm.weight");
-    same("ln_out.bias", "model.norm.bias");
-    same("head.weight", "lm_head.weight");
     return out;
 }
 
@@ -124,12 +86,12 @@ std::string export_hf(const LoadedCheckpoint &c, const std::string &out_dir, con
     card.license = o.license;
     card.tags = {"cdrmix", "rwkv"};
     Json config;
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    NamedTensors tensors;
     // The fla convention when the model fits it; otherwise CDRmix's own, never a refusal.
     const bool dense_rwkv7 = rwkv7_blocker(spec, weights).empty();
     if (dense_rwkv7) {
         const Rwkv7Dims dims = dense_rwkv7_dims(spec, weights, "fla");
-        tensors = fla_rwkv7_weights(weights, dims);
+        tensors = fla_rwkv7_weights(weights);
         config = fla_rwkv7_config(dims, o.dtype);
         card.library_name = "transformers";
         card.tags.push_back("rwkv7");

@@ -20,14 +20,12 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace cdrmix {
 
-// The weights under fla's names and shapes (RWKV-LM's LoRA matrices transposed
-// into nn.Linear weights, the 1x1xC vectors fla keeps flat made flat).
-std::vector<std::pair<std::string, at::Tensor>> fla_rwkv7_weights(const NamedWeights &weights, const Rwkv7Dims &dims);
+// A dense RWKV-7 model's weights under fla's names and shapes (interop/fla_names.hpp:
+// LoRA matrices transposed into nn.Linear weights, the vectors fla keeps flat made flat).
+NamedTensors fla_rwkv7_weights(const NamedWeights &weights);
 // fla's RWKV7Config for these dims; dtype is "float32" or "float16".
 Json fla_rwkv7_config(const Rwkv7Dims &dims, const std::string &dtype);
 

@@ -162,9 +162,14 @@ void check_all_used(const SourceTensors &s, Model &model, std::vector<std::strin
 
 std::shared_ptr<Tokenizer> import_tokenizer(const ImportOptions &o, int64_t vocab_size, std::string &file) {
     file = o.vocab;
-    // Hugging Face RWKV-7 World folders ship RWKV-LM's vocabulary beside the weights.
-    if (file.empty() && o.format == "hf" && fs::is_regular_file(fs::path(o.source) / "rwkv_vocab_v20230424.txt"))
-        file = (fs::path(o.source) / "rwkv_vocab_v20230424.txt").string();
+    // Hugging Face RWKV-7 World folders ship RWKV-LM's vocabulary beside the weights; `cdrmix export`'s
+    // folders ship CDRmix's own tokenizer.
+    if (file.empty() && o.format == "hf")
+        for (const char *name : {"rwkv_vocab_v20230424.txt", "cdrmix_tokenizer.json"})
+            if (fs::is_regular_file(fs::path(o.source) / name)) {
+                file = (fs::path(o.source) / name).string();
+                break;
+            }
     if (file.empty()) return make_id_tokenizer(vocab_size);
     std::shared_ptr<Tokenizer> tok = load_tokenizer_file(file);
     const Json j = tok->to_json();
@@ -192,7 +197,7 @@ const Schema &ImportOptions::schema() {
             .one_of(dtypes)
             .default_is("the source's");
         k.string("vocab", nullptr, "tokenizer file: an RWKV World vocabulary .txt, a tokenizer .json or .model")
-            .default_is("an hf folder's rwkv_vocab_v20230424.txt, else token ids only");
+            .default_is("an hf folder's rwkv_vocab_v20230424.txt or cdrmix_tokenizer.json, else token ids only");
         return k;
     }();
     return s;

@@ -1,5 +1,6 @@
 #include "interop/import_sources.hpp"
 
+#include "interop/fla_names.hpp"
 #include "interop/import_torch_save.hpp"
 #include "train/safetensors.hpp"
 
@@ -50,93 +51,6 @@ std::vector<std::string> index_shards(const fs::path &index) {
     return {files.begin(), files.end()};
 }
 
-// flash-linear-attention's RWKV-7 names and RWKV-LM's, both ways, from one set of tables.
-const std::map<std::string, std::string> &fla_outer_names() {
-    static const std::map<std::string, std::string> names = {{"model.embeddings.weight", "emb.weight"},
-                                                            {"model.norm.weight", "ln_out.weight"},
-                                                            {"model.norm.bias", "ln_out.bias"},
-                                                            {"lm_head.weight", "head.weight"}};
-    return names;
-}
-
-// Inside model.layers.N. / blocks.N.
-const std::map<std::string, std::string> &fla_layer_names() {
-    static const std::map<std::string, std::string> names = {
-        {"pre_norm.weight", "ln0.weight"},         {"pre_norm.bias", "ln0.bias"},
-        {"attn_norm.weight", "ln1.weight"},        {"attn_norm.bias", "ln1.bias"},
-        {"ffn_norm.weight", "ln2.weight"},         {"ffn_norm.bias", "ln2.bias"},
-        {"attn.r_proj.weight", "att.receptance.weight"}, {"attn.k_proj.weight", "att.key.weight"},
-        {"attn.v_proj.weight", "att.value.weight"}, {"attn.o_proj.weight", "att.output.weight"},
-        {"attn.g_norm.weight", "att.ln_x.weight"}, {"attn.g_norm.bias", "att.ln_x.bias"},
-        {"attn.x_r", "att.x_r"}, {"attn.x_w", "att.x_w"}, {"attn.x_k", "att.x_k"}, {"attn.x_v", "att.x_v"},
-        {"attn.x_a", "att.x_a"}, {"attn.x_g", "att.x_g"}, {"attn.k_k", "att.k_k"}, {"attn.k_a", "att.k_a"},
-        {"attn.r_k", "att.r_k"},                   {"ffn.x_k", "ffn.x_k"},
-        {"ffn.key.weight", "ffn.key.weight"},      {"ffn.value.weight", "ffn.value.weight"}};
-    return names;
-}
-
-// fla's LoRA is Sequential(Linear(C, D), activation, Linear(D, C[, bias])): lora.0's weight is
-// RWKV-LM's X1 transposed, lora.2's weight its X2 transposed, lora.2's bias its X0.
-const std::vector<std::pair<std::string, std::string>> &fla_lora_parts() {
-    static const std::vector<std::pair<std::string, std::string>> parts = {
-        {"0.weight", "1"}, {"2.weight", "2"}, {"2.bias", "0"}};
-    return parts;
-}
-
-// An fla name as RWKV-LM's; false for a name the convention does not have.
-bool fla_to_rwkv_lm(const std::string &name, std::string &out, bool &transposed) {
-    static const std::regex layered(R"(model\.layers\.(\d{1,4})\.(.+))");
-    static const std::regex lora(R"(attn\.([wavg])_lora\.lora\.(.+))");
-    transposed = false;
-    if (auto it = fla_outer_names().find(name); it != fla_outer_names().end()) {
-        out = it->second;
-        return true;
-    }
-    std::smatch m, l;
-    if (!std::regex_match(name, m, layered)) return false;
-    const std::string prefix = "blocks." + m[1].str() + ".", rest = m[2].str();
-    if (auto it = fla_layer_names().find(rest); it != fla_layer_names().end()) {
-        out = prefix + it->second;
-        return true;
-    }
-    if (!std::regex_match(rest, l, lora)) return false;
-    for (const auto &[fla_part, digit] : fla_lora_parts())
-        if (l[2].str() == fla_part) {
-            out = prefix + "att." + l[1].str() + digit;
-            transposed = digit != "0";
-            return true;
-        }
-    return false;
-}
-
-// The inverse: RWKV-LM's name in fla's convention; false when it has none.
-bool rwkv_lm_to_fla(const std::string &name, std::string &out, bool &transposed) {
-    static const std::regex layered(R"(blocks\.(\d{1,4})\.(.+))");
-    static const std::regex lora(R"(att\.([wavg])([012]))");
-    transposed = false;
-    for (const auto &[fla, rwkv] : fla_outer_names())
-        if (rwkv == name) {
-            out = fla;
-            return true;
-        }
-    std::smatch m, l;
-    if (!std::regex_match(name, m, layered)) return false;
-    const std::string prefix = "model.layers." + m[1].str() + ".", rest = m[2].str();
-    for (const auto &[fla, rwkv] : fla_layer_names())
-        if (rwkv == rest) {
-            out = prefix + fla;
-            return true;
-        }
-    if (!std::regex_match(rest, l, lora)) return false;
-    for (const auto &[fla_part, digit] : fla_lora_parts())
-        if (l[2].str() == digit) {
-            out = prefix + "attn." + l[1].str() + "_lora.lora." + fla_part;
-            transposed = digit != "0";
-            return true;
-        }
-    return false;
-}
-
 // The fla config keys that make a model CDRmix's RWKV-7 cannot represent.
 void check_hf_config(const Json &config, const std::string &where) {
     const Json type = config.contains("model_type") ? config["model_type"] : Json("(none)");
@@ -154,11 +68,10 @@ void check_hf_config(const Json &config, const std::string &where) {
 } // namespace
 
 std::string source_name(const SourceTensors &source, const std::string &rwkv_lm_name) {
-    std::string fla;
-    bool transposed = false;
-    if (source.convention == NameConvention::fla && rwkv_lm_to_fla(rwkv_lm_name, fla, transposed))
-        return fla + " (" + rwkv_lm_name + (transposed ? ", transposed" : "") + ")";
-    return rwkv_lm_name;
+    if (source.convention != NameConvention::fla) return rwkv_lm_name;
+    const std::optional<FlaMapped> fla = rwkv_lm_to_fla(rwkv_lm_name);
+    if (!fla) return rwkv_lm_name;
+    return fla->name + " (" + rwkv_lm_name + (fla->transposed ? ", transposed" : "") + ")";
 }
 
 std::map<std::string, at::Tensor> read_weight_file(const std::string &path) {
@@ -203,9 +116,9 @@ SourceTensors read_hf_rwkv7(const std::string &folder) {
     }
     for (const auto &file : files) {
         for (auto &[name, tensor] : read_weight_file(file)) {
-            std::string rwkv_name;
-            bool transposed = false;
-            if (!fla_to_rwkv_lm(name, rwkv_name, transposed)) rwkv_name = name;
+            const std::optional<FlaMapped> mapped = fla_to_rwkv_lm(name);
+            const std::string rwkv_name = mapped ? mapped->name : name;
+            const bool transposed = mapped && mapped->transposed;
             if (transposed && tensor.dim() != 2)
                 throw Error(file + ": tensor '" + name + "' has shape " + c10::str(tensor.sizes()) +
                             ", a LoRA matrix must have two dimensions");

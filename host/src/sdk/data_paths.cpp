@@ -76,7 +76,14 @@ std::vector<std::string> expand_paths(const std::vector<std::string> &patterns, 
     std::vector<std::string> all;
     for (const auto &pattern : patterns) {
         std::vector<std::string> files = expand_one(pattern);
-        if (files.empty()) throw Error(where + ": no " + what + " files at '" + pattern + "'");
+        if (files.empty()) {
+            std::error_code ec;
+            const auto st = fs::status(pattern, ec);
+            if (fs::exists(st) && !fs::is_directory(st) && !fs::is_regular_file(st))
+                throw Error(where + ": '" + pattern + "' is not a regular file (a device, FIFO or socket); give " +
+                            what + " files, a folder or a glob");
+            throw Error(where + ": no " + what + " files at '" + pattern + "'");
+        }
         all.insert(all.end(), files.begin(), files.end());
     }
     std::sort(all.begin(), all.end());

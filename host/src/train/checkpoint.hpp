@@ -15,6 +15,7 @@
 #pragma once
 
 #include "model/model.hpp"
+#include "train/safetensors.hpp"
 
 #include <cdrmix/tokenizer.hpp>
 
@@ -24,8 +25,6 @@
 #include <string>
 
 namespace cdrmix {
-
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // A checkpoint folder made from other weights (`cdrmix import`, `cdrmix
 // upcycle`) holds this record of where they came from, and no training state.

@@ -37,7 +37,7 @@ at::ScalarType dtype_from(const std::string &name, const std::string &path) {
 
 } // namespace
 
-void save_safetensors(const std::string &path, const std::vector<std::pair<std::string, at::Tensor>> &tensors,
+void save_safetensors(const std::string &path, const NamedTensors &tensors,
                       const std::map<std::string, std::string> &metadata) {
     Json header = Json::object();
     if (!metadata.empty()) header["__metadata__"] = metadata;

@@ -14,7 +14,10 @@
 
 namespace cdrmix {
 
-void save_safetensors(const std::string &path, const std::vector<std::pair<std::string, at::Tensor>> &tensors,
+// Tensors by name, in the order they are written.
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+void save_safetensors(const std::string &path, const NamedTensors &tensors,
                       const std::map<std::string, std::string> &metadata = {});
 // Throws cdrmix::Error naming the file on a truncated or malformed file.
 std::map<std::string, at::Tensor> load_safetensors(const std::string &path);
