@@ -38,4 +38,16 @@ check(f == nil and err:find("wrong mode"), "loadfile refuses bytecode: " .. tost
 check(not pcall(dofile, path), "dofile refuses bytecode")
 os.remove(path)
 check(load("return 41 + 1")() == 42, "text still loads")
+-- A class's metatable on a foreign userdata (debug.setmetatable) is not that class.
+local fake = newproxy(false)
+debug.setmetatable(fake, getmetatable(cdrmix.zeros(1)))
+local ok_fake, fake_err = pcall(function() return fake:sum() end)
+check(not ok_fake and tostring(fake_err):find("cdrmix.Tensor expected"), "a fake tensor is refused: " .. tostring(fake_err))
+-- The registry's runtime entry, replaced, is refused rather than followed.
+local registry = debug.getregistry()
+local saved = registry["cdrmix.runtime"]
+registry["cdrmix.runtime"] = newproxy(false)
+local ok_rt, rt_err = pcall(cdrmix.config, { a = 1 })
+registry["cdrmix.runtime"] = saved
+check(not ok_rt and tostring(rt_err):find("replaced the registry"), "a replaced runtime entry is refused: " .. tostring(rt_err))
 print("hostile_lua: ok")

@@ -45,7 +45,7 @@ template <lua_CFunction F> int safe(lua_State *L) {
 // collector nor a method can touch it again.
 template <class T> int gc(lua_State *L) {
     void *p = lua_touserdata(L, 1);
-    if (!p || !lua_getmetatable(L, 1)) return 0;
+    if (!p || lua_objlen(L, 1) != sizeof(T) || !lua_getmetatable(L, 1)) return 0;
     const bool mine = lua_rawequal(L, -1, lua_upvalueindex(1));
     lua_pop(L, 1);
     if (!mine) return 0;
@@ -79,13 +79,18 @@ template <class T> void push(lua_State *L, T value, const char *tname) {
     lua_setmetatable(L, -2);
 }
 
+// The metatable alone does not prove what a userdata holds: debug.setmetatable
+// can give a class's metatable to any userdata (newproxy's are empty), so the
+// block's size is checked too.
 template <class T> T &check(lua_State *L, int idx, const char *tname) {
-    return *static_cast<T *>(luaL_checkudata(L, idx, tname));
+    void *p = luaL_checkudata(L, idx, tname);
+    if (lua_objlen(L, idx) != sizeof(T)) luaL_typerror(L, idx, tname);
+    return *static_cast<T *>(p);
 }
 
 template <class T> T *test(lua_State *L, int idx, const char *tname) {
     void *p = lua_touserdata(L, idx);
-    if (!p || !lua_getmetatable(L, idx)) return nullptr;
+    if (!p || lua_objlen(L, idx) != sizeof(T) || !lua_getmetatable(L, idx)) return nullptr;
     luaL_getmetatable(L, tname);
     const bool same = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);

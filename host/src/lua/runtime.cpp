@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 
 namespace fs = std::filesystem;
 
@@ -45,10 +46,19 @@ end
 }
 } // namespace
 
+// The runtimes alive in this process: the registry entry a script could
+// overwrite (through the debug library) is trusted only if it names one.
+namespace {
+std::mutex live_runtimes_mutex;
+std::set<const Runtime *> live_runtimes;
+} // namespace
+
 Runtime &Runtime::from(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, kRuntimeKey);
-    auto *rt = static_cast<Runtime *>(lua_touserdata(L, -1));
+    auto *rt = lua_type(L, -1) == LUA_TLIGHTUSERDATA ? static_cast<Runtime *>(lua_touserdata(L, -1)) : nullptr;
     lua_pop(L, 1);
+    std::lock_guard<std::mutex> lock(live_runtimes_mutex);
+    if (!rt || !live_runtimes.count(rt)) throw Error("the script replaced the registry's '" + std::string(kRuntimeKey) + "' entry");
     return *rt;
 }
 
@@ -72,6 +82,10 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)), dist_env_(d
     text_chunks_only(L_);
     lua_pushlightuserdata(L_, this);
     lua_setfield(L_, LUA_REGISTRYINDEX, kRuntimeKey);
+    {
+        std::lock_guard<std::mutex> lock(live_runtimes_mutex);
+        live_runtimes.insert(this);
+    }
     progress_ = std::make_shared<ProgressSink>(!options_.headless && isatty(STDOUT_FILENO), 10);
     bus_.add_sink(progress_);
     if (auto backend = backend_of(Registry::global(), options_.device))
@@ -81,6 +95,8 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)), dist_env_(d
 
 Runtime::~Runtime() {
     if (L_) lua_close(L_);
+    std::lock_guard<std::mutex> lock(live_runtimes_mutex);
+    live_runtimes.erase(this);
 }
 
 void Runtime::open_module() {

@@ -3,7 +3,7 @@
 //   cdrmix.threads() / cdrmix.set_threads(n)   intra-op threads
 //   cdrmix.clock()                  seconds on a monotonic clock
 //   cdrmix.plugins()                what is loaded, from where
-//   cdrmix.import{format = "rwkv-lm" | "hf", source = PATH, out = DIR [, dtype = "float32"] [, vocab = FILE]}
+//   cdrmix.import{format = "rwkv-lm" | "hf", source = PATH, out = DIR [, dtype = the source's] [, vocab = FILE]}
 //                                   a published RWKV-7 model as a checkpoint folder; returns DIR
 //                                   (then cdrmix.model(DIR .. "/model.json") and model:load(DIR))
 #include "core/system_info.hpp"
