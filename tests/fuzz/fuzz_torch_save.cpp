@@ -1,0 +1,17 @@
+// read_torch_save over arbitrary bytes: LibTorch's zip reader, then the
+// host's own pickle interpreter and tensor views over the zip's records.
+#include "fuzz_tensor.hpp"
+#include "fuzz_util.hpp"
+
+#include "interop/import_torch_save.hpp"
+
+#include <cdrmix/error.hpp>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const std::string path = fuzz::write_input(data, size, "model.pth");
+    try {
+        for (const auto &[name, tensor] : cdrmix::read_torch_save(path)) fuzz::touch(tensor);
+    } catch (const cdrmix::Error &) {
+    }
+    return 0;
+}
