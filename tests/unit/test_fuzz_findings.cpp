@@ -3,15 +3,18 @@
 // The fuzz run replays the same inputs (tests/fuzz/regressions/) under
 // AddressSanitizer and UBSan; these tests keep the behaviour in the ordinary build.
 #include "core/yaml_config.hpp"
+#include "interop/import_torch_save.hpp"
 #include "test_util.hpp"
 #include "train/safetensors.hpp"
 
 #include <cdrmix/jsonl.hpp>
 #include <cdrmix/tokenizer.hpp>
 
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <regex>
 
 using cdrmix::test::error_of;
@@ -89,4 +92,36 @@ TEST(FuzzFindings, SafetensorsEmptyTensorLoads) {
     const auto t = cdrmix::load_safetensors(path);
     EXPECT_EQ(t.at("e").sizes(), (std::vector<int64_t>{0, 5}));
     EXPECT_EQ(t.at("s").item<int64_t>(), 7);
+}
+
+// A .pth whose tensor record has a corrupt zip header: LibTorch's getRecord
+// threw c10::Error, which the pickle reader did not catch.
+TEST(FuzzFindings, TorchSaveCorruptRecordIsOneLineError) {
+    const auto path = (cdrmix::test::scratch_dir("fuzz_pth_record") / "x.pth").string();
+    // {"w": _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 2), 0, (2,), (1,), False, {})}
+    using namespace std::string_literals; // the pickle holds NUL bytes
+    const std::string pickle = "\x80\x02}X\x01\0\0\0wctorch._utils\n_rebuild_tensor_v2\n((X\x07\0\0\0storage"
+                               "ctorch\nFloatStorage\nX\x01\0\0\0"s +
+                               "0X\x03\0\0\0cpuK\x02tQK\0K\x02\x85K\x01\x85\x89}tRs."s;
+    const float w[] = {1.5f, -2.0f};
+    {
+        caffe2::serialize::PyTorchStreamWriter zip(path);
+        zip.writeRecord("data.pkl", pickle.data(), pickle.size());
+        zip.writeRecord("data/0", w, sizeof w);
+        zip.writeEndOfFile();
+    }
+    EXPECT_EQ(cdrmix::read_torch_save(path).at("w")[1].item<float>(), -2.0f);
+    std::string bytes;
+    {
+        std::ifstream in(path, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    // The record's local header: the zip signature before its name.
+    const size_t name = bytes.find("x/data/0");
+    const size_t header = bytes.rfind("PK\x03\x04", name);
+    ASSERT_NE(header, std::string::npos);
+    bytes[header + 3] = '\x05';
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    const std::string msg = error_of([&] { cdrmix::read_torch_save(path); });
+    EXPECT_EQ(msg.rfind(path + ": not a readable torch.save file (record data/0: ", 0), 0u) << msg;
 }
