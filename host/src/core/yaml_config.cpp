@@ -100,7 +100,7 @@ Json to_json(const YAML::Node &node, int64_t &budget, const std::string &path, i
 } // namespace
 
 // [+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?, matched by hand: std::regex's
-// matcher recurses once per character, and a 100 kB number overflowed the stack.
+// matcher recurses once per character, and a 40 kB number overflowed the stack.
 bool parse_decimal(const std::string &text, double &out) {
     size_t i = 0;
     const auto sign = [&] { if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i; };
