@@ -15,6 +15,8 @@ PACKAGES=(
   libsentencepiece-dev
   # tests (python3: the shell tests check JSON and write fixtures with it)
   libgtest-dev libgmock-dev python3
+  # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the ASan/UBSan runtimes
+  clang libclang-rt-14-dev
   # dashboard (GUI) and headless display for its tests
   libimgui-dev libstb-dev libglfw3-dev libgl-dev xvfb xauth libgl1-mesa-dri
   # the default experiment's corpus: the fortune cookie databases (plain English text)

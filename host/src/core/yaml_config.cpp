@@ -8,14 +8,45 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <regex>
 
 namespace cdrmix {
 
 namespace {
 
-Json scalar_to_json(const YAML::Node &node) {
+// True when s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool valid_utf8(const std::string &s) {
+    for (size_t i = 0; i < s.size();) {
+        const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+        const unsigned char c = b(i);
+        size_t n = 1;
+        uint32_t cp = c, min = 0;
+        if (c >= 0x80) {
+            if ((c >> 5) == 0x6) n = 2, cp = c & 0x1f, min = 0x80;
+            else if ((c >> 4) == 0xe) n = 3, cp = c & 0x0f, min = 0x800;
+            else if ((c >> 3) == 0x1e) n = 4, cp = c & 0x07, min = 0x10000;
+            else return false;
+            if (i + n > s.size()) return false;
+            for (size_t k = 1; k < n; ++k) {
+                if ((b(i + k) >> 6) != 0x2) return false;
+                cp = (cp << 6) | (b(i + k) & 0x3f);
+            }
+            if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
+// yaml-cpp passes any bytes through (a Latin-1 file, say); a config's text is
+// JSON afterwards, whose writer throws on anything but UTF-8.
+const std::string &text_of(const YAML::Node &node, const std::string &path) {
     const std::string &s = node.Scalar();
+    if (!valid_utf8(s)) throw Error(path + ":" + std::to_string(node.Mark().line + 1) + ": not valid UTF-8 text");
+    return s;
+}
+
+Json scalar_to_json(const YAML::Node &node, const std::string &path) {
+    const std::string &s = text_of(node, path);
     if (node.Tag() == "!") return s; // quoted: always a string
     if (s == "null" || s == "~" || s.empty()) return nullptr;
     if (s == "true" || s == "True") return true;
@@ -33,23 +64,33 @@ Json scalar_to_json(const YAML::Node &node) {
 // number of values ("billion laughs"): every value made counts against a budget.
 constexpr int64_t kMaxValues = 1000000;
 constexpr std::uintmax_t kMaxFileBytes = 16u << 20;
+// An alias inside its own anchor (`a: &x {b: *x}`) makes a cycle, which the
+// value budget alone would follow until the stack overflows.
+constexpr int kMaxDepth = 100;
 
-Json to_json(const YAML::Node &node, int64_t &budget, const std::string &path) {
+Json to_json(const YAML::Node &node, int64_t &budget, const std::string &path, int depth = 0) {
     if (--budget < 0)
         throw Error(path + ": expands to more than " + std::to_string(kMaxValues) +
                     " values (aliases are counted each time they are used); a config is far smaller");
+    if (depth > kMaxDepth)
+        throw Error(path + ":" + std::to_string(node.Mark().line + 1) + ": nests deeper than " +
+                    std::to_string(kMaxDepth) + " levels (an alias used inside its own anchor?)");
     switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined: return nullptr;
-    case YAML::NodeType::Scalar: return scalar_to_json(node);
+    case YAML::NodeType::Scalar: return scalar_to_json(node, path);
     case YAML::NodeType::Sequence: {
         Json arr = Json::array();
-        for (const auto &item : node) arr.push_back(to_json(item, budget, path));
+        for (const auto &item : node) arr.push_back(to_json(item, budget, path, depth + 1));
         return arr;
     }
     case YAML::NodeType::Map: {
         Json obj = Json::object();
-        for (const auto &kv : node) obj[kv.first.as<std::string>()] = to_json(kv.second, budget, path);
+        for (const auto &kv : node) {
+            if (!kv.first.IsScalar())
+                throw Error(path + ":" + std::to_string(kv.first.Mark().line + 1) + ": a key must be a plain value");
+            obj[text_of(kv.first, path)] = to_json(kv.second, budget, path, depth + 1);
+        }
         return obj;
     }
     }
@@ -58,9 +99,26 @@ Json to_json(const YAML::Node &node, int64_t &budget, const std::string &path) {
 
 } // namespace
 
+// [+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?, matched by hand: std::regex's
+// matcher recurses once per character, and a 40 kB number overflowed the stack.
 bool parse_decimal(const std::string &text, double &out) {
-    static const std::regex decimal(R"([+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)");
-    if (!std::regex_match(text, decimal)) return false;
+    size_t i = 0;
+    const auto sign = [&] { if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i; };
+    const auto digits = [&] {
+        const size_t from = i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+        return i - from;
+    };
+    sign();
+    size_t mantissa = digits();
+    if (i < text.size() && text[i] == '.') ++i, mantissa += digits();
+    if (mantissa == 0) return false;
+    if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+        ++i;
+        sign();
+        if (digits() == 0) return false;
+    }
+    if (i != text.size()) return false;
     out = std::strtod(text.c_str(), nullptr);
     return true;
 }

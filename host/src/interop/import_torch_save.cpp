@@ -303,7 +303,14 @@ private:
         }
         const std::string record = "data/" + key;
         if (!zip_.hasRecord(record)) fail("no record " + record);
-        auto [data, bytes] = zip_.getRecord(record);
+        // LibTorch's zip reader throws c10::Error on a record it cannot extract (a corrupt header).
+        std::tuple<at::DataPtr, size_t> got;
+        try {
+            got = zip_.getRecord(record);
+        } catch (const c10::Error &e) {
+            fail("record " + record + ": " + e.msg().substr(0, e.msg().find('\n')));
+        }
+        auto &[data, bytes] = got;
         const uint64_t numel = uint64_t(a[4].number), item = c10::elementSize(dtype);
         if (numel > UINT64_MAX / item || numel * item != bytes)
             fail("record " + record + " holds " + std::to_string(bytes) + " bytes, not " + std::to_string(numel) +

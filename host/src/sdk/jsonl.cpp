@@ -67,8 +67,9 @@ Json parse_record(const std::string &line, const Located &at) {
     Json j;
     try {
         j = Json::parse(line);
-    } catch (const Json::parse_error &e) {
-        // nlohmann's message starts with "[json.exception.parse_error.101] "; the rest says where.
+    } catch (const Json::exception &e) {
+        // A parse_error, or an out_of_range for a number beyond a double (1e999). nlohmann's
+        // message starts with "[json.exception.parse_error.101] "; the rest says where.
         const std::string what = e.what();
         const size_t cut = what.find("] ");
         at.fail("not valid JSON: " + (cut == std::string::npos ? what : what.substr(cut + 2)));

@@ -136,7 +136,8 @@ std::shared_ptr<Tokenizer> char_from_spec(const CorpusVisitor &corpus, const std
 }
 
 std::shared_ptr<Tokenizer> ids_from_json(const Json &j) {
-    if (!j.contains("vocab_size")) malformed(j);
+    // An integer: a float's conversion to int64 is undefined beyond its range.
+    if (!j.contains("vocab_size") || !j.at("vocab_size").is_number_integer()) malformed(j);
     return make_id_tokenizer(j.at("vocab_size").get<int64_t>());
 }
 
@@ -178,7 +179,11 @@ std::shared_ptr<Tokenizer> tokenizer_from_json(const Json &j) {
                                     ? find_tokenizer_kind(j.at("kind").get<std::string>())
                                     : nullptr;
     if (!kind) malformed(j);
-    return kind->from_json(j);
+    try {
+        return kind->from_json(j);
+    } catch (const Json::exception &) { // a value of the wrong type, say "chars": 5
+        malformed(j);
+    }
 }
 
 } // namespace cdrmix

@@ -305,6 +305,8 @@ std::shared_ptr<Tokenizer> make_world_tokenizer(const std::string &vocab_text, c
 std::shared_ptr<Tokenizer> world_from_json(const Json &j) {
     if (!j.contains("vocab") || !j.at("vocab").is_string())
         throw Error("tokenizer: a world tokenizer description needs its 'vocab' text");
+    if (j.contains("vocab_size") && !j.at("vocab_size").is_number_integer())
+        throw Error("tokenizer: a world tokenizer's 'vocab_size' must be an integer");
     return make_world_tokenizer(j.at("vocab").get<std::string>(), "tokenizer.json vocab",
                                 j.value("vocab_size", int64_t(0)));
 }

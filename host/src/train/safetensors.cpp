@@ -128,7 +128,8 @@ std::map<std::string, at::Tensor> load_safetensors(const std::string &path) {
         if (it.key() == "__metadata__") continue;
         const TensorSlot slot = tensor_slot(path, it.key(), it.value(), data_size);
         at::Tensor t = torch::empty(slot.shape, torch::TensorOptions().dtype(slot.dtype));
-        std::memcpy(t.data_ptr(), blob.data() + base + slot.begin, slot.end - slot.begin);
+        // An empty tensor has no storage: memcpy's pointers must not be null even for 0 bytes.
+        if (slot.end > slot.begin) std::memcpy(t.data_ptr(), blob.data() + base + slot.begin, slot.end - slot.begin);
         out.emplace(it.key(), t);
     }
     return out;
