@@ -15,6 +15,8 @@ fi
 
 # LibTorch headers are precompiled per target; these let ccache reuse those compiles too.
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
+# Paths under the checkout are hashed relative to it, so another clone reuses the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 
 # The CUDA kernels compile whenever nvcc is found (they run only with a CUDA
 # LibTorch); CUDA's usual home need not be on PATH.

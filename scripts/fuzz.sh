@@ -6,6 +6,8 @@
 #      before (tests/fuzz/regressions/TARGET), each once;
 #   2. fuzzes it for N seconds, growing a working corpus in build-fuzz/corpus/TARGET
 #      (kept between runs, never in the source tree).
+# Run without TARGETs, it first runs the parsers' unit tests built the same way
+# (build-fuzz/sanitized_parser_tests: tests/unit/test_fuzz_findings.cpp).
 #   scripts/fuzz.sh [TARGET...] [--seconds N]     (default: every target, 60 s each)
 # Exit status: 0 when nothing was found; 1 on any crash, sanitizer report, leak,
 # timeout or uncaught exception (the input is saved in build-fuzz/artifacts/TARGET
@@ -20,11 +22,15 @@ targets=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-[[ ${#targets[@]} -gt 0 ]] || targets=("${ALL_TARGETS[@]}")
+builds=()
+if [[ ${#targets[@]} -eq 0 ]]; then
+  targets=("${ALL_TARGETS[@]}")
+  builds=(sanitized_parser_tests)
+fi
 for t in "${targets[@]}"; do
   [[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || { echo "fuzz: unknown target '$t' (targets: ${ALL_TARGETS[*]})" >&2; exit 2; }
 done
@@ -41,11 +47,13 @@ if ! command -v "$CXX" >/dev/null ||
 fi
 rm -f "$probe"
 
+# As scripts/build.sh: ccache keys relative to the checkout, so another clone reuses them.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 generator=()
 command -v ninja >/dev/null && [[ ! -f build-fuzz/Makefile ]] && generator=(-G Ninja)
 cmake -S tests/fuzz -B build-fuzz "${generator[@]}" -DCMAKE_CXX_COMPILER="$CXX" >/dev/null
 cmake --build build-fuzz -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-  --target "${targets[@]/#/fuzz_}"
+  --target "${targets[@]/#/fuzz_}" "${builds[@]}"
 
 # One thread per harness (LibTorch would start a pool per process); every
 # sanitizer report is fatal and has a stack; a leak inside LibTorch itself is
@@ -59,6 +67,15 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 FUZZ_FLAGS=(-max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 
 failed=()
+if [[ ${#builds[@]} -gt 0 ]]; then
+  if build-fuzz/sanitized_parser_tests >build-fuzz/sanitized_parser_tests.log 2>&1; then
+    echo "fuzz: parser unit tests clean under ASan+UBSan: $(grep -E '^\[  PASSED  \]' build-fuzz/sanitized_parser_tests.log)"
+  else
+    echo "fuzz: the parser unit tests fail under ASan+UBSan (build-fuzz/sanitized_parser_tests.log):" >&2
+    grep -E 'FAILED|ERROR|runtime error|SUMMARY' build-fuzz/sanitized_parser_tests.log | tail -n 8 >&2
+    failed+=(sanitized_parser_tests)
+  fi
+fi
 printf '%-15s %8s %12s %8s %8s %8s %8s\n' target replayed executions exec/s seconds corpus crashes
 for t in "${targets[@]}"; do
   bin=build-fuzz/fuzz_$t

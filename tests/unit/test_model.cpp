@@ -10,6 +10,7 @@
 #include <cdrmix/error.hpp>
 
 #include <filesystem>
+#include <fstream>
 
 using cdrmix::Json;
 using cdrmix::test::max_abs_diff;
@@ -306,4 +307,13 @@ TEST(Sampler, GenerateStreamsText) {
     std::string text = cdrmix::generate(*m, *tok, "abc", o, [&](const std::string &s) { streamed += s; });
     EXPECT_EQ(text, streamed);
     EXPECT_EQ(tok->encode(text).size(), 20u);
+}
+
+// The JSONL reader's fuzz finding (a number beyond a double escaping as nlohmann's out_of_range), in checkpoints.
+TEST(Model, CheckpointJsonWithANumberBeyondADoubleIsOneLineError) {
+    const auto dir = cdrmix::test::scratch_dir("fuzz_checkpoint_json");
+    std::ofstream(dir / "trainer_state.json") << "{\"step\": 1e999}";
+    const std::string msg = cdrmix::test::error_of([&] { cdrmix::read_checkpoint_json(dir.string(), "trainer_state.json"); });
+    EXPECT_EQ(msg.rfind((dir / "trainer_state.json").string() + ": malformed JSON: ", 0), 0u) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }

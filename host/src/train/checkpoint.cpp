@@ -303,7 +303,7 @@ Json read_checkpoint_json(const std::string &checkpoint_dir, const std::string &
     if (!in) throw Error(path + ": missing");
     try {
         return Json::parse(in);
-    } catch (const Json::parse_error &e) {
+    } catch (const Json::exception &e) { // a parse_error, or out_of_range for a number beyond a double (1e999)
         throw Error(path + ": malformed JSON: " + e.what());
     }
 }
