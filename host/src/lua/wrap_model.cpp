@@ -5,6 +5,8 @@
 //   model:generate(data, "ROMEO:", {max_tokens = 100, temperature = 0.8, top_k = 40, top_p = 0.9,
 //                  seed = 1, stop = {"\n\n"}, on_text = function(piece) io.write(piece) end})
 //                                                  -- on_text gets each piece as it forms; return false to stop
+//   model:save("ckpt", data)                       -- weights, spec, tokenizer: eval/generate/cdrmix.load read it
+//   local model, tokenizer = cdrmix.load("ckpt")   -- any checkpoint folder
 //   local ev = model:evaluate(data, {split = "val", batch_size = 8, seq_len = 128, batches = 16})
 //                                                  -- {loss =, perplexity =, tokens =, batches =}
 #include "lua/wrap_model.hpp"
@@ -142,6 +144,31 @@ int l_load(lua_State *L) {
     return 0;
 }
 
+// model:save(dir, data_or_tokenizer): a checkpoint folder of the weights, the
+// spec and the tokenizer (no training state), which `cdrmix eval`/`generate`,
+// cdrmix.load and a trainer's resume (weights only) accept. dir must not exist
+// or be empty; the folder appears whole or not at all. Returns its absolute path.
+int l_save(lua_State *L) {
+    Model &model = *check_model(L, 1);
+    const std::string dir = luaL_checkstring(L, 2);
+    const std::shared_ptr<Tokenizer> tokenizer = check_tokenizer(L, 3);
+    const std::string path = save_derived_checkpoint(
+        dir, model, *tokenizer, Json{{"source", "Model:save"}, {"script", Runtime::from(L).options().script}});
+    lua_pushstring(L, path.c_str());
+    return 1;
+}
+
+// cdrmix.load(dir) -> model, tokenizer: any checkpoint folder (a run's, an
+// import's, a Model:save's), on the run's device.
+int l_load_checkpoint(lua_State *L) {
+    Runtime &rt = Runtime::from(L);
+    LoadedCheckpoint c = load_checkpoint(luaL_checkstring(L, 1), Registry::global());
+    if (rt.options().device != c.model->device()) c.model->to(rt.options().device);
+    push<std::shared_ptr<Model>>(L, c.model, kModel);
+    push<std::shared_ptr<Tokenizer>>(L, c.tokenizer, kTokenizer);
+    return 2;
+}
+
 // Options table at idx: max_tokens, temperature, top_k, top_p, seed, stop (string or list).
 SampleOptions sample_options(lua_State *L, int idx) {
     SampleOptions o;
@@ -225,12 +252,13 @@ void open_model(lua_State *L) {
                                        {"eval", safe<l_eval_mode>},
                                        {"spec", safe<l_spec>},
                                        {"load", safe<l_load>},
+                                       {"save", safe<l_save>},
                                        {"generate", safe<l_generate>},
                                        {"evaluate", safe<l_evaluate>},
                                        {nullptr, nullptr}};
     static const luaL_Reg meta[] = {{"__tostring", safe<l_model_tostring>}, {nullptr, nullptr}};
     define_class<std::shared_ptr<Model>>(L, kModel, methods, meta);
-    static const luaL_Reg functions[] = {{"model", safe<l_model>}, {nullptr, nullptr}};
+    static const luaL_Reg functions[] = {{"model", safe<l_model>}, {"load", safe<l_load_checkpoint>}, {nullptr, nullptr}};
     luaL_register(L, nullptr, functions);
 }
 
