@@ -1,6 +1,7 @@
 #include "core/yaml_config.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/utf8.hpp>
 
 #include <yaml-cpp/yaml.h>
 
@@ -13,35 +14,12 @@ namespace cdrmix {
 
 namespace {
 
-// True when s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool valid_utf8(const std::string &s) {
-    for (size_t i = 0; i < s.size();) {
-        const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-        const unsigned char c = b(i);
-        size_t n = 1;
-        uint32_t cp = c, min = 0;
-        if (c >= 0x80) {
-            if ((c >> 5) == 0x6) n = 2, cp = c & 0x1f, min = 0x80;
-            else if ((c >> 4) == 0xe) n = 3, cp = c & 0x0f, min = 0x800;
-            else if ((c >> 3) == 0x1e) n = 4, cp = c & 0x07, min = 0x10000;
-            else return false;
-            if (i + n > s.size()) return false;
-            for (size_t k = 1; k < n; ++k) {
-                if ((b(i + k) >> 6) != 0x2) return false;
-                cp = (cp << 6) | (b(i + k) & 0x3f);
-            }
-            if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        }
-        i += n;
-    }
-    return true;
-}
-
 // yaml-cpp passes any bytes through (a Latin-1 file, say); a config's text is
 // JSON afterwards, whose writer throws on anything but UTF-8.
 const std::string &text_of(const YAML::Node &node, const std::string &path) {
     const std::string &s = node.Scalar();
-    if (!valid_utf8(s)) throw Error(path + ":" + std::to_string(node.Mark().line + 1) + ": not valid UTF-8 text");
+    if (first_invalid_utf8(s) != std::string_view::npos)
+        throw Error(path + ":" + std::to_string(node.Mark().line + 1) + ": not valid UTF-8 text");
     return s;
 }
 

@@ -7,6 +7,7 @@
 #include "tokenizer_kinds.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/utf8.hpp>
 
 #include <cstdint>
 #include <cstdio>
@@ -36,32 +37,6 @@ void append_utf8(std::string &out, uint32_t cp) {
         out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
         out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
     }
-}
-
-// Length of the well-formed UTF-8 sequence at s[i] (no overlongs, no
-// surrogates, at most U+10FFFF), or 0 when it is not one.
-size_t valid_utf8_at(const std::string &s, size_t i) {
-    const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = b(i);
-    if (c < 0x80) return 1;
-    size_t n = 0;
-    uint32_t cp = 0, min = 0;
-    if ((c >> 5) == 0x6) {
-        n = 2, cp = c & 0x1f, min = 0x80;
-    } else if ((c >> 4) == 0xe) {
-        n = 3, cp = c & 0x0f, min = 0x800;
-    } else if ((c >> 3) == 0x1e) {
-        n = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) return 0;
-    for (size_t k = 1; k < n; ++k) {
-        if ((b(i + k) >> 6) != 0x2) return 0;
-        cp = (cp << 6) | (b(i + k) & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return n;
 }
 
 int hex_value(char c) {
@@ -250,7 +225,7 @@ private:
 
     static std::pair<int64_t, std::string> parse_line(const std::string &line, const std::string &at) {
         for (size_t i = 0; i < line.size();) {
-            const size_t n = valid_utf8_at(line, i);
+            const size_t n = utf8_sequence_at(line, i);
             if (n == 0) throw Error(at + ": not valid UTF-8 text");
             i += n;
         }

@@ -4,6 +4,7 @@
 // validation split. Order, sharding and position: cdrmix/window_source.hpp.
 #include <cdrmix/data_paths.hpp>
 #include <cdrmix/sdk.hpp>
+#include <cdrmix/utf8.hpp>
 #include <cdrmix/window_source.hpp>
 
 #include <algorithm>
@@ -21,41 +22,11 @@ std::string read_all(const std::string &path, const std::string &where) {
     return ss.str();
 }
 
-// The offset of the first byte that is not well-formed UTF-8 (the Unicode
-// standard's table 3-7: no overlong forms, no surrogates, nothing above
-// U+10FFFF, no truncated sequence), or npos.
-size_t invalid_utf8_at(const std::string &s) {
-    for (size_t i = 0; i < s.size();) {
-        const auto lead = static_cast<unsigned char>(s[i]);
-        if (lead < 0x80) {
-            ++i;
-            continue;
-        }
-        size_t more = 0;
-        unsigned char lo = 0x80, hi = 0xbf; // the range of the second byte
-        if (lead >= 0xc2 && lead <= 0xdf) more = 1;
-        else if (lead == 0xe0) more = 2, lo = 0xa0;
-        else if (lead == 0xed) more = 2, hi = 0x9f;
-        else if (lead >= 0xe1 && lead <= 0xef) more = 2;
-        else if (lead == 0xf0) more = 3, lo = 0x90;
-        else if (lead == 0xf4) more = 3, hi = 0x8f;
-        else if (lead >= 0xf1 && lead <= 0xf3) more = 3;
-        else return i;
-        if (more >= s.size() - i) return i;
-        for (size_t k = 1; k <= more; ++k) {
-            const auto b = static_cast<unsigned char>(s[i + k]);
-            if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return i;
-        }
-        i += more + 1;
-    }
-    return std::string::npos;
-}
-
 // The char tokenizer's characters are UTF-8 sequences; another encoding would
 // give it stray bytes for characters, without a word.
 void require_utf8(const std::string &text, const std::string &path, const std::string &where) {
-    const size_t at = invalid_utf8_at(text);
-    if (at == std::string::npos) return;
+    const size_t at = cdrmix::first_invalid_utf8(text);
+    if (at == std::string_view::npos) return;
     char byte[8];
     std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[at]));
     const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
