@@ -6,11 +6,14 @@
 --
 -- switch is a top-1 router (the model runs it with top_k = 1, half the active
 -- expert compute of the others); expert_choice balances by construction, aux_free
--- with a bias instead of a loss, hash and sinkhorn without a learned balance loss.
+-- with a bias instead of a loss, hash and sinkhorn without a learned balance loss;
+-- lua is modules/topk_router.lua, a page of Lua that decides as topk does given
+-- the same gate (tests/unit/test_lua_modules.cpp); its gate is drawn
+-- differently, so its curve is its own; its tokens/s show what Lua costs.
 local cfg = cdrmix.config {
   data = { type = "text", path = "data/fortunes.txt", tokenizer = "char", val_fraction = 0.05 },
   model = cdrmix.yaml("cdrmix-tiny"),
-  routers = "topk,switch,expert_choice,aux_free,hash,sinkhorn",
+  routers = "topk,switch,expert_choice,aux_free,hash,sinkhorn,lua",
   train = { steps = 300, batch_size = 16, seq_len = 64, lr = 3e-3, min_lr = 3e-4, warmup_steps = 30,
             eval_every = 100, eval_batches = 8, log_every = 20, seed = 1 },
 }
@@ -23,6 +26,8 @@ local router_configs = {
   aux_free = { router = { type = "aux_free" } },
   hash = { router = { type = "hash" } },
   sinkhorn = { router = { type = "sinkhorn" } },
+  -- relative to this script's folder
+  lua = { router = { type = "lua", file = "modules/topk_router.lua", options = { load_balance_alpha = 0.01, z_loss = 0.001 } } },
 }
 
 local data = cdrmix.data(cfg.data)

@@ -1,6 +1,7 @@
 // Test entry point: loads the in-tree plugins (build/plugins) into the global
 // registry once, as the host does, then runs every suite.
 #include "core/plugin_loader.hpp"
+#include "lua/lua_modules.hpp"
 
 #include <gtest/gtest.h>
 
@@ -28,6 +29,7 @@ void print_stack_and_die(int sig) {
 int main(int argc, char **argv) {
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, print_stack_and_die);
     // Before InitGoogleTest: the contract suites are instantiated over what is registered.
+    cdrmix::lua::register_lua_modules(cdrmix::Registry::global());
     cdrmix::PluginLoader loader(cdrmix::Registry::global());
     loader.load_all(cdrmix::PluginLoader::search_path({}));
     for (const auto &p : loader.problems()) std::fprintf(stderr, "plugin problem: %s\n", p.message.c_str());

@@ -3,7 +3,8 @@
 # Trains a tiny model for a few steps, then checks `cdrmix eval` (loss and
 # perplexity, the run's data config by default, key=value data settings,
 # `auto`) and `cdrmix generate` (reproducible with --seed, prompt echoed,
-# --max-tokens respected) on its checkpoint, and their errors.
+# --max-tokens respected) on its checkpoint, and their errors; then
+# `cdrmix inspect` (each token's experts, the experts' tokens over a sample).
 set -u
 cdrmix=$1 runs=$2 corpus=$3
 rm -rf "$runs"
@@ -41,4 +42,28 @@ gen --temperature 0 --top-p 0.5 >/dev/null || fail "greedy generation failed"
 err=$("$cdrmix" generate "$run" --prompt "$(printf '\x01')" 2>&1 >/dev/null) &&
   fail "a prompt outside the vocabulary was accepted"
 echo "$err" | head -n 1 | grep -q "cannot be encoded by the checkpoint's tokenizer" || fail "unclear error: $err"
-echo "eval_generate: ok"
+# inspect: each token's experts per MoE layer (cdrmix-tiny: layer 1 of 2, 4 experts, top-2), and the
+# experts' tokens over the val split: every token fills top_k slots.
+out=$("$cdrmix" --threads 1 inspect "$run" --text "The cat." --json --specialisation --batches 2) ||
+  fail "inspect failed"
+python3 - "$out" <<'PY' || fail "inspect result"
+import json, sys
+r = json.loads(sys.argv[1])
+routing = r["routing"]
+assert routing["moe_layers"] == [1] and routing["num_experts"] == 4, routing["moe_layers"]
+assert "".join(t["text"] for t in routing["tokens"]) == "The cat.", routing["tokens"]
+for t in routing["tokens"]:
+    (choices,) = t["layers"]
+    assert len(choices) == 2 and len({c["expert"] for c in choices}) == 2, t
+    assert all(0 <= c["expert"] < 4 and 0 < c["prob"] <= 1 for c in choices), t
+    assert choices[0]["prob"] >= choices[1]["prob"], t  # top-k order
+in_text = r["experts_in_text"][0]["experts"]
+assert sum(x["count"] for e in in_text for x in e["tokens"]) == 2 * len("The cat."), in_text
+spec = r["specialisation"]
+(layer,) = spec["layers"]
+assert sum(e["tokens"] for e in layer["experts"]) == 2 * spec["tokens"], spec  # 2 batches x 4 x 32, top-2
+assert all(sum(e["classes"].values()) == e["tokens"] for e in layer["experts"]), layer
+PY
+"$cdrmix" --threads 1 inspect "$run" --text "The cat." | grep -E "^'T' +e[0-3] 0\.[0-9]{2}, e[0-3] 0\.[0-9]{2}" ||
+  fail "inspect's table"
+echo "eval_generate: ok (eval, generate, inspect)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # save_load.sh CDRMIX WORK_DIR CORPUS: a hand-written loop's model:save folder
-# (tests/lua/save_load.lua, which also checks cdrmix.load) is a checkpoint the
+# (tests/lua/save_load.lua: a model with a Lua router, also checked through cdrmix.load
+# and a weights-only resume of the stock trainer) is a checkpoint the
 # command line accepts: `cdrmix eval` reports a finite loss on it and
 # `cdrmix generate` samples from it with its tokenizer.
 set -u

@@ -55,7 +55,9 @@ with tempfile.TemporaryDirectory() as tmp:
             f.write(st)
         subprocess.run([sys.executable, TORCH_SAVE, src, dst], check=True)
         with open(dst, "rb") as f:
-            write("torch_save", name, f.read())
+            archive = f.read()
+        write("torch_save", name, archive)
+        write("zip_bounds", name, archive)  # the directory check that runs before LibTorch's reader
 
 write("yaml_config", "model", "model:\n  vocab_size: 256\n  hidden_size: 32\n  mixer: {type: rwkv7_time_mix, head_size: 16}\n"
       "  layers: [1, 2.5, -3e2, true, null, ~, 'quoted', \"esc\\u00e9\"]\n")
@@ -80,3 +82,23 @@ write("bin_data", "u16", b"\x02" + struct.pack("<6H", 0, 1, 2, 255, 7, 3))
 write("bin_data", "u32", b"\x01" + struct.pack("<4I", 0, 70000, 2, 1))
 write("bin_data", "u16_outside_vocab", b"\x02" + struct.pack("<3H", 1, 300, 2))
 write("bin_data", "odd_size", b"\x00" + b"\x01\x02\x03")
+
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+# checkpoint_json: byte 0 even: a manifest.json; odd: a trainer_state.json. The
+# harness's folder holds model.safetensors ("weights") and tokenizer.json ("{}").
+write("checkpoint_json", "manifest_ok", "\x00" + json.dumps({"format": "cdrmix checkpoint manifest 1", "files": {
+    "model.safetensors": {"bytes": 7, "crc32c": "%08x" % crc32c(b"weights")},
+    "tokenizer.json": {"bytes": 2, "crc32c": "%08x" % crc32c(b"{}")}}}))
+write("checkpoint_json", "manifest_bad_entry", "\x00" + json.dumps({"files": {"../x": {"bytes": -1}}}))
+write("checkpoint_json", "state", "\x01" + json.dumps({"step": 3, "data_position": {"train": 10}, "rng_state": "00ff" * 8}))
+write("checkpoint_json", "state_odd_hex", "\x01" + json.dumps({"step": 1, "rng_state": "abc"}))

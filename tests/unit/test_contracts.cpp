@@ -2,7 +2,8 @@
 // plugin is tested by being registered: shapes, determinism under a seed,
 // streaming equal to parallel (float64), finite-difference gradients, and for
 // routers well-formed decisions and statistics. Each plugin runs with its
-// defaults ({type: name}); plugin-specific properties live in their own suites.
+// defaults ({type: name}; the `lua` ones with the experiments' modules);
+// plugin-specific properties live in their own suites.
 #include "test_util.hpp"
 
 using cdrmix::BlockContext;
@@ -23,9 +24,18 @@ std::vector<std::string> registered(PluginKind kind) {
 
 constexpr int64_t kWidth = 64;
 
+// What each plugin is built from: {type: name}, except the `lua` block and
+// router, which need a module file (the experiments' retention block and top-k router).
+Json contract_config(PluginKind kind, const std::string &name) {
+    if (name != "lua") return Json{{"type", name}};
+    const std::string modules = std::string(CDRMIX_SOURCE_DIR) + "/experiments/modules/";
+    return Json{{"type", name},
+                {"file", modules + (kind == PluginKind::Block ? "retention_block.lua" : "topk_router.lua")}};
+}
+
 std::shared_ptr<cdrmix::Block> build_block(const std::string &name, torch::ScalarType dtype, uint64_t seed) {
     torch::manual_seed(seed);
-    auto b = cdrmix::test::make_block(Json{{"type", name}}, BlockContext{kWidth, 1, 3});
+    auto b = cdrmix::test::make_block(contract_config(PluginKind::Block, name), BlockContext{kWidth, 1, 3});
     b->to(dtype);
     cdrmix::test::perturb(*b, 0.05, seed + 1);
     return b;
@@ -117,7 +127,7 @@ std::shared_ptr<cdrmix::Router> build_router(const std::string &name, uint64_t s
     torch::manual_seed(seed);
     const auto &registry = cdrmix::Registry::global();
     const int64_t k = registry.info(PluginKind::Router, name, "contract").default_top_k;
-    return registry.create_router(cdrmix::Config(Json{{"type", name}}, "contract", ""),
+    return registry.create_router(cdrmix::Config(contract_config(PluginKind::Router, name), "contract", ""),
                                   cdrmix::RouterContext{16, kExperts, k, 0});
 }
 

@@ -3,6 +3,7 @@
 // The fuzz run replays the same inputs (tests/fuzz/regressions/) under
 // AddressSanitizer and UBSan; these tests keep the behaviour in the ordinary build.
 #include "core/yaml_config.hpp"
+#include "core/zip_bounds.hpp"
 #include "interop/import_torch_save.hpp"
 #include "test_util.hpp"
 #include "train/safetensors.hpp"
@@ -123,5 +124,36 @@ TEST(FuzzFindings, TorchSaveCorruptRecordIsOneLineError) {
     bytes[header + 3] = '\x05';
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
     const std::string msg = error_of([&] { cdrmix::read_torch_save(path); });
-    EXPECT_EQ(msg.rfind(path + ": not a readable torch.save file (record data/0: ", 0), 0u) << msg;
+    EXPECT_EQ(msg, path + ": not a readable torch.save/LibTorch archive: record 'x/data/0' points at no local header");
+}
+
+// LibTorch's zip reader allocates what a record's directory entry claims: an
+// archive of a few hundred bytes claiming 2 GiB made it ask for 2 GiB. The
+// central directory is now checked first (core/zip_bounds.hpp).
+TEST(FuzzFindings, ZipRecordClaimingMoreThanTheFileIsOneLineError) {
+    const auto path = (cdrmix::test::scratch_dir("fuzz_zip_claim") / "x.pt").string();
+    const float w[] = {1.5f, -2.0f};
+    {
+        caffe2::serialize::PyTorchStreamWriter zip(path);
+        zip.writeRecord("data/0", w, sizeof w);
+        zip.writeEndOfFile();
+    }
+    EXPECT_GE(cdrmix::check_zip_bounds(path), 1);
+    std::string bytes;
+    {
+        std::ifstream in(path, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    // The record's central directory entry: its signature before its name; sizes at 20 and 24.
+    const size_t entry = bytes.rfind("PK\x01\x02", bytes.rfind("x/data/0"));
+    ASSERT_NE(entry, std::string::npos);
+    for (size_t at : {entry + 20, entry + 24}) bytes.replace(at, 4, "\xff\xff\xff\x7f");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    const std::string msg = error_of([&] { cdrmix::check_zip_bounds(path); });
+    EXPECT_NE(msg.find(path + ": not a readable torch.save/LibTorch archive: record 'x/data/0' claims 2147483647 bytes at "
+                              "offset "),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find(", beyond the file's " + std::to_string(bytes.size()) + " bytes"), std::string::npos) << msg;
+    EXPECT_EQ(error_of([&] { cdrmix::read_torch_save(path); }), msg);
 }

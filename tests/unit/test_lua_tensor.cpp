@@ -144,6 +144,9 @@ TEST_F(LuaTensor, NumbersPromoteLikeScalars) {
     expect_same(one("return x * 2"), x * 2, "float32 * 2 stays float32");
     expect_same(one("return 1 - x"), 1 - x, "a number on the left");
     expect_same(one("return cdrmix.where(ids:gt(1), ids, 0.5)"), torch::where(ids.gt(1), ids, 0.5), "where");
+    expect_same(one("return (ids - 2) % 3"), (ids - 2).remainder(3), "% takes the sign of the divisor, as Lua's");
+    expect_same(one("return x % 0.5"), x.remainder(0.5), "% of floats");
+    expect_same(one("return (x * 3):floor()"), (x * 3).floor(), "floor");
 }
 
 TEST_F(LuaTensor, MasksComparisonsAndJoinsMatchLibTorch) {

@@ -29,6 +29,7 @@ const std::vector<RowGroup> &row_groups() {
         {"data", bench::data_rows},
         {"gui", bench::gui_row},
         {"dist", bench::dist_rows},
+        {"lua", bench::lua_router_row},
         {"blocks", bench::block_rows},
     };
     return groups;

@@ -78,7 +78,10 @@ void block_rows(Run &run) {
         if (f.kind != PluginKind::Block) continue;
         std::shared_ptr<Block> block;
         try {
-            block = run.registry.create_block(Config(Json{{"type", f.name}}, "bench", ""), BlockContext{C, 1, 2});
+            // The `lua` block needs a module: the experiments' retention block.
+            Json cfg{{"type", f.name}};
+            if (f.name == "lua") cfg["file"] = source_file("experiments/modules/retention_block.lua").string();
+            block = run.registry.create_block(Config(cfg, "bench", ""), BlockContext{C, 1, 2});
         } catch (const std::exception &e) {
             print_row("  block " + f.name, "cannot build with defaults", "-", "-");
             continue;

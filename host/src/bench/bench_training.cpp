@@ -22,9 +22,14 @@
 
 namespace cdrmix::bench {
 
-namespace {
-
 namespace fs = std::filesystem;
+
+fs::path source_file(const std::string &relative) {
+    const char *env = std::getenv("CDRMIX_SOURCE_DIR");
+    return fs::path(env && *env ? env : CDRMIX_SOURCE_DIR) / relative;
+}
+
+namespace {
 
 // Uniformly random token ids (a fixed seed), enough that the train split never
 // repeats a window within a benchmark.
@@ -51,11 +56,6 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-// A file of the source tree: $CDRMIX_SOURCE_DIR, else the tree this binary was built from.
-fs::path source_file(const std::string &relative) {
-    const char *env = std::getenv("CDRMIX_SOURCE_DIR");
-    return fs::path(env && *env ? env : CDRMIX_SOURCE_DIR) / relative;
-}
 
 // Runs a shell command; returns its exit status and everything it printed.
 std::pair<int, std::string> run_command(const std::string &command) {
@@ -301,6 +301,65 @@ void mfu_row(Run &run) {
     const double gflops = f.flops_per_token * f.tokens_per_s / 1e9;
     print_row(name, format("%.1f GFLOP/s", gflops) + format(" (%.0f tok/s)", f.tokens_per_s),
               format("GEMM %.1f GFLOP/s", run.gemm_gflops), format("%.1f%% of peak", 100.0 * gflops / run.gemm_gflops));
+}
+
+// Row 10: the Lua top-k router (experiments/modules/topk_router.lua, the same
+// decisions and losses as the C++ topk router) in the quickstart's model and
+// shape, against the C++ router; then route() alone, forward and backward, to
+// show where the difference goes.
+void lua_router_row(Run &run) {
+    const fs::path module = source_file("experiments/modules/topk_router.lua");
+    const fs::path preset = source_file("configs/models/cdrmix-small.yaml");
+    TrainingShape shape;
+    shape.batch = run.options.quick ? 4 : 16;
+    shape.seq = run.options.quick ? 64 : 128;
+    shape.warmup_steps = 2;
+    shape.timed_steps = run.options.quick ? 3 : 12;
+    const std::string name = "10 Lua top-k router, cdrmix-small B" + std::to_string(shape.batch) + " T" +
+                             std::to_string(shape.seq) + " training";
+    if (!fs::is_regular_file(module) || !fs::is_regular_file(preset)) {
+        print_row(name, "skipped", "-", "no " + module.string() + " (set CDRMIX_SOURCE_DIR to the source tree)");
+        return;
+    }
+    Json cpp = load_yaml_file(preset.string());
+    cpp["seq_length"] = shape.seq;
+    Json lua = cpp;
+    lua["router"] = {{"type", "lua"}, {"file", module.string()}};
+    // Alternating rounds, best of each: a neighbour's burst hurts whichever side it lands on.
+    TrainingFigure best_cpp, best_lua;
+    for (int round = 0; round < (run.options.quick ? 1 : 2); ++round)
+        for (int side = 0; side < 2; ++side) {
+            const bool is_lua = (side + round) % 2 == 1;
+            const TrainingFigure f = measure_training(run.registry, is_lua ? lua : cpp, shape);
+            TrainingFigure &best = is_lua ? best_lua : best_cpp;
+            if (f.tokens_per_s > best.tokens_per_s) best = f;
+        }
+    const double cost = 1.0 - best_lua.tokens_per_s / best_cpp.tokens_per_s;
+    print_row(name, format("lua %.0f tok/s", best_lua.tokens_per_s), format("C++ topk %.0f tok/s", best_cpp.tokens_per_s),
+              format("%.3fx", best_lua.tokens_per_s / best_cpp.tokens_per_s) + format(" (%.1f%% of a step)", 100.0 * cost));
+
+    // One route() of a step's tokens, forward and backward, for each router.
+    const int64_t C = cpp.value("hidden_size", int64_t(128)), E = cpp.value("num_experts", int64_t(4));
+    const int64_t k = cpp.value("top_k", int64_t(2)), N = shape.batch * shape.seq;
+    auto route_seconds = [&](const Json &router) {
+        torch::manual_seed(1);
+        auto r = run.registry.create_router(Config(router, "bench", ""), RouterContext{C, E, k, 1});
+        r->train();
+        const torch::Tensor x = torch::randn({N, C}, torch::requires_grad());
+        return median_seconds(
+            [&] {
+                auto out = r->route(x, {});
+                torch::Tensor total = out.weights.sum();
+                for (const auto &l : out.losses) total = total + l.value;
+                total.backward();
+            },
+            run.repeats * 4);
+    };
+    const double t_cpp = route_seconds(cpp["router"]), t_lua = route_seconds(lua["router"]);
+    print_row("   route() fwd+bwd N" + std::to_string(N) + " C" + std::to_string(C) + " E" + std::to_string(E) +
+                  " k" + std::to_string(k),
+              format("lua %.3f ms", t_lua * 1e3), format("C++ topk %.3f ms", t_cpp * 1e3),
+              format("+%.3f ms per MoE layer call", (t_lua - t_cpp) * 1e3));
 }
 
 } // namespace cdrmix::bench

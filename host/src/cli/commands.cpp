@@ -4,6 +4,7 @@
 #include "cli/export_command.hpp"
 #include "cli/gui_command.hpp"
 #include "cli/import_command.hpp"
+#include "cli/inspect_command.hpp"
 #include "cli/keys_command.hpp"
 #include "cli/launch_command.hpp"
 #include "cli/upcycle_command.hpp"
@@ -11,6 +12,7 @@
 #include "core/plugin_loader.hpp"
 #include "core/presets.hpp"
 #include "core/system_info.hpp"
+#include "lua/lua_modules.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
 #include "core/yaml_config.hpp"
@@ -57,6 +59,7 @@ std::string script_file_problem(const std::string &script) {
 namespace {
 
 PluginLoader load_plugins(const GlobalOptions &g) {
+    lua::register_lua_modules(Registry::global());
     PluginLoader loader(Registry::global());
     loader.load_all(PluginLoader::search_path(g.plugin_paths));
     return loader;
@@ -236,6 +239,7 @@ int cli_main(int argc, char **argv) {
     add_launch_command(app, launch_options); // parsed by try_launch above; here for --help
     DataCommands data_commands(app, g.plugin_paths);
     EvalGenerateCommands eval_generate(app);
+    InspectCommand inspect_command(app);
     ImportCommand import_command(app);
     UpcycleCommand upcycle_command(app);
     ExportOptions export_options;
@@ -269,6 +273,11 @@ int cli_main(int argc, char **argv) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);
             return eval_generate.run();
+        }
+        if (inspect_command.selected()) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return inspect_command.run();
         }
         if (import_command.selected()) {
             PluginLoader loader = load_plugins(g);

@@ -8,6 +8,7 @@
 #include "cli/gui_session.hpp"
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
+#include "lua/lua_modules.hpp"
 
 #include <cdrmix/registry.hpp>
 #endif
@@ -56,6 +57,7 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
             std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
             return 1;
         }
+        lua::register_lua_modules(Registry::global());
         PluginLoader loader(Registry::global());
         loader.load_all(PluginLoader::search_path(plugin_paths));
         for (const auto &p : loader.problems()) std::fprintf(stderr, "cdrmix: warning: %s\n", p.message.c_str());

@@ -1,5 +1,7 @@
 #include "interop/import_torch_save.hpp"
 
+#include "core/zip_bounds.hpp"
+
 #include <cdrmix/error.hpp>
 
 #include <ATen/ATen.h>
@@ -335,6 +337,7 @@ private:
 std::map<std::string, at::Tensor> read_torch_save(const std::string &path) {
     std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
     std::tuple<at::DataPtr, size_t> pickle;
+    check_zip_bounds(path); // before LibTorch's reader, which allocates what the directory claims
     try {
         zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
         pickle = zip->getRecord("data.pkl");

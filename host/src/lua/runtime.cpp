@@ -4,6 +4,8 @@
 #include "dist/process_group.hpp"
 
 #include "lua/lua_util.hpp"
+#include "lua/module_state.hpp"
+#include "lua/text_only.hpp"
 #include "metrics/progress.hpp"
 #include "train/interrupt.hpp"
 
@@ -25,25 +27,6 @@ namespace cdrmix::lua {
 
 namespace {
 const char *kRuntimeKey = "cdrmix.runtime";
-
-// Every way a script loads more code takes text only: load, loadstring,
-// loadfile, dofile and require's Lua searcher. LuaJIT's loader trusts
-// bytecode, and a corrupted bytecode file crashes it.
-void text_chunks_only(lua_State *L) {
-    static const char *prelude = R"(
-local load, loadfile, searchpath = load, loadfile, package.searchpath
-_G.load = function(chunk, name, mode, ...) return load(chunk, name, "t", ...) end
-_G.loadstring = function(s, name) return load(s, name, "t") end
-_G.loadfile = function(path, mode, ...) return loadfile(path, "t", ...) end
-_G.dofile = function(path) return assert(loadfile(path, "t"))() end
-package.loaders[2] = function(name)
-  local path, err = searchpath(name, package.path)
-  if not path then return err end
-  return assert(loadfile(path, "t"))
-end
-)";
-    if (luaL_dostring(L, prelude) != 0) throw Error(std::string("Lua prelude: ") + lua_tostring(L, -1));
-}
 } // namespace
 
 // The runtimes alive in this process: the registry entry a script could
@@ -109,6 +92,7 @@ void Runtime::open_module() {
     open_trainer(L_);
     open_cdrmix(L_);
     open_dist(L_);
+    open_module_functions(L_);
     lua_pushstring(L_, options_.script.c_str());
     lua_setfield(L_, -2, "script");
     // Reachable both as the global `cdrmix` and through require("cdrmix").

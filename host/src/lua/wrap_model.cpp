@@ -2,6 +2,8 @@
 //   local model = cdrmix.model("configs/models/cdrmix-tiny.yaml", {vocab_size = data:vocab_size()})
 //   local logits = model:forward(tokens)          -- [B,T] -> [B,T,V]
 //   local loss, parts = model:loss(batch)         -- [B,T+1] -> scalar (+ {ce=, aux=})
+//   local loss, parts = model:loss(batch, {routing = true}) -- parts.routing: per MoE layer statistics
+//   local logits, state = model:step(tokens, state) -- streaming: [B,T] from state (nil: the start)
 //   model:generate(data, "ROMEO:", {max_tokens = 100, temperature = 0.8, top_k = 40, top_p = 0.9,
 //                  seed = 1, stop = {"\n\n"}, on_text = function(piece) io.write(piece) end})
 //                                                  -- on_text gets each piece as it forms; return false to stop
@@ -21,6 +23,7 @@
 #include "model/sampler.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/trainer.hpp"
 
 #include <cdrmix/error.hpp>
 
@@ -33,6 +36,8 @@ namespace cdrmix::lua {
 std::shared_ptr<Model> &check_model(lua_State *L, int idx) { return check<std::shared_ptr<Model>>(L, idx, kModel); }
 
 namespace {
+
+constexpr const char *kModelState = "cdrmix.ModelState";
 
 // cdrmix.model(SPEC [, EXTRA]): SPEC a table, a YAML file or a preset name;
 // EXTRA's keys are set on top (typically vocab_size from the data).
@@ -77,9 +82,18 @@ int l_forward(lua_State *L) {
     return 1;
 }
 
+// model:loss(batch [, {routing = true}]): the total loss and its parts; with
+// routing, parts.routing is the step records' `moe` list for this batch.
 int l_loss(lua_State *L) {
     auto &m = check_model(L, 1);
-    LossOutput out = m->loss(check_tensor(L, 2).to(torch::kInt64));
+    bool routing = false;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "routing");
+        routing = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    LossOutput out = m->loss(check_tensor(L, 2).to(torch::kInt64), routing);
     push_tensor(L, out.total);
     lua_newtable(L);
     push_tensor(L, out.ce);
@@ -88,6 +102,39 @@ int l_loss(lua_State *L) {
         push_tensor(L, a.value);
         lua_setfield(L, -2, a.name.c_str());
     }
+    if (routing) {
+        push_json(L, router_stats_json(compute_router_stats(out.routing)));
+        lua_setfield(L, -2, "routing");
+    }
+    return 2;
+}
+
+// model:step(tokens [, state]) -> logits, state: the model run on the next
+// tokens [B,T] of a stream, from `state` (nil: the start). Returns a new
+// state; the one passed in is left as it was, so a script can branch from it.
+int l_step(lua_State *L) {
+    auto &m = check_model(L, 1);
+    const torch::Tensor tokens = check_tensor(L, 2).to(torch::kInt64);
+    if (tokens.dim() != 2) throw Error("model:step: tokens are [B, T], got " + std::to_string(tokens.dim()) + "-d");
+    ModelState next;
+    if (!lua_isnoneornil(L, 3)) {
+        const ModelState &prev = check<ModelState>(L, 3, kModelState);
+        auto copy = [](const std::vector<BlockState> &states) {
+            std::vector<BlockState> out;
+            for (const auto &s : states) {
+                BlockState c;
+                for (const auto &t : s) c.push_back(t.defined() ? t.clone() : t);
+                out.push_back(std::move(c));
+            }
+            return out;
+        };
+        next.mixer = copy(prev.mixer);
+        next.ffn = copy(prev.ffn);
+    }
+    ForwardContext ctx;
+    ctx.decoding = true;
+    push_tensor(L, m->forward(tokens, &next, ctx));
+    push<ModelState>(L, std::move(next), kModelState);
     return 2;
 }
 
@@ -227,6 +274,12 @@ int l_evaluate(lua_State *L) {
     return 1;
 }
 
+int l_state_tostring(lua_State *L) {
+    const ModelState &s = check<ModelState>(L, 1, kModelState);
+    lua_pushfstring(L, "cdrmix.ModelState(%d layers)", static_cast<int>(s.mixer.size()));
+    return 1;
+}
+
 int l_model_tostring(lua_State *L) {
     auto &m = check_model(L, 1);
     char buf[160];
@@ -243,6 +296,7 @@ int l_model_tostring(lua_State *L) {
 void open_model(lua_State *L) {
     static const luaL_Reg methods[] = {{"forward", safe<l_forward>},
                                        {"loss", safe<l_loss>},
+                                       {"step", safe<l_step>},
                                        {"num_parameters", safe<l_num_parameters>},
                                        {"parameters", safe<l_parameters<false>>},
                                        {"named_parameters", safe<l_parameters<true>>},
@@ -258,6 +312,8 @@ void open_model(lua_State *L) {
                                        {nullptr, nullptr}};
     static const luaL_Reg meta[] = {{"__tostring", safe<l_model_tostring>}, {nullptr, nullptr}};
     define_class<std::shared_ptr<Model>>(L, kModel, methods, meta);
+    static const luaL_Reg state_meta[] = {{"__tostring", safe<l_state_tostring>}, {nullptr, nullptr}};
+    define_class<ModelState>(L, kModelState, nullptr, state_meta);
     static const luaL_Reg functions[] = {{"model", safe<l_model>}, {"load", safe<l_load_checkpoint>}, {nullptr, nullptr}};
     luaL_register(L, nullptr, functions);
 }

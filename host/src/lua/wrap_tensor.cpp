@@ -192,6 +192,8 @@ int l_sub(lua_State *L) { return binary(L, [](const torch::Tensor &a, const torc
 int l_mul(lua_State *L) { return binary(L, [](const torch::Tensor &a, const torch::Tensor &b) { return a * b; }); }
 int l_div(lua_State *L) { return binary(L, [](const torch::Tensor &a, const torch::Tensor &b) { return a / b; }); }
 int l_pow(lua_State *L) { return binary(L, [](const torch::Tensor &a, const torch::Tensor &b) { return a.pow(b); }); }
+// a % b: the remainder with the sign of b, as Lua's own % (and torch.remainder).
+int l_mod(lua_State *L) { return binary(L, [](const torch::Tensor &a, const torch::Tensor &b) { return a.remainder(b); }); }
 int l_matmul(lua_State *L) { return binary(L, [](const torch::Tensor &a, const torch::Tensor &b) { return a.matmul(b); }); }
 int l_unm(lua_State *L) {
     push_tensor(L, -check_tensor(L, 1));
@@ -287,6 +289,7 @@ template <torch::Tensor (*F)(const torch::Tensor &)> int unary(lua_State *L) {
     return 1;
 }
 torch::Tensor f_exp(const torch::Tensor &t) { return t.exp(); }
+torch::Tensor f_floor(const torch::Tensor &t) { return t.floor(); }
 torch::Tensor f_log(const torch::Tensor &t) { return t.log(); }
 torch::Tensor f_sqrt(const torch::Tensor &t) { return t.sqrt(); }
 torch::Tensor f_abs(const torch::Tensor &t) { return t.abs(); }
@@ -679,7 +682,7 @@ void open_tensor(lua_State *L) {
         {"min", safe<l_extreme<false>>}, {"argmax", safe<l_argmax>}, {"cumsum", safe<l_cumsum>},
         {"norm", safe<unary<f_norm>>},
         // elementwise
-        {"exp", safe<unary<f_exp>>}, {"log", safe<unary<f_log>>}, {"sqrt", safe<unary<f_sqrt>>},
+        {"exp", safe<unary<f_exp>>}, {"floor", safe<unary<f_floor>>}, {"log", safe<unary<f_log>>}, {"sqrt", safe<unary<f_sqrt>>},
         {"rsqrt", safe<unary<f_rsqrt>>}, {"abs", safe<unary<f_abs>>}, {"neg", safe<unary<f_neg>>},
         {"square", safe<unary<f_square>>}, {"tanh", safe<unary<f_tanh>>}, {"sigmoid", safe<unary<f_sigmoid>>},
         {"relu", safe<unary<f_relu>>}, {"softplus", safe<unary<f_softplus>>}, {"silu", safe<unary<f_silu>>},
@@ -704,7 +707,7 @@ void open_tensor(lua_State *L) {
         {"detach", safe<unary<f_detach>>}, {"clone", safe<unary<f_clone>>}, {"backward", safe<l_backward>},
         {"grad", safe<l_grad>}, {"requires_grad", safe<l_requires_grad>}, {nullptr, nullptr}};
     static const luaL_Reg meta[] = {{"__add", safe<l_add>}, {"__sub", safe<l_sub>},   {"__mul", safe<l_mul>},
-                                    {"__div", safe<l_div>}, {"__pow", safe<l_pow>},   {"__unm", safe<l_unm>},
+                                    {"__div", safe<l_div>}, {"__mod", safe<l_mod>}, {"__pow", safe<l_pow>},   {"__unm", safe<l_unm>},
                                     {"__len", safe<l_len>}, {"__tostring", safe<l_tostring>},
                                     {"__newindex", safe<l_newindex>}, {nullptr, nullptr}};
     define_class<at::Tensor>(L, kTensor, methods, meta);

@@ -149,7 +149,9 @@ void set_lr(torch::optim::AdamW &opt, double lr) {
     for (auto &g : opt.param_groups()) static_cast<torch::optim::AdamWOptions &>(g.options()).lr(lr);
 }
 
-Json stats_json(const std::vector<RouterStats> &stats) {
+} // namespace
+
+Json router_stats_json(const std::vector<RouterStats> &stats) {
     namespace f = fields::moe;
     Json arr = Json::array();
     for (const auto &s : stats) {
@@ -166,6 +168,8 @@ Json stats_json(const std::vector<RouterStats> &stats) {
     }
     return arr;
 }
+
+namespace {
 
 // Every step allocates and frees the same activation tensors. glibc's default
 // returns freed memory at the top of the heap to the system and hands tensors
@@ -364,7 +368,7 @@ Json Trainer::step_record(const StepResult &r, double lr) {
         rec[f::comm_s] = r.comm;
         rec[f::ranks] = r.ranks;
     }
-    if (!r.stats.empty()) rec[f::moe] = stats_json(r.stats);
+    if (!r.stats.empty()) rec[f::moe] = router_stats_json(r.stats);
     return rec;
 }
 

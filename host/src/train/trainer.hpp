@@ -80,6 +80,10 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(Model &model, double lr, double 
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<std::pair<std::string, torch::Tensor>> &named,
                                                 double lr, double weight_decay, double beta1, double beta2, double eps);
 
+// Routing statistics as the step records' `moe` list (fields::moe names), also
+// what Model:loss returns to Lua.
+Json router_stats_json(const std::vector<RouterStats> &stats);
+
 // Global L2 norm of the gradients; clips them to max_norm when max_norm > 0
 // (as torch::nn::utils::clip_grad_norm_, in one pass over all gradients).
 double clip_gradients(Model &model, double max_norm);

@@ -1,0 +1,29 @@
+// Arguments the commands that read a checkpoint share (eval, generate, inspect).
+#pragma once
+
+#include "train/checkpoint.hpp"
+
+#include <cdrmix/config.hpp>
+#include <cdrmix/tokenizer.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cdrmix {
+
+// CHECKPOINT as given: a checkpoint, run or checkpoints/ folder, or `auto`
+// (the newest checkpoint under runs_dir).
+std::string checkpoint_dir(const std::string &spec, const std::string &runs_dir);
+
+// The data config for --data arguments: the run's saved one, replaced by a
+// YAML file and/or patched by key=value settings; with where it came from.
+std::pair<Json, std::string> data_config(const LoadedCheckpoint &ckpt, const std::vector<std::string> &specs);
+
+// A training setting the checkpoint saved (batch_size, seq_len), or fallback.
+int64_t saved_train_int(const LoadedCheckpoint &c, const char *key, int64_t fallback);
+
+// "char, 65 tokens"
+std::string describe_tokenizer(const Tokenizer &t);
+
+} // namespace cdrmix
