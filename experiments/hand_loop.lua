@@ -5,7 +5,7 @@
 --   cdrmix run experiments/hand_loop.lua
 --   cdrmix run experiments/hand_loop.lua steps=3 eval_every=2   -- smoke run
 local cfg = cdrmix.config {
-  data = { type = "text", path = "data/fortunes.txt", tokenizer = "char", val_fraction = 0.05 },
+  data = { type = "text", path = "../data/fortunes.txt", tokenizer = "char", val_fraction = 0.05 },
   model = cdrmix.yaml("cdrmix-tiny"),
   steps = 200, micro_batch = 8, accum = 4, seq_len = 64,
   lr = 3e-3, min_lr = 3e-4, warmup_steps = 20, grad_clip = 1.0, weight_decay = 0.1,

@@ -6,7 +6,7 @@
 local cfg = cdrmix.config {
   data = {
     type = "text",
-    path = "data/fortunes.txt",      -- made by scripts/prepare-corpus.sh
+    path = "../data/fortunes.txt",      -- made by scripts/prepare-corpus.sh
     tokenizer = "char",
     val_fraction = 0.05,
   },

@@ -11,7 +11,7 @@
 -- the same gate (tests/unit/test_lua_modules.cpp); its gate is drawn
 -- differently, so its curve is its own; its tokens/s show what Lua costs.
 local cfg = cdrmix.config {
-  data = { type = "text", path = "data/fortunes.txt", tokenizer = "char", val_fraction = 0.05 },
+  data = { type = "text", path = "../data/fortunes.txt", tokenizer = "char", val_fraction = 0.05 },
   model = cdrmix.yaml("cdrmix-tiny"),
   routers = "topk,switch,expert_choice,aux_free,hash,sinkhorn,lua",
   train = { steps = 300, batch_size = 16, seq_len = 64, lr = 3e-3, min_lr = 3e-4, warmup_steps = 30,

@@ -87,12 +87,7 @@ for t in "${targets[@]}"; do
   seeds=(tests/fuzz/corpus/$t)
   [[ -d tests/fuzz/regressions/$t ]] && seeds+=(tests/fuzz/regressions/$t)
 
-  # LibTorch's zip reader (torch_save) allocates the size a record's header claims
-  # before extracting it (docs/reliability.md). Where that allocation fails, it throws
-  # and the host reports one line: make every allocation over 2 GiB fail, as it may on
-  # a real machine, instead of counting it as a finding.
   asan=$ASAN_OPTIONS
-  [[ $t == torch_save ]] && asan+=:allocator_may_return_null=1:max_allocation_size_mb=2048
 
   # 1. Replay: every seed and past finding, once each.
   mapfile -t files < <(find "${seeds[@]}" -type f | sort)

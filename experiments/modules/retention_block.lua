@@ -11,12 +11,9 @@ return function(ctx, options)
   assert(C % H == 0, "retention_block: hidden_size " .. C .. " is not a multiple of heads " .. H)
   local D = C / H
   local std = 1 / math.sqrt(C)
-  local m = {
-    q = cdrmix.parameter({C, C}, {normal = std}),
-    k = cdrmix.parameter({C, C}, {normal = std}),
-    v = cdrmix.parameter({C, C}, {normal = std}),
-    o = cdrmix.parameter({C, C}, {normal = std}),
-  }
+  -- Projections named like torch Linear's (q.weight, ...): matrices named *weight get weight decay.
+  local function linear() return {weight = cdrmix.parameter({C, C}, {normal = std})} end
+  local m = {q = linear(), k = linear(), v = linear(), o = linear()}
   -- RetNet's decays 1 - 2^(-5 - h) for h = 0 .. H-1: a buffer (saved, not trained).
   local decays = {}
   for h = 1, H do decays[h] = math.log(1 - 2 ^ (-4 - h)) end
@@ -27,9 +24,9 @@ return function(ctx, options)
   -- x: [B, T, C]; state: nil (a whole sequence) or {S} carried between calls ({} at the start).
   function m.forward(x, state, fctx)
     local B, T = x:size(1), x:size(2)
-    local q = split_heads(x:matmul(m.q:t()), B, T) * D ^ -0.5
-    local k = split_heads(x:matmul(m.k:t()), B, T)
-    local v = split_heads(x:matmul(m.v:t()), B, T)
+    local q = split_heads(x:matmul(m.q.weight:t()), B, T) * D ^ -0.5
+    local k = split_heads(x:matmul(m.k.weight:t()), B, T)
+    local v = split_heads(x:matmul(m.v.weight:t()), B, T)
     local lg = m.log_decay:to(x:dtype()):view(H, 1, 1)
     local pos = cdrmix.arange(T):to(x:dtype())
     local gap = pos:view(T, 1) - pos:view(1, T)                    -- t - s
@@ -42,7 +39,7 @@ return function(ctx, options)
       local to_end = (lg * (T - 1 - pos):view(T, 1)):exp()          -- g^(T-1-s)
       next_state = {S * (lg * T):exp():view(1, H, 1, 1) + (k * to_end):transpose(3, 4):matmul(v)}
     end
-    return y:transpose(2, 3):reshape(B, T, C):matmul(m.o:t()), next_state
+    return y:transpose(2, 3):reshape(B, T, C):matmul(m.o.weight:t()), next_state
   end
 
   return m

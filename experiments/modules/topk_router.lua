@@ -8,12 +8,14 @@ return function(ctx, options)
   local alpha = options.load_balance_alpha or 0.01
   local z_coef = options.z_loss or 0.001
   -- Every tensor in the returned table is the router's: cdrmix.parameter ones
-  -- are trained, checkpointed and counted by `describe`.
-  local router = {gate = cdrmix.parameter({ctx.num_experts, ctx.hidden_size}, {normal = 0.02})}
+  -- are trained, checkpointed and counted by `describe`. Named gate.weight, as
+  -- the C++ router's: matrices named *weight get weight decay, and checkpoints
+  -- of either router load into the other.
+  local router = {gate = {weight = cdrmix.parameter({ctx.num_experts, ctx.hidden_size}, {normal = 0.02})}}
 
   -- x: [N, C] token features; input: {training, decoding, token_ids}.
   function router.route(x, input)
-    local logits = x:matmul(router.gate:t())
+    local logits = x:matmul(router.gate.weight:t())
     -- Decisions in float32 at least, whatever the activations' dtype.
     if logits:dtype() ~= "float64" then logits = logits:float() end
     local probs = logits:softmax(-1)

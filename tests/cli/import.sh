@@ -88,7 +88,7 @@ one_line_error() {
   echo "refused: $err"
 }
 head -c 3000 "$dir/rwkv.pth" >"$dir/truncated.pth"
-one_line_error "truncated.pth: not a readable torch.save file" "$cdrmix" import rwkv-lm "$dir/truncated.pth" -o "$dir/t"
+one_line_error "truncated.pth: not a readable torch.save/LibTorch archive: no zip end record" "$cdrmix" import rwkv-lm "$dir/truncated.pth" -o "$dir/t"
 [ -e "$dir/t" ] && fail "a failed import left $dir/t"
 one_line_error "import \(command line\): key 'format' must be one of" "$cdrmix" import gguf "$dir/rwkv.pth" -o "$dir/t"
 one_line_error "imported: exists and is not empty" "$cdrmix" import rwkv-lm "$dir/rwkv.pth" -o "$dir/imported"

@@ -19,7 +19,7 @@ local function build()
                         expert = { type = "rwkv_channel_mix", expansion = 2 } }
 end
 local model = build()
-assert(model:named_parameters()["blocks.1.ffn.router.gate"], "the Lua router's gate is a model parameter")
+assert(model:named_parameters()["blocks.1.ffn.router.gate.weight"], "the Lua router's gate is a model parameter")
 local opt = cdrmix.adamw(model, { lr = 5e-3 })
 for _ = 1, cfg.steps do
   opt:zero_grad()

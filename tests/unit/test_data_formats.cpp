@@ -4,6 +4,7 @@
 #include "core/files.hpp"
 #include "test_util.hpp"
 
+#include <cdrmix/data_paths.hpp>
 #include <cdrmix/error.hpp>
 #include <cdrmix/token_sequence.hpp>
 #include <cdrmix/window_source.hpp>
@@ -394,4 +395,29 @@ TEST(SyntheticData, ExamplesFollowTheirTask) {
                   .find("key 'num_pairs' must be between 1 and 26"),
               std::string::npos);
     EXPECT_NE(error_of([&] { source({{"type", "synthetic"}}); }).find("missing required key 'task'"), std::string::npos);
+}
+
+// A relative data path written in a script or YAML file is found beside that
+// file first (experiments run from any folder), then in the working folder; a
+// command-line value is the working folder's, and globs stay as written.
+TEST(DataPaths, RelativePathsFromAFileAreFoundBesideIt) {
+    const fs::path dir = temp_dir("beside"), script = dir / "exp" / "run.lua";
+    write_text(script, "-- a script");
+    write_text(dir / "data" / "corpus.txt", "hello");
+    auto patterns = [&](const Json &value, const std::string &source) {
+        return cdrmix::path_patterns(cdrmix::Config(Json{{"path", value}}, "data", source), "path");
+    };
+    const std::string beside = (dir / "data" / "corpus.txt").lexically_normal().string();
+    EXPECT_EQ(patterns("../data/corpus.txt", script.string()), std::vector<std::string>{beside});
+    EXPECT_EQ(patterns(Json::array({"../data/corpus.txt", "nowhere.txt"}), script.string()),
+              (std::vector<std::string>{beside, "nowhere.txt"}))
+        << "a path not beside the script stays as written (the working folder's)";
+    EXPECT_EQ(patterns("../data/*.txt", script.string()), std::vector<std::string>{"../data/*.txt"});
+    EXPECT_EQ(patterns("../data/corpus.txt", "command line"), std::vector<std::string>{"../data/corpus.txt"});
+    auto sources = std::make_shared<cdrmix::ValueSources>();
+    sources->by_path["/path"] = "command line";
+    EXPECT_EQ(cdrmix::path_patterns(cdrmix::Config(Json{{"path", "../data/corpus.txt"}}, "data", script.string(), sources),
+                                    "path"),
+              std::vector<std::string>{"../data/corpus.txt"})
+        << "an override from the command line is the working folder's";
 }

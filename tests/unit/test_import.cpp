@@ -241,7 +241,7 @@ TEST(Import, BadInputsAreOneLineNamingTheCause) {
     }
     std::ofstream(dir / "truncated.pth", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
     expect(import_error(options("rwkv-lm", dir / "truncated.pth", dir / "out")),
-           "truncated.pth: not a readable torch.save file");
+           "truncated.pth: not a readable torch.save/LibTorch archive: no zip end record");
 
     Tensors rwkv6 = good;
     rwkv6.erase("blocks.0.att.r_k");

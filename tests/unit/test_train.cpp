@@ -10,10 +10,12 @@
 
 #include <cdrmix/error.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/cuda.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 namespace fs = std::filesystem;
 using cdrmix::Json;
@@ -134,6 +136,72 @@ TEST(TrainResume, ContinuesTheUninterruptedLossCurveBitwise) {
     ASSERT_EQ(rest.size(), size_t(steps - stop_at));
     for (int64_t i = 0; i < steps - stop_at; ++i)
         EXPECT_EQ(rest[i], full[stop_at + i]) << "step " << stop_at + i + 1; // bitwise, not within a tolerance
+}
+
+// A router swapped mid-run (in the checkpoint callback at step 3, from topk to
+// sinkhorn) continues exactly as a run resumed from that step's checkpoint and
+// swapped before its first step: the swap keeps every other weight and its
+// AdamW moments, seeds the new router from the train seed and step alone, and
+// leaves the run's random stream and data position as they were.
+TEST(TrainSwapRouter, MidRunSwapEqualsResumeThenSwap) {
+    const fs::path dir = scratch("swap");
+    cdrmix::MetricsBus bus;
+    auto records = std::make_shared<cdrmix::QueueSink>();
+    bus.add_sink(records);
+    const int64_t steps = 6, swap_at = 3;
+    const Json sinkhorn = {{"type", "sinkhorn"}};
+    auto data_a = text_source(dir);
+    const int64_t vocab = data_a->tokenizer()->vocab_size();
+    cdrmix::TrainConfig config = small_config(steps);
+    config.checkpoint_every = swap_at;
+    auto model_a = make_model(vocab, true, 5);
+    cdrmix::Trainer a(model_a, data_a, config, bus, (dir / "ckpt").string());
+    std::vector<double> losses_a;
+    std::map<std::string, Tensor> before;
+    cdrmix::TrainCallbacks cb;
+    cb.on_step = [&](const Json &r) {
+        losses_a.push_back(r["loss"].get<double>());
+        return true;
+    };
+    cb.on_checkpoint = [&](const Json &r) {
+        if (r["step"].get<int64_t>() != swap_at) return true;
+        for (const auto &p : model_a->named_parameters()) before[p.key()] = p.value().detach().clone();
+        const auto rng = at::detail::getDefaultCPUGenerator().get_state();
+        a.swap_router(-1, sinkhorn, cdrmix::Registry::global());
+        EXPECT_TRUE(torch::equal(rng, at::detail::getDefaultCPUGenerator().get_state())) << "the random stream is untouched";
+        return true;
+    };
+    a.run(cb);
+    ASSERT_EQ(losses_a.size(), size_t(steps));
+    std::vector<Json> swaps;
+    for (const auto &r : records->drain())
+        if (r.value("event", "") == "swap") swaps.push_back(r);
+    ASSERT_EQ(swaps.size(), 1u);
+    EXPECT_EQ(swaps[0]["step"], swap_at);
+    EXPECT_EQ(swaps[0]["layers"], Json::array({1}));
+    EXPECT_EQ(swaps[0]["router"], sinkhorn);
+    EXPECT_EQ(model_a->spec().layers[1].ffn.config["router"], sinkhorn);
+
+    // B: resumed from A's step-3 checkpoint (written before the swap), then swapped.
+    torch::manual_seed(777);
+    auto model_b = make_model(vocab, true, 99);
+    cdrmix::Trainer b(model_b, text_source(dir), config, bus, "");
+    b.resume((dir / "ckpt" / "step-000003").string());
+    b.swap_router(1, sinkhorn, cdrmix::Registry::global());
+    for (const auto &p : model_b->named_parameters())
+        if (p.key().find(".router.") == std::string::npos)
+            EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key() << " is kept through the swap";
+    const std::vector<double> losses_b = losses_of(b);
+    ASSERT_EQ(losses_b.size(), size_t(steps - swap_at));
+    for (int64_t i = 0; i < steps - swap_at; ++i)
+        EXPECT_EQ(losses_b[i], losses_a[swap_at + i]) << "step " << swap_at + i + 1; // bitwise
+
+    // A checkpoint after the swap rebuilds the new router: a fresh model from its model.json resumes.
+    const auto loaded = cdrmix::load_checkpoint(a.last_checkpoint(), cdrmix::Registry::global());
+    EXPECT_EQ(loaded.model->spec().layers[1].ffn.config["router"]["type"], "sinkhorn");
+    EXPECT_NE(cdrmix::test::error_of([&] { a.swap_router(0, sinkhorn, cdrmix::Registry::global()); })
+                  .find("swap_router: layer 0 has no router (its feed-forward is 'rwkv_channel_mix', not an MoE layer)"),
+              std::string::npos);
 }
 
 // Four micro-batches of 2 sequences and one batch of 8 give the same update

@@ -39,6 +39,18 @@ TEST(UiRunData, StepEvalAndMoeRecordsBecomeSeries) {
     EXPECT_EQ(recent_utilisation(run.layers[0], 2), (std::vector<double>{1.5, 0.5, 1.0, 1.0}));
 }
 
+// Router swaps (Trainer::swap_router) become marks at their step and time on every plot.
+TEST(UiRunData, SwapRecordsBecomeMarks) {
+    RunData run;
+    ingest(run, step_record(1, 4.0, {10, 10, 10, 10}));
+    ingest(run, {{"event", "swap"}, {"step", 1}, {"time", 1004.5}, {"layers", {1}}, {"router", {{"type", "sinkhorn"}}}});
+    ingest(run, step_record(2, 3.5, {20, 0, 10, 10}));
+    ASSERT_EQ(run.swaps.size(), 1u);
+    EXPECT_EQ(run.swaps.step, std::vector<double>{1});
+    EXPECT_EQ(run.swaps.time, std::vector<double>{3.5});
+    EXPECT_EQ(run.version, 3);
+}
+
 TEST(UiRunData, MemoryRecordsBecomeSeriesOnlyWhenPresent) {
     RunData cpu, gpu;
     Json rec = step_record(1, 4.0, {1, 1});

@@ -68,6 +68,11 @@ void Dashboard::draw() {
                  ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
                      ImGuiWindowFlags_NoBringToFrontOnFocus);
     draw_header();
+    swap_marks_.clear();
+    for (const auto &r : runs_) {
+        const auto &x = x_of(r.data.swaps);
+        swap_marks_.insert(swap_marks_.end(), x.begin(), x.end());
+    }
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const float gap = ImGui::GetStyle().ItemSpacing.x;
     const float left_w = avail.x * 0.44f, col_w = (avail.x - left_w - 2 * gap) / 2;
@@ -165,6 +170,7 @@ void Dashboard::draw_loss(float height) {
     }
     section("Loss (train: EMA-smoothed over faint raw; val: dots)");
     PlotStyle style;
+    style.marks = &swap_marks_;
     style.height = height;
     style.log_y = log_loss_;
     style.x_label = x_label();
@@ -207,6 +213,7 @@ void Dashboard::draw_routing(float h) {
     };
     section("Routing, per MoE layer");
     PlotStyle style;
+    style.marks = &swap_marks_;
     style.height = h;
     style.stats = false;
     style.x_label = x_label();
@@ -270,6 +277,7 @@ void Dashboard::draw_system(float h) {
                              by_time_ ? &s.step : nullptr, runs_[r].colour, false, revision(runs_[r].data)});
         }
         PlotStyle style;
+        style.marks = &swap_marks_;
         style.height = h;
         style.log_y = p.log;
         style.y_format = p.format;
@@ -292,6 +300,7 @@ void Dashboard::draw_ranks(float h) {
     }
     if (lines.empty()) return;
     PlotStyle style;
+    style.marks = &swap_marks_;
     style.height = h;
     style.y_format = "%.0f";
     style.x_label = x_label();
@@ -308,6 +317,7 @@ void Dashboard::draw_logged(float h) {
     if (by_key.empty()) return;
     section("Logged with cdrmix.log");
     PlotStyle style;
+    style.marks = &swap_marks_;
     style.height = h;
     style.x_label = x_label();
     for (const auto &[key, lines] : by_key) line_plot(key.c_str(), lines, style);

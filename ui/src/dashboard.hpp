@@ -88,6 +88,7 @@ private:
     float smoothing_ = 0.6f; // TensorBoard's default
     bool log_loss_ = true, by_time_ = false;
     int load_window_ = 20;
+    std::vector<double> swap_marks_; // every run's router swaps, in the plots' x units (refreshed each frame)
     int moe_run_ = 0;
     char prompt_[512] = "The ";
     SampleRequest sample_;

@@ -238,6 +238,15 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
         if (x + ts.x / 2 < x_label_left - 6) dl->AddText(ImVec2(x - ts.x / 2, p1.y + 2), text, buf);
     }
     dl->AddText(ImVec2(x_label_left, p1.y + 2), text, style.x_label);
+    if (style.marks) {
+        const ImU32 mark = IM_COL32(255, 170, 60, 220);
+        for (double m : *style.marks) {
+            if (m < x_lo || m > x_hi) continue;
+            const float x = to_screen(m, y_lo).x;
+            for (float y = p0.y; y < p1.y; y += 8) dl->AddLine(ImVec2(x, y), ImVec2(x, std::min(y + 4, p1.y)), mark, 1.5f);
+            dl->AddText(ImVec2(x + 3, p0.y + 2), mark, "swap");
+        }
+    }
 
     dl->PushClipRect(p0, p1, true);
     std::vector<ImVec2> screen;

@@ -31,6 +31,8 @@ struct PlotStyle {
     const char *x_label = "step";
     const char *y_format = "%.4g";
     bool stats = true; // last / min / max per line in the legend
+    // Events to mark (router swaps), in the plot's x units: a dashed vertical line each.
+    const std::vector<double> *marks = nullptr;
 };
 
 void line_plot(const char *title, const std::vector<PlotLine> &lines, const PlotStyle &style);

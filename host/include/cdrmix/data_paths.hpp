@@ -28,8 +28,8 @@ Schema val_path_keys(const std::string &what);
 std::vector<std::string> expand_paths(const std::vector<std::string> &patterns, const std::string &what,
                                       const std::string &where);
 
-// The patterns under `key`: one string or a non-empty list of strings (empty
-// when the key is absent); any other value throws naming the key.
+// The patterns under `key` (a string or a non-empty list; empty when absent; else throws naming the key). A relative,
+// non-glob path written in a script or YAML file is taken beside that file when it exists there, else as written.
 std::vector<std::string> path_patterns(const Config &cfg, const std::string &key);
 
 } // namespace cdrmix

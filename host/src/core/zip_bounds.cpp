@@ -14,6 +14,10 @@ namespace {
 constexpr uint32_t kEndOfDirectory = 0x06054b50, kZip64Locator = 0x07064b50, kZip64End = 0x06064b50,
                    kDirectoryEntry = 0x02014b50, kLocalHeader = 0x04034b50;
 constexpr uint64_t kEndSize = 22, kLocatorSize = 20, kZip64EndSize = 56, kEntrySize = 46, kLocalSize = 30;
+constexpr uint64_t kStored = 0, kDeflated = 8;
+// Deflate cannot expand data more than 1032 times (RFC 1951's longest match per
+// 2-bit code), so a deflated record's claim is bounded by the bytes it holds.
+constexpr uint64_t kMaxDeflateRatio = 1032;
 
 // Reads `n` bytes at `offset` of the archive (bounds already checked by the caller).
 using ReadAt = std::function<void(uint64_t offset, unsigned char *out, uint64_t n)>;
@@ -96,15 +100,20 @@ private:
         uint64_t compressed = le(e + 20, 4), uncompressed = le(e + 24, 4), local = le(e + 42, 4);
         read_zip64_extra(e + kEntrySize + name_len, extra_len, record, uncompressed, compressed, local);
         const std::string what = "record '" + record + "'";
-        if (le(e + 10, 2) != 0) fail(what + " is compressed; torch.save and LibTorch store records uncompressed");
-        if (compressed != uncompressed)
+        const uint64_t method = le(e + 10, 2);
+        if (method != kStored && method != kDeflated)
+            fail(what + " uses compression method " + std::to_string(method) + "; archives hold stored or deflated records");
+        if (method == kStored && compressed != uncompressed)
             fail(what + " is stored with " + std::to_string(compressed) + " bytes but claims " +
                  std::to_string(uncompressed));
+        if (method == kDeflated && uncompressed / kMaxDeflateRatio > compressed)
+            fail(what + " claims " + std::to_string(uncompressed) + " bytes from " + std::to_string(compressed) +
+                 " deflated ones, beyond deflate's 1032:1");
         const auto header = bytes(local, kLocalSize, ("the local header of " + what).c_str());
         if (le(header.data(), 4) != kLocalHeader) fail(what + " points at no local header");
         const uint64_t data_at = local + kLocalSize + le(header.data() + 26, 2) + le(header.data() + 28, 2);
-        if (!within(data_at, uncompressed))
-            fail(what + " claims " + std::to_string(uncompressed) + " bytes at offset " + std::to_string(data_at) +
+        if (!within(data_at, compressed))
+            fail(what + " claims " + std::to_string(compressed) + " bytes at offset " + std::to_string(data_at) +
                  ", beyond the file's " + std::to_string(size_) + " bytes");
         return at + kEntrySize + name_len + extra_len + comment_len;
     }

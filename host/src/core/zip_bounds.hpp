@@ -9,9 +9,10 @@
 namespace cdrmix {
 
 // Reads the archive's central directory (zip64 included) and checks that every
-// record is stored uncompressed, as torch.save and LibTorch write them, and
-// lies inside the file: its local header, name and data. Returns the number
-// of records. Throws cdrmix::Error naming the file and the record otherwise.
+// record lies inside the file (its local header, name and data) and claims no
+// more than it can hold: a stored record its own size, a deflated one at most
+// deflate's 1032:1 (LibTorch deflates the code files of a torch::save). Returns
+// the number of records. Throws cdrmix::Error naming the file and the record.
 int64_t check_zip_bounds(const std::string &path);
 // The same over bytes in memory (`name` names them in errors).
 int64_t check_zip_bounds(const unsigned char *data, uint64_t size, const std::string &name);

@@ -1,6 +1,7 @@
 // The stock trainer in Lua:
 //   cdrmix.trainer{model = m, data = d, steps = 600, name = "x", resume = "auto", ...}
 //     :run{on_step = f, on_eval = g, on_checkpoint = h, on_sample = s}
+//   trainer:swap_router("all", {type = "sinkhorn"})   -- between steps, e.g. from on_step
 // Keys: `cdrmix keys trainer`. Each run name (a trainer's `name`, else the
 // script's file name) is one Run with its own folder runs/<name>-<stamp>/, so
 // several trainers in one script keep their records and checkpoints apart;
@@ -14,6 +15,7 @@
 #include "train/trainer.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
 
 #include <cstdio>
 
@@ -131,6 +133,26 @@ int l_trainer_checkpoint(lua_State *L) {
     return 1;
 }
 
+// trainer:swap_router(layer, router): `layer` a layer id (0-based, as the
+// records number layers) or "all"; `router` a router table. Between steps:
+// from a run's callbacks, or before or after a run. Returns the swap record.
+int l_trainer_swap_router(lua_State *L) {
+    auto &box = check<TrainerBox>(L, 1, kTrainer);
+    int64_t layer = -1;
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        if (std::string(lua_tostring(L, 2)) != "all")
+            throw Error("swap_router: layer is a layer id (0-based, as in the records) or \"all\", not '" +
+                        std::string(lua_tostring(L, 2)) + "'");
+    } else {
+        layer = luaL_checkinteger(L, 2);
+        if (layer < 0) throw Error("swap_router: layer ids start at 0 (as in the records)");
+    }
+    luaL_checktype(L, 3, LUA_TTABLE);
+    const Json router = Runtime::from(L).config_of(L, 3, "router").value();
+    push_json(L, box.trainer->swap_router(layer, router, Registry::global()));
+    return 1;
+}
+
 int l_trainer_step(lua_State *L) {
     lua_pushinteger(L, static_cast<lua_Integer>(check<TrainerBox>(L, 1, kTrainer).trainer->step()));
     return 1;
@@ -156,6 +178,7 @@ void open_trainer(lua_State *L) {
                                                {"evaluate", safe<l_trainer_evaluate>},
                                                {"checkpoint", safe<l_trainer_checkpoint>},
                                                {"step", safe<l_trainer_step>},
+                                               {"swap_router", safe<l_trainer_swap_router>},
                                                {nullptr, nullptr}};
     static const luaL_Reg trainer_meta[] = {{"__tostring", safe<l_trainer_tostring>}, {nullptr, nullptr}};
     define_class<TrainerBox>(L, kTrainer, trainer_methods, trainer_meta);

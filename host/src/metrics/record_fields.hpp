@@ -15,7 +15,14 @@ inline constexpr const char *eval = "eval";
 inline constexpr const char *sample = "sample";
 inline constexpr const char *checkpoint = "checkpoint";
 inline constexpr const char *end = "end";
+inline constexpr const char *swap = "swap"; // a router replaced mid-run (Trainer::swap_router)
 } // namespace events
+
+// {"event": "swap"} records (also carry step::step: the swap takes effect from the next step).
+namespace swap {
+inline constexpr const char *layers = "layers"; // the MoE layers whose router was replaced
+inline constexpr const char *router = "router"; // the new router's config
+} // namespace swap
 
 // {"event": "step"} records.
 namespace step {

@@ -3,9 +3,11 @@
 #include <cdrmix/error.hpp>
 #include <cdrmix/schema.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <mutex>
 
 namespace cdrmix {
 
@@ -184,6 +186,8 @@ torch::Tensor Layer::forward(torch::Tensor x, BlockState *mixer_state, BlockStat
     return x;
 }
 
+void Layer::set_feed_forward(std::shared_ptr<Block> block) { ffn = replace_module("ffn", std::move(block)); }
+
 // ---- model -----------------------------------------------------------------------
 
 OuterModules OuterModules::make(const ModelSpec &spec) {
@@ -255,6 +259,81 @@ int64_t Model::num_parameters() const {
     int64_t n = 0;
     for (const auto &p : parameters()) n += p.numel();
     return n;
+}
+
+std::vector<int64_t> Model::swap_router(int64_t layer, const Json &router, const Registry &registry, uint64_t seed) {
+    const int64_t L = spec_.num_layers;
+    if (layer >= L) throw Error("swap_router: no layer " + std::to_string(layer) + " (layers 0.." + std::to_string(L - 1) + ")");
+    if (experts_) throw Error("swap_router: not with the experts split over ranks (expert parallelism)");
+    std::vector<int64_t> targets;
+    for (int64_t i = 0; i < L; ++i) {
+        if (layer >= 0 && i != layer) continue;
+        const std::string type = spec_.layers[static_cast<size_t>(i)].ffn.config.value("type", "");
+        if (type == "moe") targets.push_back(i);
+        else if (layer >= 0)
+            throw Error("swap_router: layer " + std::to_string(i) + " has no router (its feed-forward is '" + type +
+                        "', not an MoE layer)");
+    }
+    if (targets.empty()) throw Error("swap_router: the model has no MoE layer");
+
+    std::vector<std::shared_ptr<Block>> built;
+    {
+        // The generator's mutex is held only to read and set its state: the
+        // blocks' initialisers take it themselves while they draw.
+        at::Generator gen = at::detail::getDefaultCPUGenerator(); // a handle to the shared generator
+        torch::Tensor saved;
+        {
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            saved = gen.get_state();
+            gen.set_current_seed(seed);
+        }
+        auto restore = [&] {
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            gen.set_state(saved);
+        };
+        try {
+            for (int64_t i : targets) {
+                Json cfg = spec_.layers[static_cast<size_t>(i)].ffn.config;
+                cfg["router"] = router;
+                BlockContext ctx{spec_.hidden_size, i, L};
+                built.push_back(registry.create_block(
+                    Config(cfg, "model layer " + std::to_string(i) + " ffn (swap_router)", spec_.source), ctx));
+            }
+        } catch (...) {
+            restore();
+            throw;
+        }
+        restore();
+    }
+    torch::NoGradGuard no_grad;
+    const auto kept = [](const std::string &name) { return name.rfind("router.", 0) != 0; };
+    for (size_t n = 0; n < targets.size(); ++n) {
+        const auto i = static_cast<size_t>(targets[n]);
+        const Block &old = layers_[i]->feed_forward();
+        auto &block = *built[n];
+        const auto old_params = old.named_parameters(), old_buffers = old.named_buffers();
+        if (!old_params.is_empty()) block.to(old_params.begin()->value().device(), old_params.begin()->value().scalar_type());
+        auto copy = [&](const std::string &name, torch::Tensor dst, const torch::Tensor *src) {
+            if (!src || src->sizes() != dst.sizes())
+                throw Error("swap_router: layer " + std::to_string(i) + "'s '" + name + "' has no counterpart of its shape");
+            dst.copy_(*src);
+        };
+        for (const auto &p : block.named_parameters())
+            if (kept(p.key())) copy(p.key(), p.value(), old_params.find(p.key()));
+        for (const auto &b : block.named_buffers())
+            if (kept(b.key())) copy(b.key(), b.value(), old_buffers.find(b.key()));
+    }
+    for (size_t n = 0; n < targets.size(); ++n) {
+        const auto i = static_cast<size_t>(targets[n]);
+        layers_[i]->set_feed_forward(built[n]);
+        spec_.layers[i].ffn.config["router"] = router;
+        // A per-layer override in the spec's own JSON, so the checkpoint's model.json rebuilds this layer.
+        Json &list = spec_.source_json["layers"];
+        if (!list.is_array()) list = Json::array();
+        while (static_cast<int64_t>(list.size()) < L) list.push_back(Json::object());
+        list[i]["ffn"] = spec_.layers[i].ffn.config;
+    }
+    return targets;
 }
 
 } // namespace cdrmix

@@ -84,6 +84,8 @@ public:
     torch::Tensor forward(torch::Tensor x, BlockState *mixer_state, BlockState *ffn_state, ForwardContext &ctx);
     const Block &mixer() const { return *att; }
     const Block &feed_forward() const { return *ffn; }
+    // Replaces the feed-forward block (Model::swap_router).
+    void set_feed_forward(std::shared_ptr<Block> block);
 
 private:
     Norm ln0{nullptr}; // layer 0 only: normalises the embedding (RWKV's ln0)
@@ -118,6 +120,15 @@ public:
     int64_t num_parameters() const;
     // Null unless the experts are split over ranks.
     ExpertGroup *expert_group() const { return experts_.get(); }
+    // Replaces the router of MoE layer `layer` (every MoE layer when layer < 0)
+    // with one built from `router`, keeping every other parameter and buffer of
+    // the layer (experts, shared experts) as they are. The new routers' initial
+    // weights come from `seed` alone: the default generator's state is restored
+    // afterwards, so the training's random stream is untouched. The spec
+    // (source_json included, so checkpoints rebuild the new router) follows.
+    // Returns the layers swapped; throws cdrmix::Error naming a layer that has
+    // no router, or when no layer has one.
+    std::vector<int64_t> swap_router(int64_t layer, const Json &router, const Registry &registry, uint64_t seed);
 
 private:
     ModelSpec spec_;

@@ -91,13 +91,30 @@ std::vector<std::string> expand_paths(const std::vector<std::string> &patterns, 
     return all;
 }
 
+namespace {
+
+// A relative path written in a script or YAML file is looked for beside that
+// file first, so an experiment runs from any folder; then in the working
+// directory (where the command line's paths always go). Globs stay as written.
+std::string beside_source(const Config &cfg, const std::string &key, const std::string &pattern) {
+    std::error_code ec;
+    const fs::path p(pattern);
+    if (p.is_absolute() || pattern.find_first_of("*?[") != std::string::npos) return pattern;
+    const std::string origin = cfg.source_of(key);
+    if (origin.empty() || !fs::is_regular_file(origin, ec)) return pattern;
+    const fs::path beside = fs::path(origin).parent_path() / p;
+    return fs::exists(beside, ec) ? beside.lexically_normal().string() : pattern;
+}
+
+} // namespace
+
 std::vector<std::string> path_patterns(const Config &cfg, const std::string &key) {
     const Json value = cfg.raw(key);
     std::vector<std::string> patterns;
     if (value.is_null()) return patterns;
-    if (value.is_string()) return {value.get<std::string>()};
+    if (value.is_string()) return {beside_source(cfg, key, value.get<std::string>())};
     if (value.is_array() && !value.empty() && std::all_of(value.begin(), value.end(), [](const Json &v) { return v.is_string(); })) {
-        for (const auto &v : value) patterns.push_back(v.get<std::string>());
+        for (const auto &v : value) patterns.push_back(beside_source(cfg, key, v.get<std::string>()));
         return patterns;
     }
     throw Error(cfg.where(key) + ": key '" + key + "' must be a file, folder or glob, or a list of them");

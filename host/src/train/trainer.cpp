@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -517,6 +518,27 @@ Json Trainer::run(const TrainCallbacks &cb) {
         throw Error(std::string(e.what()) + "; stopped at step " + std::to_string(step_) + ", " + saved +
                     " (continue with --resume auto)");
     }
+}
+
+Json Trainer::swap_router(int64_t layer, const Json &router, const Registry &registry) {
+    if (group_ || experts_ || shards_) throw Error("swap_router: only in a single-process run, for now");
+    // AdamW's state is keyed by each parameter's tensor; the swap makes new ones, so carry it over by name.
+    auto key = [](const torch::Tensor &p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); };
+    std::map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>> by_name;
+    auto &state = optimizer_->state();
+    for (const auto &p : model_->named_parameters())
+        if (auto it = state.find(key(p.value())); it != state.end()) by_name[p.key()] = it->second->clone();
+    const auto layers = model_->swap_router(layer, router, registry, config_.seed + static_cast<uint64_t>(step_));
+    const double lr = static_cast<torch::optim::AdamWOptions &>(optimizer_->param_groups().front().options()).lr();
+    optimizer_ = make_adamw(*model_, lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
+    for (const auto &p : model_->named_parameters())
+        if (auto it = by_name.find(p.key()); it != by_name.end()) optimizer_->state()[key(p.value())] = std::move(it->second);
+    Json rec = {{fields::event, fields::events::swap},
+                {fields::step::step, step_},
+                {fields::swap::layers, layers},
+                {fields::swap::router, router}};
+    bus_.publish(rec);
+    return rec;
 }
 
 Json Trainer::run_steps(const TrainCallbacks &cb) {

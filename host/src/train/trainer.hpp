@@ -112,6 +112,14 @@ public:
     // Token-weighted mean loss over eval_batches of the val split (always the same batches).
     double evaluate();
     std::string checkpoint();
+    // Replaces the router of MoE layer `layer` (every MoE layer when layer < 0)
+    // between steps, keeping the experts and every other weight
+    // (Model::swap_router; the new router's weights are seeded by the train
+    // seed and the step). AdamW's moments carry over for every kept parameter;
+    // the new router's start from zero. Publishes a `swap` record and returns
+    // it. Single-process runs only (throws cdrmix::Error otherwise). May be
+    // called before run(), between runs, or from a run's callbacks.
+    Json swap_router(int64_t layer, const Json &router, const Registry &registry);
     void set_checkpoint_root(std::string root) { checkpoint_root_ = std::move(root); }
     // Written into every checkpoint as run_config.json (the run's resolved config:
     // `cdrmix eval` reads its data section).

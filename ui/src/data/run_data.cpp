@@ -120,6 +120,8 @@ void ingest(RunData &run, const Json &r) {
         run.ended = false;
     } else if (event == cdrmix::fields::events::eval && std::isfinite(step)) {
         add_if_present(run.val_loss, r, cdrmix::fields::eval::val_loss, step, t);
+    } else if (event == cdrmix::fields::events::swap && std::isfinite(step)) {
+        run.swaps.add(step, t, static_cast<double>(run.swaps.size() + 1));
     } else if (event == "checkpoint") {
         run.checkpoints.push_back(r.value("path", ""));
     } else if (event == "run") {

@@ -52,6 +52,7 @@ struct RunData {
     std::vector<LayerStats> layers;          // ordered by layer index
     std::map<std::string, Series> logged;    // numbers from cdrmix.log{...}
     std::vector<std::string> checkpoints;    // paths, in order
+    Series swaps;                            // router swaps (Trainer::swap_router): value = swaps so far
     bool ended = false;
     double eta_s = -1;
     std::string dir;
