@@ -13,6 +13,7 @@
 #include "train/fused_adamw.hpp"
 #include "train/optimizer_shards.hpp"
 
+#include <cdrmix/data_mixture.hpp>
 #include <cdrmix/error.hpp>
 
 #include <torch/torch.h>
@@ -344,6 +345,47 @@ void Trainer::summarise(StepResult &r) {
     r.comm = comm;
 }
 
+namespace {
+
+// Every rank reads the same draws, so the shares are the same on every rank.
+Json data_shares(const DataMixture &mix) {
+    const auto members = mix.members();
+    int64_t rows = 0;
+    for (const auto &m : members) rows += m.train_rows;
+    Json shares = Json::object();
+    for (const auto &m : members) shares[m.name] = rows > 0 ? double(m.train_rows) / double(rows) : 0.0;
+    return shares;
+}
+
+// Token-weighted over every rank's share of the val split.
+EvalResult reduce_eval(EvalResult ev, ProcessGroup *group) {
+    if (!group) return ev;
+    torch::Tensor v = torch::tensor({ev.loss * double(ev.tokens), double(ev.tokens), double(ev.batches)},
+                                    torch::kFloat64);
+    group->all_reduce(v, ReduceOp::Sum);
+    const double *p = v.data_ptr<double>();
+    ev.tokens = int64_t(p[1]);
+    ev.batches = int64_t(p[2]);
+    ev.loss = p[1] > 0 ? p[0] / p[1] : 0.0;
+    ev.perplexity = std::exp(ev.loss);
+    return ev;
+}
+
+// A mix source's members, each on its own val split: {name: loss}; null for another source.
+Json member_val_losses(Model &model, DataSource &data, const TrainConfig &c, ProcessGroup *group) {
+    auto *mix = dynamic_cast<DataMixture *>(&data);
+    if (!mix) return Json();
+    Json losses = Json::object();
+    const auto members = mix->members();
+    for (size_t i = 0; i < members.size(); ++i)
+        losses[members[i].name] =
+            reduce_eval(evaluate_split(model, mix->member(i), Split::Val, c.batch_size, c.seq_len, c.eval_batches), group)
+                .loss;
+    return losses;
+}
+
+} // namespace
+
 Json Trainer::step_record(const StepResult &r, double lr) {
     namespace f = fields::step;
     const double avg = elapsed_ / double(std::max<int64_t>(1, step_));
@@ -365,23 +407,14 @@ Json Trainer::step_record(const StepResult &r, double lr) {
         rec[f::ranks] = r.ranks;
     }
     if (!r.stats.empty()) rec[f::moe] = stats_json(r.stats);
+    if (const auto *mix = dynamic_cast<const DataMixture *>(data_.get())) rec[f::data_share] = data_shares(*mix);
     return rec;
 }
 
 EvalResult Trainer::evaluate_all_ranks() {
-    EvalResult ev = evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
-                                   config_.eval_batches);
-    if (!group_) return ev;
-    // Token-weighted over every rank's share of the val split.
-    torch::Tensor v = torch::tensor({ev.loss * double(ev.tokens), double(ev.tokens), double(ev.batches)},
-                                    torch::kFloat64);
-    group_->all_reduce(v, ReduceOp::Sum);
-    const double *p = v.data_ptr<double>();
-    ev.tokens = int64_t(p[1]);
-    ev.batches = int64_t(p[2]);
-    ev.loss = p[1] > 0 ? p[0] / p[1] : 0.0;
-    ev.perplexity = std::exp(ev.loss);
-    return ev;
+    return reduce_eval(evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
+                                      config_.eval_batches),
+                       group_);
 }
 
 double Trainer::evaluate() { return evaluate_all_ranks().loss; }
@@ -564,6 +597,8 @@ Json Trainer::run_steps(const TrainCallbacks &cb) {
                        {fields::eval::val_loss, ev.loss},
                        {fields::eval::val_ppl, ev.perplexity},
                        {fields::eval::val_tokens, ev.tokens}};
+            const Json by_source = member_val_losses(*model_, *data_, config_, group_);
+            if (!by_source.is_null()) er[fields::eval::val_loss_by_source] = by_source;
             bus_.publish(er);
             if (cb.on_eval && !cb.on_eval(er)) stop = true;
         }
