@@ -30,7 +30,8 @@ double estimated_jaccard(const uint32_t *a, const uint32_t *b, int64_t n);
 
 // Bands for a threshold: the number b (with r = num_perm / b rows each) whose
 // candidate probability 1 - (1 - s^r)^b best separates similarities below the
-// threshold from those above it (least false-positive plus false-negative area).
+// threshold from those above it: least false-positive area plus nine times the
+// false-negative area (candidates are verified, misses are not).
 int64_t choose_bands(double threshold, int64_t num_perm);
 
 // The documents kept so far. A document is a near-duplicate when some kept
