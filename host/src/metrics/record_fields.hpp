@@ -46,6 +46,8 @@ inline constexpr const char *ranks = "ranks";
 // Routing statistics, on the steps that log them (train.log_every): a list of
 // per-layer tables with the fields below.
 inline constexpr const char *moe = "moe";
+// With a length curriculum (train.seq_len_warmup_steps): this step's train sequence length.
+inline constexpr const char *seq_len = "seq_len";
 // A mix data source (cdrmix/data_mixture.hpp): {source name: share of the train
 // rows it has supplied since the run started}, the shares summing to 1.
 inline constexpr const char *data_share = "data_share";

@@ -56,6 +56,11 @@ const Schema &TrainConfig::schema() {
         k.integer("batch_size", 16, "sequences per micro-batch").min(1);
         k.integer("grad_accum", 1, "micro-batches per optimiser step").min(1);
         k.integer("seq_len", 128, "tokens per training sequence").min(1);
+        k.integer("seq_len_warmup_steps", 0,
+                  "curriculum: steps over which the train length rises from seq_len_start to seq_len (0: off)")
+            .min(0);
+        k.integer("seq_len_start", 32, "curriculum: the train length at step 0, and the step the length rises by")
+            .min(1);
         k.number("grad_clip", 1.0, "clip the global gradient norm to this (0: off; the norm is still logged)").min(0);
         k.string("autocast", "none", "bf16 autocast on the model's device; auto: bf16 where it pays (CUDA)")
             .one_of({"none", "bf16", "auto"});
@@ -86,6 +91,11 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.batch_size = c.get_int("batch_size");
     t.grad_accum = c.get_int("grad_accum");
     t.seq_len = c.get_int("seq_len");
+    t.seq_len_start = c.get_int("seq_len_start");
+    t.seq_len_warmup_steps = c.get_int("seq_len_warmup_steps");
+    if (t.seq_len_warmup_steps > 0 && t.seq_len_start > t.seq_len)
+        throw Error(c.where("seq_len_start") + ": seq_len_start (" + std::to_string(t.seq_len_start) +
+                    ") must not exceed seq_len (" + std::to_string(t.seq_len) + ") for the length curriculum");
     t.weight_decay = c.get_double("weight_decay");
     t.beta1 = c.get_double("beta1");
     t.beta2 = c.get_double("beta2");
@@ -111,6 +121,14 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.resolved["warmup_steps"] = t.schedule.warmup_steps;
     t.resolved["autocast"] = t.autocast;
     return t;
+}
+
+int64_t TrainConfig::train_seq_len(int64_t step) const {
+    if (seq_len_warmup_steps <= 0 || step >= seq_len_warmup_steps) return seq_len;
+    // In double: (seq_len - start) * step can pass int64 for absurd configs; the result is below seq_len.
+    const auto rising = seq_len_start + static_cast<int64_t>(double(seq_len - seq_len_start) * double(step) /
+                                                             double(seq_len_warmup_steps));
+    return std::max(seq_len_start, rising / seq_len_start * seq_len_start);
 }
 
 bool TrainConfig::logs_step(int64_t step) const {
@@ -407,6 +425,7 @@ Json Trainer::step_record(const StepResult &r, double lr) {
         rec[f::ranks] = r.ranks;
     }
     if (!r.stats.empty()) rec[f::moe] = stats_json(r.stats);
+    if (config_.seq_len_warmup_steps > 0) rec[f::seq_len] = config_.train_seq_len(step_ - 1);
     if (const auto *mix = dynamic_cast<const DataMixture *>(data_.get())) rec[f::data_share] = data_shares(*mix);
     return rec;
 }
@@ -473,7 +492,8 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
     std::string diverged; // this rank's first non-finite loss
     for (int64_t micro = 0; micro < n; ++micro) {
         const bool last = micro + 1 == n;
-        const torch::Tensor batch = data_->next_batch(Split::Train, config_.batch_size, config_.seq_len);
+        const torch::Tensor batch =
+            data_->next_batch(Split::Train, config_.batch_size, config_.train_seq_len(step_));
         LossOutput out;
         {
             AutocastGuard autocast(config_.autocast, "trainer", model_->device().type());
