@@ -109,19 +109,28 @@ TEST(CorpusDedup, ExactCountsOnAHandMadeCorpus) {
     const std::string a = "the quick brown fox jumps over the lazy dog near the river bank today";
     const std::string b = "a completely different sentence about cooking pasta with fresh tomato sauce";
     write_text(dir / "c.jsonl", record(a) + "\n" + record(b) + "\n\n" + record(a) + "\n" + record("") + "\n" +
-                                    record("") + "\n" + record("short one") + "\n");
+                                    "{\"text\": nul\n" + record("") + "\n" + record("short one") + "\n");
     write_text(dir / "d.txt", b); // the second copy of b
     cdrmix::DedupOptions o;
     o.minhash.shingle = 3;
-    const auto c = cdrmix::dedup_corpus({(dir / "c.jsonl").string(), (dir / "d.txt").string()}, documents(), o,
-                                        (dir / "out.jsonl").string());
-    EXPECT_EQ(c.read, 7); // the blank line is no document
+    cdrmix::CorpusFlags skip;
+    skip.on_error = "skip";
+    const auto c = cdrmix::dedup_corpus({(dir / "c.jsonl").string(), (dir / "d.txt").string()},
+                                        cdrmix::document_options(skip), o, (dir / "out.jsonl").string());
+    EXPECT_EQ(c.malformed, 1);
+    EXPECT_EQ(c.read, 7); // the blank and the malformed line are no documents
     EXPECT_EQ(c.removed, 3); // a again, the second empty text, b in the text file
     EXPECT_EQ(c.kept, 4);
     const auto out = read_lines(dir / "out.jsonl");
     ASSERT_EQ(out.size(), 4u);
     EXPECT_EQ(out[3], record("short one"));
-    EXPECT_FALSE(fs::exists(dir / "out.jsonl.tmp"));
+    // Without skip, the malformed line stops the command, naming it, and no output appears.
+    const std::string e = cdrmix::test::error_of([&] {
+        cdrmix::dedup_corpus({(dir / "c.jsonl").string()}, documents(), o, (dir / "none.jsonl").string());
+    });
+    EXPECT_NE(e.find("c.jsonl:6: not valid JSON"), std::string::npos) << e;
+    EXPECT_FALSE(fs::exists(dir / "none.jsonl"));
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 3); // no temporary file left
 }
 
 TEST(CorpusFilter, DocumentStatsCountEachClass) {

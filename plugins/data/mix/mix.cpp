@@ -168,7 +168,8 @@ std::vector<Member> read_members(const Config &cfg) {
                                            "weight and a type");
     std::vector<Member> members;
     std::map<std::string, int> type_count;
-    for (const auto &e : sources) type_count[e.is_object() ? e.value("type", "") : ""]++;
+    for (const auto &e : sources)
+        if (e.is_object() && !e.contains("name")) type_count[e.value("type", "")]++;
     double total = 0;
     for (size_t i = 0; i < sources.size(); ++i) {
         const Json &e = sources[i];
@@ -181,7 +182,7 @@ std::vector<Member> read_members(const Config &cfg) {
         if (e.contains("name") && !e["name"].is_string()) throw Error(at + ": 'name' must be a string");
         Member m;
         m.type = e["type"].get<std::string>();
-        // The type names a source when it is unique; repeated types are told apart by position.
+        // The type names an unnamed source when no other unnamed one has it; else its position is added.
         m.name = e.contains("name") ? e["name"].get<std::string>()
                                     : type_count[m.type] > 1 ? m.type + std::to_string(i + 1) : m.type;
         for (const auto &other : members)

@@ -22,6 +22,7 @@ struct DedupOptions {
 
 struct DedupCounts {
     int64_t read = 0, removed = 0, kept = 0;
+    int64_t malformed = 0;       // JSONL lines skipped (--on-error skip)
     int64_t bands = 0, rows = 0; // the LSH banding used
 };
 
@@ -68,6 +69,7 @@ struct FilterCounts {
     int64_t read = 0, kept = 0;
     int64_t removed[kFilterReasons] = {}; // by FilterReason (index 0 unused)
     int64_t unscored = 0;                 // kept because too short for the perplexity rule
+    int64_t malformed = 0;                // JSONL lines skipped (--on-error skip)
 };
 
 // perplexity may be empty when rules.max_ppl is 0.

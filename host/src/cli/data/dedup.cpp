@@ -25,6 +25,7 @@ DedupCounts dedup_corpus(const std::vector<std::string> &files, const CorpusOpti
     }
     out.commit();
     c.kept = c.read - c.removed;
+    c.malformed = reader.malformed();
     return c;
 }
 
@@ -54,6 +55,7 @@ public:
         std::printf("read %lld documents, removed %lld near-duplicates, kept %lld -> %s\n",
                     static_cast<long long>(c.read), static_cast<long long>(c.removed), static_cast<long long>(c.kept),
                     output_.c_str());
+        if (c.malformed > 0) std::printf("skipped %lld malformed lines\n", static_cast<long long>(c.malformed));
         std::printf("threshold %.3f (estimated Jaccard), %lld-word shingles, %lld permutations in %lld bands of %lld "
                     "rows; %.0f documents/s (%.2f s)\n",
                     options_.threshold, static_cast<long long>(options_.minhash.shingle),

@@ -41,6 +41,7 @@ FilterCounts filter_corpus(const std::vector<std::string> &files, const CorpusOp
         }
     }
     out.commit();
+    c.malformed = reader.malformed();
     return c;
 }
 
@@ -94,6 +95,7 @@ private:
                     static_cast<long long>(c.read), static_cast<long long>(c.kept),
                     static_cast<long long>(c.read - c.kept), output_.c_str(),
                     elapsed > 0 ? double(c.read) / elapsed : 0.0);
+        if (c.malformed > 0) std::printf("skipped %lld malformed lines\n", static_cast<long long>(c.malformed));
         for (int r = 1; r < kFilterReasons; ++r)
             std::printf("  %-42s %lld\n", filter_reason_name(static_cast<FilterReason>(r)),
                         static_cast<long long>(c.removed[r]));
