@@ -53,6 +53,11 @@ inline constexpr const char *ranks = "ranks";
 // Routing statistics, on the steps that log them (train.log_every): a list of
 // per-layer tables with the fields below.
 inline constexpr const char *moe = "moe";
+// With a length curriculum (train.seq_len_warmup_steps): this step's train sequence length.
+inline constexpr const char *seq_len = "seq_len";
+// A mix data source (cdrmix/data_mixture.hpp): {source name: share of the train
+// rows it has supplied since the run started}, the shares summing to 1.
+inline constexpr const char *data_share = "data_share";
 } // namespace step
 
 // One rank's entry in step.ranks.
@@ -67,6 +72,8 @@ namespace eval {
 inline constexpr const char *val_loss = "val_loss";
 inline constexpr const char *val_ppl = "val_ppl";
 inline constexpr const char *val_tokens = "val_tokens";
+// A mix data source: {source name: loss on that source's own val split}.
+inline constexpr const char *val_loss_by_source = "val_loss_by_source";
 } // namespace eval
 
 // One MoE layer's entry in step.moe.

@@ -13,6 +13,7 @@
 #include "train/fused_adamw.hpp"
 #include "train/optimizer_shards.hpp"
 
+#include <cdrmix/data_mixture.hpp>
 #include <cdrmix/error.hpp>
 
 #include <torch/torch.h>
@@ -56,6 +57,11 @@ const Schema &TrainConfig::schema() {
         k.integer("batch_size", 16, "sequences per micro-batch").min(1);
         k.integer("grad_accum", 1, "micro-batches per optimiser step").min(1);
         k.integer("seq_len", 128, "tokens per training sequence").min(1);
+        k.integer("seq_len_warmup_steps", 0,
+                  "curriculum: steps over which the train length rises from seq_len_start to seq_len (0: off)")
+            .min(0);
+        k.integer("seq_len_start", 32, "curriculum: the train length at step 0, and the step the length rises by")
+            .min(1);
         k.number("grad_clip", 1.0, "clip the global gradient norm to this (0: off; the norm is still logged)").min(0);
         k.string("autocast", "none", "bf16 autocast on the model's device; auto: bf16 where it pays (CUDA)")
             .one_of({"none", "bf16", "auto"});
@@ -86,6 +92,11 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.batch_size = c.get_int("batch_size");
     t.grad_accum = c.get_int("grad_accum");
     t.seq_len = c.get_int("seq_len");
+    t.seq_len_start = c.get_int("seq_len_start");
+    t.seq_len_warmup_steps = c.get_int("seq_len_warmup_steps");
+    if (t.seq_len_warmup_steps > 0 && t.seq_len_start > t.seq_len)
+        throw Error(c.where("seq_len_start") + ": seq_len_start (" + std::to_string(t.seq_len_start) +
+                    ") must not exceed seq_len (" + std::to_string(t.seq_len) + ") for the length curriculum");
     t.weight_decay = c.get_double("weight_decay");
     t.beta1 = c.get_double("beta1");
     t.beta2 = c.get_double("beta2");
@@ -111,6 +122,14 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.resolved["warmup_steps"] = t.schedule.warmup_steps;
     t.resolved["autocast"] = t.autocast;
     return t;
+}
+
+int64_t TrainConfig::train_seq_len(int64_t step) const {
+    if (seq_len_warmup_steps <= 0 || step >= seq_len_warmup_steps) return seq_len;
+    // In double: (seq_len - start) * step can pass int64 for absurd configs; the result is below seq_len.
+    const auto rising = seq_len_start + static_cast<int64_t>(double(seq_len - seq_len_start) * double(step) /
+                                                             double(seq_len_warmup_steps));
+    return std::max(seq_len_start, rising / seq_len_start * seq_len_start);
 }
 
 bool TrainConfig::logs_step(int64_t step) const {
@@ -349,6 +368,47 @@ void Trainer::summarise(StepResult &r) {
     r.comm = comm;
 }
 
+namespace {
+
+// Every rank reads the same draws, so the shares are the same on every rank.
+Json data_shares(const DataMixture &mix) {
+    const auto members = mix.members();
+    int64_t rows = 0;
+    for (const auto &m : members) rows += m.train_rows;
+    Json shares = Json::object();
+    for (const auto &m : members) shares[m.name] = rows > 0 ? double(m.train_rows) / double(rows) : 0.0;
+    return shares;
+}
+
+// Token-weighted over every rank's share of the val split.
+EvalResult reduce_eval(EvalResult ev, ProcessGroup *group) {
+    if (!group) return ev;
+    torch::Tensor v = torch::tensor({ev.loss * double(ev.tokens), double(ev.tokens), double(ev.batches)},
+                                    torch::kFloat64);
+    group->all_reduce(v, ReduceOp::Sum);
+    const double *p = v.data_ptr<double>();
+    ev.tokens = int64_t(p[1]);
+    ev.batches = int64_t(p[2]);
+    ev.loss = p[1] > 0 ? p[0] / p[1] : 0.0;
+    ev.perplexity = std::exp(ev.loss);
+    return ev;
+}
+
+// A mix source's members, each on its own val split: {name: loss}; null for another source.
+Json member_val_losses(Model &model, DataSource &data, const TrainConfig &c, ProcessGroup *group) {
+    auto *mix = dynamic_cast<DataMixture *>(&data);
+    if (!mix) return Json();
+    Json losses = Json::object();
+    const auto members = mix->members();
+    for (size_t i = 0; i < members.size(); ++i)
+        losses[members[i].name] =
+            reduce_eval(evaluate_split(model, mix->member(i), Split::Val, c.batch_size, c.seq_len, c.eval_batches), group)
+                .loss;
+    return losses;
+}
+
+} // namespace
+
 Json Trainer::step_record(const StepResult &r, double lr) {
     namespace f = fields::step;
     const double avg = elapsed_ / double(std::max<int64_t>(1, step_));
@@ -370,23 +430,15 @@ Json Trainer::step_record(const StepResult &r, double lr) {
         rec[f::ranks] = r.ranks;
     }
     if (!r.stats.empty()) rec[f::moe] = router_stats_json(r.stats);
+    if (config_.seq_len_warmup_steps > 0) rec[f::seq_len] = config_.train_seq_len(step_ - 1);
+    if (const auto *mix = dynamic_cast<const DataMixture *>(data_.get())) rec[f::data_share] = data_shares(*mix);
     return rec;
 }
 
 EvalResult Trainer::evaluate_all_ranks() {
-    EvalResult ev = evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
-                                   config_.eval_batches);
-    if (!group_) return ev;
-    // Token-weighted over every rank's share of the val split.
-    torch::Tensor v = torch::tensor({ev.loss * double(ev.tokens), double(ev.tokens), double(ev.batches)},
-                                    torch::kFloat64);
-    group_->all_reduce(v, ReduceOp::Sum);
-    const double *p = v.data_ptr<double>();
-    ev.tokens = int64_t(p[1]);
-    ev.batches = int64_t(p[2]);
-    ev.loss = p[1] > 0 ? p[0] / p[1] : 0.0;
-    ev.perplexity = std::exp(ev.loss);
-    return ev;
+    return reduce_eval(evaluate_split(*model_, *data_, Split::Val, config_.batch_size, config_.seq_len,
+                                      config_.eval_batches),
+                       group_);
 }
 
 double Trainer::evaluate() { return evaluate_all_ranks().loss; }
@@ -445,7 +497,8 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
     std::string diverged; // this rank's first non-finite loss
     for (int64_t micro = 0; micro < n; ++micro) {
         const bool last = micro + 1 == n;
-        const torch::Tensor batch = data_->next_batch(Split::Train, config_.batch_size, config_.seq_len);
+        const torch::Tensor batch =
+            data_->next_batch(Split::Train, config_.batch_size, config_.train_seq_len(step_));
         LossOutput out;
         {
             AutocastGuard autocast(config_.autocast, "trainer", model_->device().type());
@@ -590,6 +643,8 @@ Json Trainer::run_steps(const TrainCallbacks &cb) {
                        {fields::eval::val_loss, ev.loss},
                        {fields::eval::val_ppl, ev.perplexity},
                        {fields::eval::val_tokens, ev.tokens}};
+            const Json by_source = member_val_losses(*model_, *data_, config_, group_);
+            if (!by_source.is_null()) er[fields::eval::val_loss_by_source] = by_source;
             bus_.publish(er);
             if (cb.on_eval && !cb.on_eval(er)) stop = true;
         }

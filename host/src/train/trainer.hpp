@@ -36,6 +36,9 @@ struct TrainConfig {
     int64_t batch_size = 0;   // sequences per micro-batch
     int64_t grad_accum = 0;   // micro-batches per optimiser step
     int64_t seq_len = 0;
+    // Sequence-length curriculum: over the first seq_len_warmup_steps steps the
+    // train length rises from seq_len_start to seq_len (train_seq_len).
+    int64_t seq_len_start = 0, seq_len_warmup_steps = 0;
     LrSchedule schedule;
     double weight_decay = 0;
     double beta1 = 0, beta2 = 0, eps = 0;
@@ -61,6 +64,10 @@ struct TrainConfig {
     static TrainConfig defaults() { return from_config(Config()); }
     // The resolved settings, under their key names (config.json, checkpoints).
     Json to_json() const { return resolved; }
+    // The train sequence length at this (0-based) step: seq_len, or during the
+    // curriculum seq_len_start + (seq_len - seq_len_start) * step / warmup rounded
+    // down to a multiple of seq_len_start (few distinct shapes), at least seq_len_start.
+    int64_t train_seq_len(int64_t step) const;
     // Whether step records of this (0-based) step carry routing statistics.
     bool logs_step(int64_t step) const;
 

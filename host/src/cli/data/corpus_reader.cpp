@@ -32,6 +32,7 @@ bool CorpusReader::next(CorpusPiece &piece) {
         if (!text_ && !jsonl_ && !tokens_ && !open_next_file()) return false;
         piece.text.clear();
         piece.tokens.clear();
+        piece.line.clear();
         piece.record = true;
         bool got = false;
         switch (kind_) {
@@ -46,6 +47,7 @@ bool CorpusReader::next(CorpusPiece &piece) {
 bool CorpusReader::open_next_file() {
     if (next_file_ == files_.size()) return false;
     const std::string &f = files_[next_file_++];
+    file_ = f;
     kind_ = input_kind(f);
     switch (kind_) {
     case InputKind::Text:
@@ -88,7 +90,10 @@ bool CorpusReader::next_record(CorpusPiece &piece) {
                                                                 jsonl_->path(), jsonl_->line(), piece.tokens)
                                                 : record_text(line, options_.format, jsonl_->path(), jsonl_->line(),
                                                               piece.text);
-            if (got) return true;
+            if (got) {
+                piece.line = std::move(line);
+                return true;
+            }
             ++blank_;
         } catch (const Error &e) {
             if (!options_.skip_malformed) throw;

@@ -48,6 +48,7 @@ struct CorpusPiece {
     std::string text;            // text pieces: a text file's line(s), newline kept, or a JSONL record's text
     std::vector<int64_t> tokens; // token pieces
     bool record = true;          // false for a chunk of a token file, which has no records
+    std::string line;            // a JSONL record's line as read (empty for other pieces)
 };
 
 class CorpusReader {
@@ -59,6 +60,7 @@ public:
     bool next(CorpusPiece &piece);
     int64_t blank() const { return blank_; }         // blank JSONL lines passed over
     int64_t malformed() const { return malformed_; } // malformed JSONL lines skipped
+    const std::string &file() const { return file_; } // the file the last piece came from
 
 private:
     bool open_next_file();
@@ -69,6 +71,7 @@ private:
     std::vector<std::string> files_;
     CorpusOptions options_;
     size_t next_file_ = 0;
+    std::string file_;
     InputKind kind_ = InputKind::Text;
     std::unique_ptr<std::ifstream> text_;
     std::unique_ptr<JsonlLines> jsonl_;

@@ -1,5 +1,7 @@
 #include "cli/data/subcommands.hpp"
 
+#include <limits>
+
 namespace cdrmix {
 
 void add_corpus_flags(CLI::App &cmd, CorpusFlags &flags, bool with_tokenizer) {
@@ -20,6 +22,19 @@ CorpusOptions corpus_options(const CorpusFlags &flags) {
     options.format.eos_id = flags.eos_id;
     options.skip_malformed = flags.on_error == "skip";
     return options;
+}
+
+CorpusOptions document_options(const CorpusFlags &flags) {
+    CorpusOptions options = corpus_options(flags);
+    options.format.separator.clear();
+    options.text_piece_bytes = std::numeric_limits<size_t>::max(); // a text file is one document
+    return options;
+}
+
+std::string document_line(const CorpusPiece &piece, const std::string &file) {
+    if (!piece.line.empty()) return piece.line + "\n";
+    // Invalid UTF-8 becomes U+FFFD rather than failing the whole command.
+    return Json{{"text", piece.text}, {"source", file}}.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {

@@ -35,6 +35,9 @@ std::unique_ptr<DataSubcommand> add_tokenize(CLI::App &data);
 std::unique_ptr<DataSubcommand> add_stats(CLI::App &data);
 // plugin_paths is read when the command runs, after parsing has filled it.
 std::unique_ptr<DataSubcommand> add_bench(CLI::App &data, const std::vector<std::string> &plugin_paths);
+std::unique_ptr<DataSubcommand> add_dedup(CLI::App &data);
+// plugin_paths: the blocks a --checkpoint's model needs are plugins.
+std::unique_ptr<DataSubcommand> add_filter(CLI::App &data, const std::vector<std::string> &plugin_paths);
 std::unique_ptr<DataSubcommand> add_tokenizer_train(CLI::App &tokenizer);
 
 // How tokenize, stats and tokenizer train read their inputs, as the command line gives it.
@@ -47,6 +50,13 @@ struct CorpusFlags {
 void add_corpus_flags(CLI::App &cmd, CorpusFlags &flags, bool with_tokenizer);
 // The reader's options: JSONL records separated by "\n"; throws for a bad --on-error.
 CorpusOptions corpus_options(const CorpusFlags &flags);
+
+// dedup and filter read documents: a JSONL record's text (nothing appended),
+// or a whole text file; JSONL records of token ids are passed over.
+CorpusOptions document_options(const CorpusFlags &flags);
+// A kept document as an output line: a JSONL record's line as it was read, a
+// text file as {"text": ..., "source": file} (as `to-jsonl` writes it).
+std::string document_line(const CorpusPiece &piece, const std::string &file);
 
 // Seconds since a steady-clock time point, for the commands' timing lines.
 double seconds_since(std::chrono::steady_clock::time_point start);
