@@ -24,7 +24,7 @@ RunData make_run(const std::string &name, int steps, double scale) {
     for (int s = 1; s <= steps; ++s) {
         const double loss = scale * (4.0 / s + 0.1 * (s % 3));
         ingest(run, {{"event", "step"}, {"step", s}, {"time", 100.0 + 0.5 * s}, {"loss", loss}, {"lr", 1e-3},
-                     {"moe", {{{"layer", 1}, {"load_cv", 0.2 + 0.01 * s}, {"tokens_per_expert", {4, 4}}}}}});
+                     {"moe", {{{"layer", 1}, {"load_cv", 0.2 * scale + 0.01 * s}, {"tokens_per_expert", {4, 4}}}}}});
         if (s % 5 == 0) ingest(run, {{"event", "eval"}, {"step", s}, {"time", 100.0 + 0.5 * s}, {"val_loss", loss + 0.2}});
     }
     return run;
