@@ -38,17 +38,16 @@ std::string this_program() {
     return exe;
 }
 
-pid_t start_child(const std::vector<std::string> &args, const std::vector<std::pair<std::string, std::string>> &env,
-                  const std::string &output, const std::string &cwd) {
+pid_t start_child(const ChildSpec &spec) {
     // Everything the child needs is prepared before fork: after it, only exec-safe calls.
-    std::vector<std::string> owned = args;
+    std::vector<std::string> owned = spec.args;
     std::vector<char *> argv;
     for (auto &a : owned) argv.push_back(a.data());
     argv.push_back(nullptr);
     int out_fd = -1;
-    if (!output.empty()) {
-        out_fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (out_fd < 0) throw Error(output + ": cannot create: " + std::strerror(errno));
+    if (!spec.output.empty()) {
+        out_fd = ::open(spec.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out_fd < 0) throw Error(spec.output + ": cannot create: " + std::strerror(errno));
     }
     // The slot is taken before fork, so a signal arriving meanwhile finds the child once it exists.
     int slot = -1;
@@ -67,13 +66,14 @@ pid_t start_child(const std::vector<std::string> &args, const std::vector<std::p
         throw Error(std::string("cannot start a process: ") + std::strerror(err));
     }
     if (pid == 0) {
-        for (const auto &[key, value] : env) ::setenv(key.c_str(), value.c_str(), 1);
+        if (spec.own_process_group) ::setpgid(0, 0);
+        for (const auto &[key, value] : spec.env) ::setenv(key.c_str(), value.c_str(), 1);
         if (out_fd >= 0) {
             ::dup2(out_fd, STDOUT_FILENO);
             ::dup2(out_fd, STDERR_FILENO);
         }
-        if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
-            std::fprintf(stderr, "cdrmix: cannot enter the folder %s: %s\n", cwd.c_str(), std::strerror(errno));
+        if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) {
+            std::fprintf(stderr, "cdrmix: cannot enter the folder %s: %s\n", spec.cwd.c_str(), std::strerror(errno));
             ::_exit(127);
         }
         ::execv(argv[0], argv.data());

@@ -15,13 +15,21 @@ namespace cdrmix {
 // This executable's path (/proc/self/exe), to start copies of it.
 std::string this_program();
 
-// Forks and execs args[0] with args; env is set in the child first. With a
-// non-empty output path, the child's stdout and stderr go to that file
-// (created or truncated); with a non-empty cwd, the child runs in that folder
-// (exit status 127 and a line in its output when it cannot). The child is
-// tracked for forward_signals_to_children. Throws cdrmix::Error when the fork fails.
-pid_t start_child(const std::vector<std::string> &args, const std::vector<std::pair<std::string, std::string>> &env,
-                  const std::string &output = "", const std::string &cwd = "");
+struct ChildSpec {
+    std::vector<std::string> args;                          // args[0]: the program
+    std::vector<std::pair<std::string, std::string>> env;    // set in the child
+    std::string output; // non-empty: the child's stdout and stderr go to this file (created or truncated)
+    std::string cwd;    // non-empty: the folder the child runs in
+    // A process group of its own: a terminal's Ctrl-C reaches only this process,
+    // which passes it on once (a child that got it twice would quit without a checkpoint).
+    bool own_process_group = false;
+};
+
+// Forks and execs spec.args. A child that cannot enter spec.cwd or exec exits
+// with status 127 and a line in its output. The child is tracked for
+// forward_signals_to_children. Throws cdrmix::Error when the output file cannot
+// be made or the fork fails.
+pid_t start_child(const ChildSpec &spec);
 
 // Stops tracking a child that has been waited for.
 void forget_child(pid_t pid);

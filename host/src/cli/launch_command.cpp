@@ -64,13 +64,16 @@ int run_launch(const LaunchOptions &o, const std::vector<std::string> &globals, 
     for (int local = 0; local < o.nproc; ++local) {
         const int rank = o.node_rank * o.nproc + local;
         try {
-            pids.push_back(start_child(args, {{"RANK", std::to_string(rank)},
-                                              {"WORLD_SIZE", std::to_string(world)},
-                                              {"LOCAL_RANK", std::to_string(local)},
-                                              {"LOCAL_WORLD_SIZE", std::to_string(o.nproc)},
-                                              {"MASTER_ADDR", host},
-                                              {"MASTER_PORT", std::to_string(port)},
-                                              {"CDRMIX_DIST_TIMEOUT", std::to_string(o.timeout_s)}}));
+            ChildSpec spec;
+            spec.args = args;
+            spec.env = {{"RANK", std::to_string(rank)},
+                        {"WORLD_SIZE", std::to_string(world)},
+                        {"LOCAL_RANK", std::to_string(local)},
+                        {"LOCAL_WORLD_SIZE", std::to_string(o.nproc)},
+                        {"MASTER_ADDR", host},
+                        {"MASTER_PORT", std::to_string(port)},
+                        {"CDRMIX_DIST_TIMEOUT", std::to_string(o.timeout_s)}};
+            pids.push_back(start_child(spec));
         } catch (const std::exception &e) {
             signal_children(SIGTERM);
             throw Error(std::string("launch: ") + e.what());

@@ -180,7 +180,12 @@ int run_replay_command(const ReplayOptions &o, const std::vector<std::string> &p
     std::fflush(stdout);
 
     forward_signals_to_children();
-    const pid_t pid = start_child(args, {}, log, cwd);
+    ChildSpec spec;
+    spec.args = std::move(args);
+    spec.output = log;
+    spec.cwd = cwd;
+    spec.own_process_group = true;
+    const pid_t pid = start_child(spec);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) throw Error(std::string("replay: waiting for the run: ") + std::strerror(errno));

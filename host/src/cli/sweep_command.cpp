@@ -124,7 +124,11 @@ int run_sweep_command(const SweepOptions &o, const std::vector<std::string> &plu
             args.insert(args.end(), {"--headless", "--runs-dir", job_dir});
             results[next].job = job;
             results[next].ran = true;
-            running[start_child(args, {}, job_dir + "/output.log")] = {next, Clock::now()};
+            ChildSpec spec;
+            spec.args = std::move(args);
+            spec.output = job_dir + "/output.log";
+            spec.own_process_group = true;
+            running[start_child(spec)] = {next, Clock::now()};
             ++next;
         }
         if (running.empty()) break;
