@@ -32,7 +32,9 @@ std::vector<double> log_ticks(double lo, double hi) {
 int tick_digits(const std::vector<double> &ticks, double lo, double hi) {
     if (ticks.size() < 2) return 3;
     const double step = ticks[1] - ticks[0], top = std::max(std::abs(lo), std::abs(hi));
-    return std::clamp(static_cast<int>(std::ceil(std::log10(top / step))) + 1, 3, 8);
+    // Whole numbers keep all their digits (4100, not 4.1e+03).
+    const int whole = top >= 1 ? static_cast<int>(std::floor(std::log10(top))) + 1 : 1;
+    return std::clamp(std::max(static_cast<int>(std::ceil(std::log10(top / step))) + 1, whole), 3, 8);
 }
 
 Range padded_range(double lo, double hi) {

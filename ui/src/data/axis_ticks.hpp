@@ -14,7 +14,7 @@ std::vector<double> linear_ticks(double lo, double hi, int max_ticks);
 std::vector<double> log_ticks(double lo, double hi);
 
 // Significant digits for linear tick labels, enough that neighbouring ticks
-// read differently (0.00298 vs 0.003): 3 to 8.
+// read differently (0.00298 vs 0.003) and whole numbers keep their digits: 3 to 8.
 int tick_digits(const std::vector<double> &ticks, double lo, double hi);
 
 struct Range {

@@ -83,6 +83,27 @@ void Canvas::text(double x, double y_top, const std::string &s, Rgb c) {
 
 namespace {
 
+// A curve with more points than pixel columns, drawn as the dashboard draws it:
+// per column one bar from its lowest to its highest point, stretched to meet the
+// previous column's last point. Overlapping segments would pile up a faint
+// curve's transparency into a solid band.
+void draw_envelope(Canvas &cv, const Panel &p, const Curve &c, double alpha) {
+    size_t i = 0;
+    double prev_last = p.to_py(c.points.front().y), prev_column = std::floor(p.to_px(c.points.front().x)) - 1;
+    while (i < c.points.size()) {
+        const double column = std::floor(p.to_px(c.points[i].x));
+        double lo = prev_last, hi = prev_last;
+        for (; i < c.points.size() && std::floor(p.to_px(c.points[i].x)) == column; ++i) {
+            const double y = p.to_py(c.points[i].y);
+            lo = std::min(lo, y), hi = std::max(hi, y);
+        }
+        prev_last = p.to_py(c.points[i - 1].y);
+        // A column no point fell in (the data's columns and the pixels' need not align) joins the next bar.
+        cv.fill_rect({prev_column + 1, lo - 0.75, column + 1, hi + 0.75}, c.colour, alpha, p.plot);
+        prev_column = column;
+    }
+}
+
 void draw_panel(Canvas &cv, const Panel &p) {
     const Rect &a = p.plot, all{0, 0, static_cast<double>(cv.width()), static_cast<double>(cv.height())};
     cv.text(p.title_at().x, p.title_at().y, p.title, kText);
@@ -104,9 +125,14 @@ void draw_panel(Canvas &cv, const Panel &p) {
         cv.text(a.x1 - text_width(p.x_label), a.y1 + 6 + kLineHeight, p.x_label, kText);
         for (const auto &c : p.curves) {
             const bool faint = c.style == CurveStyle::faint;
-            for (size_t i = 1; i < c.points.size(); ++i)
-                cv.line(p.to_px(c.points[i - 1].x), p.to_py(c.points[i - 1].y), p.to_px(c.points[i].x),
-                        p.to_py(c.points[i].y), faint ? 1.0 : 1.5, c.colour, faint ? 0.25 : 1.0, a);
+            const double alpha = faint ? 0.25 : 1.0;
+            if (c.points.size() > static_cast<size_t>(a.x1 - a.x0)) {
+                draw_envelope(cv, p, c, alpha);
+            } else {
+                for (size_t i = 1; i < c.points.size(); ++i)
+                    cv.line(p.to_px(c.points[i - 1].x), p.to_py(c.points[i - 1].y), p.to_px(c.points[i].x),
+                            p.to_py(c.points[i].y), faint ? 1.0 : 1.5, c.colour, alpha, a);
+            }
             if (c.dotted(a.x1 - a.x0) || c.points.size() == 1)
                 for (const auto &pt : c.points) cv.disc(p.to_px(pt.x), p.to_py(pt.y), 3, c.colour, a);
         }
