@@ -187,6 +187,8 @@ TEST(PlotFigure, UnknownMetricAndTinySizesAreRefused) {
     o.metrics = {"loss"};
     o.width = 50;
     EXPECT_THROW(build_figure({}, o), std::invalid_argument);
+    o.width = 20000, o.panel_height = 20000; // 400 megapixels
+    EXPECT_THROW(build_figure({}, o), std::invalid_argument);
 }
 
 TEST(PlotPng, DecodesAndDrawsTheCurvesInTheirColours) {

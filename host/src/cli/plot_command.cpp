@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 
 namespace cdrmix {
 
@@ -90,7 +91,12 @@ int run_plot_command(const PlotOptions &o) {
     fo.by_time = o.x_axis == "time";
     fo.width = o.width;
     fo.panel_height = o.panel_height;
-    const ui::Figure figure = ui::build_figure(runs, fo);
+    ui::Figure figure;
+    try {
+        figure = ui::build_figure(runs, fo);
+    } catch (const std::invalid_argument &e) {
+        throw Error(std::string("plot: ") + e.what());
+    }
     for (const auto &p : figure.panels)
         if (!p.has_data())
             std::fprintf(stderr, "cdrmix plot: warning: no %s values in %s; its panel says so\n", p.metric.c_str(),

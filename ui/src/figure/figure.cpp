@@ -168,6 +168,12 @@ std::string Panel::y_tick_label(double t) const {
 Figure build_figure(const std::vector<RunData> &runs, const FigureOptions &o) {
     if (o.width < 200 || o.panel_height < 120)
         throw std::invalid_argument("a figure needs at least 200 x 120 pixels per panel");
+    // The pixels are held in memory (3 bytes each): keep a figure within reason.
+    constexpr double kMaxPixels = 64e6;
+    if (static_cast<double>(o.width) * o.panel_height * static_cast<double>(o.metrics.size()) > kMaxPixels)
+        throw std::invalid_argument("a figure of " + std::to_string(o.width) + " x " +
+                                    std::to_string(o.panel_height * static_cast<int>(o.metrics.size())) +
+                                    " pixels is more than 64 megapixels; lower --width or --panel-height");
     Figure fig;
     fig.width = o.width;
     fig.height = o.panel_height * static_cast<int>(o.metrics.size());

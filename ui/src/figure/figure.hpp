@@ -69,7 +69,7 @@ struct Figure {
 
 // One panel per options.metrics entry, stacked. Runs are overlaid in the
 // dashboard's colours (by their order). Throws std::invalid_argument for a
-// metric not in figure_metrics() or a size below 200 x 120 pixels.
+// metric not in figure_metrics(), a panel below 200 x 120 pixels or a figure over 64 megapixels.
 Figure build_figure(const std::vector<RunData> &runs, const FigureOptions &options);
 
 } // namespace cdrmix::ui
