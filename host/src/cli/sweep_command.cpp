@@ -61,7 +61,7 @@ std::vector<ui::RunData> runs_of(const std::string &runs_dir) {
     std::vector<std::string> dirs;
     std::error_code ec;
     for (const auto &e : fs::directory_iterator(runs_dir, ec))
-        if (e.is_directory() && fs::is_regular_file(e.path() / "metrics.jsonl")) dirs.push_back(e.path().string());
+        if (e.is_directory() && fs::is_regular_file(e.path() / run_layout::metrics)) dirs.push_back(e.path().string());
     std::sort(dirs.begin(), dirs.end());
     std::vector<ui::RunData> runs;
     for (const auto &d : dirs) {

@@ -1,6 +1,7 @@
 #include "data/run_source.hpp"
 
 #include "data/jsonl_follower.hpp"
+#include "run/run_folder.hpp"
 
 #include <filesystem>
 #include <stdexcept>
@@ -13,9 +14,10 @@ RunSource run_source(const std::string &path) {
     const fs::path p(path);
     std::error_code ec;
     const bool is_dir = fs::is_directory(p, ec);
-    const fs::path file = is_dir ? p / "metrics.jsonl" : p;
+    const fs::path file = is_dir ? p / run_layout::metrics : p;
     if (!fs::is_regular_file(file, ec))
-        throw std::runtime_error(path + ": no " + (is_dir ? "metrics.jsonl in that directory" : "such file or directory"));
+        throw std::runtime_error(path + ": no " + (is_dir ? std::string(run_layout::metrics) + " in that directory"
+                                                          : std::string("such file or directory")));
     const fs::path named = fs::absolute(is_dir ? p : p.parent_path()).lexically_normal();
     std::string name = named.filename().string();
     if (name.empty()) name = named.parent_path().filename().string(); // "runs/a/" names "a"
