@@ -29,6 +29,9 @@ TEST(SweepGrid, CartesianProductFirstAxisSlowestWithSeeds) {
     EXPECT_EQ(jobs[7].axes, (std::vector<std::pair<std::string, std::string>>{{"model.num_experts", "8"},
                                                                               {"model.router.type", "sinkhorn"}}));
     EXPECT_EQ(expand(parse_grid({"a=1"}, 0, "train.seed")).at(0).folder, "point-001");
+    // Several seed keys: each run sets all of them to its seed.
+    EXPECT_EQ(expand(parse_grid({"a=1"}, 2, "train.seed,data.seed")).at(1).overrides,
+              (std::vector<std::string>{"a=1", "train.seed=2", "data.seed=2"}));
 }
 
 TEST(SweepGrid, BadArgumentsNameTheArgument) {
@@ -45,6 +48,12 @@ TEST(SweepGrid, BadArgumentsNameTheArgument) {
     EXPECT_NE(message({"a=4,,8"}, 0).find("'a=4,,8': an empty value"), std::string::npos);
     EXPECT_NE(message({"a=1,2", "a=3"}, 0).find("'a' is given twice"), std::string::npos);
     EXPECT_NE(message({"train.seed=1,2"}, 3).find("--seeds sets train.seed"), std::string::npos);
+    try {
+        parse_grid({}, 2, "train.seed,");
+        ADD_FAILURE() << "an empty seed key was accepted";
+    } catch (const Error &e) {
+        EXPECT_NE(std::string(e.what()).find("--seed-key 'train.seed,': an empty key"), std::string::npos);
+    }
 }
 
 namespace {

@@ -81,7 +81,9 @@ CLI::App *add_sweep_command(CLI::App &app, SweepOptions &o) {
     cmd->add_option("script", o.script, "The .lua script")->required();
     cmd->add_option("overrides", o.args, "key=v1,v2,... (an axis of the grid) or key=value (every run)");
     cmd->add_option("--seeds", o.seeds, "Run every grid point with seeds 1..N (sets --seed-key)")->check(CLI::Range(1, 1000));
-    cmd->add_option("--seed-key", o.seed_key, "The override --seeds sets (default train.seed)");
+    cmd->add_option("--seed-key", o.seed_keys,
+                    "The overrides --seeds sets, a comma list (default train.seed; train.seed,data.seed also "
+                    "varies the data order)");
     cmd->add_option("-p,--parallel", o.parallel, "Runs at a time; the threads are split between them (default 1)")
         ->check(CLI::Range(1, 256));
     cmd->add_option("-o,--output", o.out, "The sweep's folder, new or empty (default sweeps/<script>-<time>)");
@@ -95,7 +97,7 @@ CLI::App *add_sweep_command(CLI::App &app, SweepOptions &o) {
 int run_sweep_command(const SweepOptions &o, const std::vector<std::string> &plugin_paths, int threads,
                       const std::string &device) {
     if (const std::string problem = script_file_problem(o.script); !problem.empty()) throw Error("sweep: " + problem);
-    const sweep::Grid grid = sweep::parse_grid(o.args, o.seeds, o.seed_key);
+    const sweep::Grid grid = sweep::parse_grid(o.args, o.seeds, o.seed_keys);
     const std::vector<sweep::Job> jobs = sweep::expand(grid);
     const int total_threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const int parallel = std::min<int>(o.parallel, static_cast<int>(jobs.size()));

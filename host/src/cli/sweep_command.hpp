@@ -1,5 +1,5 @@
 // `cdrmix sweep script.lua model.num_experts=4,8 model.router.type=topk,sinkhorn [key=value ...]
-//  [--seeds N] [--parallel P] [-o DIR]`: runs the grid (cli/sweep/grid.hpp), each run
+//  [--seeds N [--seed-key train.seed,data.seed]] [--parallel P] [-o DIR]`: runs the grid (cli/sweep/grid.hpp), each run
 // as a `cdrmix run` child process with its own runs folder and output log, P at a
 // time with the threads split between them, then writes summary.md and summary.csv
 // (cli/sweep/summary.hpp) into DIR. A failed run is named in the table and makes
@@ -18,7 +18,7 @@ struct SweepOptions {
     std::string script;
     std::vector<std::string> args; // key=value and key=v1,v2,...
     int seeds = 0;
-    std::string seed_key = "train.seed";
+    std::string seed_keys = "train.seed"; // comma list
     int parallel = 1;
     std::string out; // default: sweeps/<script name>-<stamp>
 };

@@ -25,10 +25,12 @@ size_t Grid::points() const {
     return n;
 }
 
-Grid parse_grid(const std::vector<std::string> &args, int seeds, const std::string &seed_key) {
+Grid parse_grid(const std::vector<std::string> &args, int seeds, const std::string &seed_keys) {
     Grid g;
     g.seeds = seeds;
-    g.seed_key = seeds > 0 ? seed_key : "";
+    if (seeds > 0) g.seed_keys = split(seed_keys, ',');
+    for (const auto &k : g.seed_keys)
+        if (k.empty()) throw Error("sweep: --seed-key '" + seed_keys + "': an empty key in the list");
     std::vector<std::string> keys;
     for (const auto &arg : args) {
         const size_t eq = arg.find('=');
@@ -37,7 +39,7 @@ Grid parse_grid(const std::vector<std::string> &args, int seeds, const std::stri
         const std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
         if (std::find(keys.begin(), keys.end(), key) != keys.end())
             throw Error("sweep: '" + key + "' is given twice; give one list of its values (" + key + "=a,b)");
-        if (key == g.seed_key)
+        if (std::find(g.seed_keys.begin(), g.seed_keys.end(), key) != g.seed_keys.end())
             throw Error("sweep: '" + arg + "': --seeds sets " + key + " (1.." + std::to_string(seeds) +
                         "); drop one of them");
         keys.push_back(key);
@@ -75,7 +77,7 @@ std::vector<Job> expand(const Grid &g) {
             job.folder = name;
             if (s > 0) {
                 job.seed = s;
-                job.overrides.push_back(g.seed_key + "=" + std::to_string(s));
+                for (const auto &k : g.seed_keys) job.overrides.push_back(k + "=" + std::to_string(s));
                 job.folder += "-seed-" + std::to_string(s);
             }
             jobs.push_back(std::move(job));

@@ -18,8 +18,8 @@ struct Axis {
 struct Grid {
     std::vector<Axis> axes;
     std::vector<std::string> fixed; // "key=value", given to every run
-    std::string seed_key;            // "" without seeds
-    int seeds = 0;                   // seeds 1..seeds
+    std::vector<std::string> seed_keys; // each set to the seed; empty without seeds
+    int seeds = 0;                      // seeds 1..seeds
     size_t points() const;           // grid points (runs per seed)
 };
 
@@ -32,9 +32,10 @@ struct Job {
     std::string folder;                                     // its folder's name inside the sweep's folder
 };
 
+// seed_keys: a comma list of the keys every seed sets (train.seed,data.seed).
 // Throws cdrmix::Error naming the argument: not key=value, an empty key or
-// value, a key given twice, the seed key given with seeds > 0.
-Grid parse_grid(const std::vector<std::string> &args, int seeds, const std::string &seed_key);
+// value, a key given twice, a seed key given as an override with seeds > 0.
+Grid parse_grid(const std::vector<std::string> &args, int seeds, const std::string &seed_keys);
 
 std::vector<Job> expand(const Grid &grid);
 
