@@ -17,6 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev python3
   # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the ASan/UBSan runtimes
   clang libclang-rt-14-dev
+  # `cdrmix plot`: PNG files (libstb-dev below also gives it stb_easy_font's text)
+  libpng-dev
   # dashboard (GUI) and headless display for its tests
   libimgui-dev libstb-dev libglfw3-dev libgl-dev xvfb xauth libgl1-mesa-dri
   # the default experiment's corpus: the fortune cookie databases (plain English text)

@@ -1,5 +1,6 @@
 #include "dashboard.hpp"
 
+#include "data/palette.hpp"
 #include "data/smoothing.hpp"
 #include "plot.hpp"
 
@@ -12,11 +13,7 @@ namespace cdrmix::ui {
 
 namespace {
 
-// Okabe-Ito-like palette: distinguishable, and readable on a dark background.
-constexpr ImU32 kPalette[] = {IM_COL32(86, 180, 233, 255), IM_COL32(230, 159, 0, 255), IM_COL32(0, 158, 115, 255),
-                              IM_COL32(240, 228, 66, 255), IM_COL32(204, 121, 167, 255), IM_COL32(213, 94, 0, 255),
-                              IM_COL32(160, 160, 255, 255), IM_COL32(200, 200, 200, 255)};
-constexpr size_t kPaletteSize = sizeof kPalette / sizeof kPalette[0];
+ImU32 to_imgui(Rgb c) { return IM_COL32(c.r, c.g, c.b, 255); }
 
 std::string eta_text(double s) {
     if (!(s >= 0)) return "?";
@@ -41,7 +38,7 @@ void section(const char *name) {
 
 } // namespace
 
-ImU32 Dashboard::run_colour(size_t index) { return kPalette[index % kPaletteSize]; }
+ImU32 Dashboard::run_colour(size_t index) { return to_imgui(palette_colour(index)); }
 
 size_t Dashboard::add_run(std::string name) {
     RunView v;
@@ -51,13 +48,8 @@ size_t Dashboard::add_run(std::string name) {
     return runs_.size() - 1;
 }
 
-// One run: layers in the palette. Several runs: the run's colour, lighter per layer.
 ImU32 Dashboard::layer_colour(size_t run, size_t layer, size_t layers) const {
-    if (runs_.size() == 1) return kPalette[layer % kPaletteSize];
-    ImVec4 c = ImGui::ColorConvertU32ToFloat4(runs_[run].colour);
-    const float t = layers > 1 ? 0.5f * static_cast<float>(layer) / static_cast<float>(layers - 1) : 0.0f;
-    c.x += (1 - c.x) * t, c.y += (1 - c.y) * t, c.z += (1 - c.z) * t;
-    return ImGui::ColorConvertFloat4ToU32(c);
+    return to_imgui(ui::layer_colour(run, runs_.size(), layer, layers));
 }
 
 void Dashboard::draw() {
@@ -161,10 +153,8 @@ void Dashboard::draw_loss(float height) {
                          by_time_ ? &v.data.loss.step : nullptr, v.colour, false,
                          smoothed_revision(v)});
         if (!v.data.val_loss.empty()) {
-            ImVec4 c = ImGui::ColorConvertU32ToFloat4(v.colour);
-            c.x += (1 - c.x) * 0.55f, c.y += (1 - c.y) * 0.55f, c.z += (1 - c.z) * 0.55f;
             lines.push_back({tag + "val", &x_of(v.data.val_loss), &v.data.val_loss.value, nullptr,
-                             by_time_ ? &v.data.val_loss.step : nullptr, ImGui::ColorConvertFloat4ToU32(c), true,
+                             by_time_ ? &v.data.val_loss.step : nullptr, to_imgui(val_colour(palette_colour(i))), true,
                              revision(v.data)});
         }
     }

@@ -1,5 +1,6 @@
 #include "plot.hpp"
 
+#include "data/axis_ticks.hpp"
 #include "data/thinning.hpp"
 
 #include <algorithm>
@@ -21,32 +22,6 @@ ImU32 faded(ImU32 c, float alpha) {
     ImVec4 v = ImGui::ColorConvertU32ToFloat4(c);
     v.w *= alpha;
     return ImGui::ColorConvertFloat4ToU32(v);
-}
-
-std::vector<double> linear_ticks(double lo, double hi, int max_ticks) {
-    std::vector<double> ticks;
-    const double span = hi - lo;
-    if (!(span > 0) || !std::isfinite(span)) return ticks;
-    const double raw = span / max_ticks, mag = std::pow(10.0, std::floor(std::log10(raw))), r = raw / mag;
-    const double step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
-    for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push_back(std::abs(t) < step * 1e-9 ? 0 : t);
-    return ticks;
-}
-
-// Ticks in log10 space: whole decades; 2x and 5x within a few decades; every
-// integer multiple within about one (a loss between 1.3 and 4.4, say).
-std::vector<double> log_ticks(double lo, double hi) {
-    std::vector<double> ticks;
-    if (!(hi > lo)) return ticks;
-    const double span = hi - lo;
-    for (double d = std::floor(lo); d <= std::ceil(hi); d += 1) {
-        for (int m = 1; m <= 9; ++m) {
-            const bool shown = m == 1 || (span < 2.5 && (m == 2 || m == 5)) || span < 1.2;
-            const double t = d + std::log10(static_cast<double>(m));
-            if (shown && t >= lo && t <= hi) ticks.push_back(t);
-        }
-    }
-    return ticks;
 }
 
 void format_value(char *buf, size_t n, const char *fmt, double v) { std::snprintf(buf, n, fmt, v); }
@@ -201,9 +176,8 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
                     style.log_y ? "no positive values for a log scale" : "no finite values");
         return;
     }
-    if (y_hi - y_lo < 1e-12 * std::max(1.0, std::abs(y_hi))) y_lo -= 0.5, y_hi += 0.5;
-    const double pad = (y_hi - y_lo) * 0.05;
-    y_lo -= pad, y_hi += pad;
+    const Range y_range = padded_range(y_lo, y_hi);
+    y_lo = y_range.lo, y_hi = y_range.hi;
 
     auto to_screen = [&](double x, double y) {
         return ImVec2(p0.x + static_cast<float>((x - x_lo) / (x_hi - x_lo)) * (p1.x - p0.x),
@@ -214,12 +188,7 @@ void line_plot(const char *title, const std::vector<PlotLine> &lines, const Plot
     const ImU32 grid = IM_COL32(60, 64, 72, 255), text = IM_COL32(170, 170, 170, 255);
     char buf[32];
     const std::vector<double> y_ticks = style.log_y ? log_ticks(y_lo, y_hi) : linear_ticks(y_lo, y_hi, 4);
-    // Enough significant digits that neighbouring ticks read differently (0.00298 vs 0.003).
-    int digits = 3;
-    if (!style.log_y && y_ticks.size() > 1) {
-        const double step = y_ticks[1] - y_ticks[0], top = std::max(std::abs(y_lo), std::abs(y_hi));
-        digits = std::clamp(static_cast<int>(std::ceil(std::log10(top / step))) + 1, 3, 8);
-    }
+    const int digits = style.log_y ? 3 : tick_digits(y_ticks, y_lo, y_hi);
     char y_format[8];
     std::snprintf(y_format, sizeof y_format, "%%.%dg", digits);
     for (double t : y_ticks) {

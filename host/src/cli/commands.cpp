@@ -7,6 +7,9 @@
 #include "cli/inspect_command.hpp"
 #include "cli/keys_command.hpp"
 #include "cli/launch_command.hpp"
+#include "cli/plot_command.hpp"
+#include "cli/replay_command.hpp"
+#include "cli/sweep_command.hpp"
 #include "cli/upcycle_command.hpp"
 #include "core/device.hpp"
 #include "core/plugin_loader.hpp"
@@ -17,6 +20,7 @@
 #include "lua/runtime.hpp"
 #include "core/yaml_config.hpp"
 #include "dist/dist_env.hpp"
+#include "metrics/record_fields.hpp"
 #include "model/describe.hpp"
 #include "bench/bench.hpp"
 #include "train/interrupt.hpp"
@@ -69,8 +73,24 @@ void print_problems(const PluginLoader &loader) {
     for (const auto &p : loader.problems()) std::fprintf(stderr, "cdrmix: warning: %s\n", p.message.c_str());
 }
 
+// `cdrmix run --stop-after N`: stops the run at step N as the Stop button does (a checkpoint, the
+// schedule unchanged), so `cdrmix replay --steps N` re-runs a prefix of a run exactly.
+class StopAfterStep : public MetricsSink {
+public:
+    StopAfterStep(int64_t step, RunControl &control) : step_(step), control_(control) {}
+    void write(const Json &record) override {
+        if (record.value(fields::event, "") != fields::events::step) return;
+        auto it = record.find(fields::step::step);
+        if (it != record.end() && it->is_number() && it->get<int64_t>() >= step_) control_.stop = true;
+    }
+
+private:
+    int64_t step_;
+    RunControl &control_;
+};
+
 int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
-            bool headless, const std::string &runs_dir, const std::string &resume) {
+            bool headless, const std::string &runs_dir, const std::string &resume, int64_t stop_after = 0) {
     if (const std::string problem = script_file_problem(script); !problem.empty()) {
         std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
         return 1;
@@ -87,6 +107,7 @@ int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector
     opts.resume = resume;
     lua::Runtime runtime(opts);
     InterruptHandler interrupt(runtime.control());
+    if (stop_after > 0) runtime.bus().add_sink(std::make_shared<StopAfterStep>(stop_after, runtime.control()));
     return runtime.run();
 }
 
@@ -200,6 +221,10 @@ int cli_main(int argc, char **argv) {
     run->add_flag("--headless", headless, "One JSON object per log interval on stdout instead of a progress bar");
     run->add_option("--runs-dir", runs_dir, "Where run directories are created (default: runs)");
     run->add_option("--resume", resume, "auto (newest checkpoint of an earlier run of the same name) or a checkpoint/run folder");
+    int64_t stop_after = 0;
+    run->add_option("--stop-after", stop_after,
+                    "Stop at this step with a checkpoint, as the Stop button does (the schedule is unchanged)")
+        ->check(CLI::PositiveNumber);
     GuiOptions gui_options;
     auto *gui = add_gui_command(app, gui_options);
     auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
@@ -244,6 +269,12 @@ int cli_main(int argc, char **argv) {
     UpcycleCommand upcycle_command(app);
     ExportOptions export_options;
     auto *export_cmd = add_export_command(app, export_options);
+    PlotOptions plot_options;
+    auto *plot = add_plot_command(app, plot_options);
+    ReplayOptions replay_options;
+    auto *replay = add_replay_command(app, replay_options);
+    SweepOptions sweep_options;
+    auto *sweep = add_sweep_command(app, sweep_options);
 
     try {
         app.parse(argc, argv);
@@ -252,7 +283,10 @@ int cli_main(int argc, char **argv) {
     }
     try {
         configure_threads(g.threads);
-        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume);
+        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume, stop_after);
+        if (*plot) return run_plot_command(plot_options);
+        if (*replay) return run_replay_command(replay_options, g.plugin_paths, g.threads, g.device);
+        if (*sweep) return run_sweep_command(sweep_options, g.plugin_paths, g.threads, g.device);
         // `cdrmix launch -n N gui x.lua`: rank 0 shows the dashboard (it alone gets the records); the others run headless.
         if (*gui && !gui_options.script.empty() && dist_env_from_environment().rank != 0)
             return cmd_run(g, gui_options.script, gui_options.overrides, true, gui_options.runs_dir, "");

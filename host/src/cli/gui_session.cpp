@@ -7,6 +7,7 @@
 #include <cdrmix/error.hpp>
 
 #include <data/jsonl_follower.hpp>
+#include <data/run_source.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -169,16 +170,14 @@ int run_watch_gui(const std::vector<std::string> &paths, const ui::AppOptions &a
     ui::Dashboard dashboard;
     std::vector<ui::JsonlFollower> followers;
     for (const auto &p : paths) {
-        const fs::path path(p);
-        const bool is_dir = fs::is_directory(path);
-        const fs::path file = is_dir ? path / "metrics.jsonl" : path;
-        if (!fs::is_regular_file(file))
-            throw Error("--watch " + p + ": no " + (is_dir ? "metrics.jsonl in that directory" : "such file or directory"));
-        const fs::path named = is_dir ? path : path.parent_path();
-        std::string name = fs::absolute(named).lexically_normal().filename().string();
-        if (name.empty()) name = fs::absolute(named).lexically_normal().parent_path().filename().string();
-        dashboard.add_run(name);
-        followers.emplace_back(file.string());
+        ui::RunSource source;
+        try {
+            source = ui::run_source(p);
+        } catch (const std::exception &e) {
+            throw Error(std::string("--watch ") + e.what());
+        }
+        dashboard.add_run(source.name);
+        followers.emplace_back(source.metrics);
     }
     ui::AppHooks hooks;
     hooks.poll = [&] {

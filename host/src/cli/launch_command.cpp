@@ -1,5 +1,7 @@
 #include "cli/launch_command.hpp"
 
+#include "cli/child_process.hpp"
+
 #include <cdrmix/error.hpp>
 
 #include <signal.h>
@@ -18,15 +20,7 @@ namespace cdrmix {
 
 namespace {
 
-// The ranks' process ids, for the signal handler (async-signal-safe access only).
 constexpr int kMaxRanks = 1024;
-volatile pid_t g_children[kMaxRanks];
-volatile int g_count = 0;
-
-void forward_signal(int sig) {
-    for (int i = 0; i < g_count; ++i)
-        if (g_children[i] > 0) ::kill(g_children[i], sig);
-}
 
 std::pair<std::string, int> split_master(const std::string &master) {
     const auto colon = master.rfind(':');
@@ -37,18 +31,6 @@ std::pair<std::string, int> split_master(const std::string &master) {
     if (*end != '\0' || port < 1 || port > 65535)
         throw Error("launch: --master '" + master + "': the port must be a number in 1..65535");
     return {master.substr(0, colon), static_cast<int>(port)};
-}
-
-std::string status_text(int status) {
-    if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
-    return "status " + std::to_string(status);
-}
-
-int exit_code_of(int status) {
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return 1;
 }
 
 } // namespace
@@ -72,47 +54,30 @@ int run_launch(const LaunchOptions &o, const std::vector<std::string> &globals, 
         throw Error("launch: --node-rank " + std::to_string(o.node_rank) + " is not below --nnodes " +
                     std::to_string(o.nnodes));
     const auto [host, port] = split_master(o.master);
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) throw Error("launch: cannot find this program's path");
-    exe[n] = '\0';
-    std::vector<std::string> args = {exe};
+    std::vector<std::string> args = {this_program()};
     args.insert(args.end(), globals.begin(), globals.end());
     args.insert(args.end(), command.begin(), command.end());
-
-    struct sigaction forward{};
-    forward.sa_handler = forward_signal;
-    sigemptyset(&forward.sa_mask);
-    sigaction(SIGINT, &forward, nullptr);
-    sigaction(SIGTERM, &forward, nullptr);
+    forward_signals_to_children();
 
     const int world = o.nproc * o.nnodes;
-    std::vector<pid_t> pids;
+    std::vector<pid_t> pids; // index: local rank
     for (int local = 0; local < o.nproc; ++local) {
-        const pid_t pid = ::fork();
-        if (pid < 0) {
-            forward_signal(SIGTERM);
-            throw Error(std::string("launch: cannot start a rank: ") + std::strerror(errno));
+        const int rank = o.node_rank * o.nproc + local;
+        try {
+            ChildSpec spec;
+            spec.args = args;
+            spec.env = {{"RANK", std::to_string(rank)},
+                        {"WORLD_SIZE", std::to_string(world)},
+                        {"LOCAL_RANK", std::to_string(local)},
+                        {"LOCAL_WORLD_SIZE", std::to_string(o.nproc)},
+                        {"MASTER_ADDR", host},
+                        {"MASTER_PORT", std::to_string(port)},
+                        {"CDRMIX_DIST_TIMEOUT", std::to_string(o.timeout_s)}};
+            pids.push_back(start_child(spec));
+        } catch (const std::exception &e) {
+            signal_children(SIGTERM);
+            throw Error(std::string("launch: ") + e.what());
         }
-        if (pid == 0) {
-            const int rank = o.node_rank * o.nproc + local;
-            ::setenv("RANK", std::to_string(rank).c_str(), 1);
-            ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
-            ::setenv("LOCAL_RANK", std::to_string(local).c_str(), 1);
-            ::setenv("LOCAL_WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
-            ::setenv("MASTER_ADDR", host.c_str(), 1);
-            ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-            ::setenv("CDRMIX_DIST_TIMEOUT", std::to_string(o.timeout_s).c_str(), 1);
-            std::vector<char *> argv;
-            for (auto &a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execv(exe, argv.data());
-            std::fprintf(stderr, "cdrmix launch: cannot run %s: %s\n", exe, std::strerror(errno));
-            ::_exit(127);
-        }
-        pids.push_back(pid);
-        g_children[g_count] = pid;
-        g_count = g_count + 1;
     }
 
     // Wait for every rank; on the first failure stop the rest, with a grace period.
@@ -125,19 +90,15 @@ int run_launch(const LaunchOptions &o, const std::vector<std::string> &globals, 
         if (done < 0 && errno != EINTR) break;
         if (done <= 0) {
             if (stopping && std::chrono::steady_clock::now() > deadline) {
-                forward_signal(SIGKILL);
+                signal_children(SIGKILL);
                 deadline = std::chrono::steady_clock::time_point::max();
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
             continue;
         }
         --alive;
-        int local = 0;
-        for (int i = 0; i < g_count; ++i)
-            if (g_children[i] == done) {
-                g_children[i] = -1;
-                local = i;
-            }
+        forget_child(done);
+        const int local = static_cast<int>(std::find(pids.begin(), pids.end(), done) - pids.begin());
         const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         if (failed && !stopping) {
             const int rank = o.node_rank * o.nproc + local;
@@ -145,7 +106,7 @@ int run_launch(const LaunchOptions &o, const std::vector<std::string> &globals, 
                          rank, static_cast<int>(done), status_text(status).c_str(), alive);
             code = exit_code_of(status);
             stopping = true;
-            forward_signal(SIGTERM);
+            signal_children(SIGTERM);
             deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         }
     }

@@ -7,6 +7,7 @@
 #include "lua/module_state.hpp"
 #include "lua/text_only.hpp"
 #include "metrics/progress.hpp"
+#include "run/environment.hpp"
 #include "train/interrupt.hpp"
 
 #include <cdrmix/error.hpp>
@@ -57,7 +58,7 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)), dist_env_(d
     at::Generator gen = at::detail::getDefaultCPUGenerator(); // a handle to the shared generator
     {
         std::lock_guard<std::mutex> lock(gen.mutex());
-        gen.set_current_seed(0);
+        gen.set_current_seed(run_environment::kTorchSeed);
     }
     L_ = luaL_newstate();
     if (!L_) throw Error("cannot create a Lua state (out of memory)");
@@ -123,8 +124,7 @@ Run &Runtime::run(const std::string &name) {
         settings.runs_root = options_.runs_root;
         settings.name = name;
         settings.script = options_.script;
-        for (const auto &p : options_.plugins)
-            settings.plugins.push_back({{"name", p.name}, {"version", p.version}, {"file", p.file}});
+        settings.plugins = run_environment::plugin_records(options_.plugins);
         // A multi-process run: rank 0 writes the folder and alone reaches the terminal and the dashboard.
         if (dist_env_.world_size > 1) settings.group = &dist();
         slot = std::make_unique<Run>(std::move(settings), dist_env_.rank == 0 ? &bus_ : nullptr);
@@ -151,6 +151,7 @@ Json Runtime::shared_config() const {
     Json c = resolved_;
     c["script"] = options_.script;
     c["overrides"] = options_.overrides;
+    c[run_environment::keys::environment] = run_environment::current(options_.device.str(), dist_env_.world_size);
     return c;
 }
 

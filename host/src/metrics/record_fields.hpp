@@ -10,6 +10,7 @@ inline constexpr const char *event = "event";
 inline constexpr const char *time = "time"; // unix seconds, added by the metrics bus to every record
 
 namespace events {
+inline constexpr const char *run = "run"; // a run folder was made: run_record below
 inline constexpr const char *step = "step";
 inline constexpr const char *eval = "eval";
 inline constexpr const char *sample = "sample";
@@ -75,6 +76,23 @@ inline constexpr const char *val_tokens = "val_tokens";
 // A mix data source: {source name: loss on that source's own val split}.
 inline constexpr const char *val_loss_by_source = "val_loss_by_source";
 } // namespace eval
+
+// {"event": "run"} records: the first record of a run folder's metrics.
+namespace run_record {
+inline constexpr const char *dir = "dir";
+inline constexpr const char *name = "name"; // the run's name (a trainer's `name`, else the script's file name)
+} // namespace run_record
+
+// {"event": "end"} records: a trainer's whole run (also carry step::step).
+namespace end {
+inline constexpr const char *train_loss = "train_loss";
+inline constexpr const char *val_loss = "val_loss";
+inline constexpr const char *tokens = "tokens";
+inline constexpr const char *elapsed_s = "elapsed_s";
+inline constexpr const char *tokens_per_s = "tokens_per_s"; // tokens over elapsed_s: the whole run's rate
+inline constexpr const char *stopped = "stopped";           // ended before train.steps (Ctrl-C, a callback, Stop)
+inline constexpr const char *checkpoint = "checkpoint";
+} // namespace end
 
 // One MoE layer's entry in step.moe.
 namespace moe {

@@ -2,6 +2,7 @@
 
 #include "core/files.hpp"
 #include "dist/process_group.hpp"
+#include "metrics/record_fields.hpp"
 #include "metrics/tensorboard.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
@@ -64,7 +65,9 @@ const std::string &Run::open() {
         return path_;
     }
     path_ = rank0_decides([this] { return make_folder(); });
-    bus_.publish({{"event", "run"}, {"dir", path_}, {"name", settings_.name}});
+    bus_.publish({{fields::event, fields::events::run},
+                  {fields::run_record::dir, path_},
+                  {fields::run_record::name, settings_.name}});
     return path_;
 }
 

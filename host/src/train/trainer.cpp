@@ -659,15 +659,16 @@ Json Trainer::run_steps(const TrainCallbacks &cb) {
                 stop = true;
         }
     }
-    Json end = {{"event", "end"},
-                {"step", step_},
-                {"train_loss", last_loss},
-                {"val_loss", last_val_loss_},
-                {"tokens", tokens_},
-                {"elapsed_s", elapsed_},
-                {"tokens_per_s", elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
-                {"stopped", step_ < config_.steps},
-                {"checkpoint", last_checkpoint_}};
+    namespace fe = fields::end;
+    Json end = {{fields::event, fields::events::end},
+                {fields::step::step, step_},
+                {fe::train_loss, last_loss},
+                {fe::val_loss, last_val_loss_},
+                {fe::tokens, tokens_},
+                {fe::elapsed_s, elapsed_},
+                {fe::tokens_per_s, elapsed_ > 0 ? double(tokens_) / elapsed_ : 0.0},
+                {fe::stopped, step_ < config_.steps},
+                {fe::checkpoint, last_checkpoint_}};
     bus_.publish(end);
     return end;
 }

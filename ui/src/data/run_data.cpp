@@ -55,6 +55,11 @@ double number(const Json &r, const char *key) {
     return it != r.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
 }
 
+std::string text(const Json &r, const char *key) {
+    auto it = r.find(key);
+    return it != r.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 void add_if_present(Series &s, const Json &r, const char *key, double step, double t) {
     auto it = r.find(key);
     if (it != r.end() && it->is_number()) s.add(step, t, it->get<double>());
@@ -124,11 +129,14 @@ void ingest(RunData &run, const Json &r) {
         run.swaps.add(step, t, static_cast<double>(run.swaps.size() + 1));
     } else if (event == "checkpoint") {
         run.checkpoints.push_back(r.value("path", ""));
-    } else if (event == "run") {
-        run.dir = r.value("dir", "");
-    } else if (event == "end") {
+    } else if (event == cdrmix::fields::events::run) {
+        run.dir = text(r, cdrmix::fields::run_record::dir);
+        run.run_name = text(r, cdrmix::fields::run_record::name);
+    } else if (event == cdrmix::fields::events::end) {
         run.ended = true;
         run.eta_s = 0;
+        const double tokens_per_s = number(r, cdrmix::fields::end::tokens_per_s);
+        run.run_tokens_per_s = std::isfinite(tokens_per_s) ? tokens_per_s : -1;
     } else if (event == "log") {
         // cdrmix.log records: every number becomes a series, x = its "step" or the record count.
         const double x = std::isfinite(step) ? step : static_cast<double>(run.records);

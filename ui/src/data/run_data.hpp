@@ -54,8 +54,10 @@ struct RunData {
     std::vector<std::string> checkpoints;    // paths, in order
     Series swaps;                            // router swaps (Trainer::swap_router): value = swaps so far
     bool ended = false;
+    double run_tokens_per_s = -1; // the end record's: tokens over the whole run's time (-1 before it)
     double eta_s = -1;
     std::string dir;
+    std::string run_name; // the run's own name, from its "run" record ("" before it)
 
     LayerStats &layer(int64_t index);
 };
