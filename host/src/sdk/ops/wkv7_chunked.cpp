@@ -1,4 +1,8 @@
-// RWKV-7 WKV in chunked matrix form (see wkv7_chunked.hpp).
+// RWKV-7 WKV in chunked matrix form (see wkv7_chunked.hpp). Like
+// wkv_head_kernels.cpp, this file is compiled once per instruction set (its
+// functions in the namespace CDRMIX_WKV_CHUNKED_NS) and includes no library
+// header, so no inline function built for AVX-512 can reach older CPUs; the
+// set's own recurrent kernels run the chunks the matrix form does not.
 //
 // Per step, with S[i][j] (i: value index, j: key index):
 //   u_t = S_{t-1} a_t;  S_t = S_{t-1} diag(w_t) + u_t b_t^T + v_t k_t^T;  y_t = S_t r_t.
@@ -27,7 +31,11 @@
 // least 0.545, so chunks of 16 steps keep E above 6e-5 and never fall back.
 #include "wkv7_chunked.hpp"
 
-#include <algorithm>
+#ifndef CDRMIX_WKV_CHUNKED_NS
+#error "compile with -DCDRMIX_WKV_CHUNKED_NS=chunked_<isa>"
+#endif
+
+#define CDRMIX_SIMD _Pragma("omp simd")
 
 // Fortran BLAS (OpenBLAS here, the library LibTorch uses); 32-bit integers.
 extern "C" {
@@ -37,14 +45,15 @@ void sgemm_(const char *transa, const char *transb, const int *m, const int *n, 
 void dgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k, const double *alpha,
             const double *a, const int *lda, const double *b, const int *ldb, const double *beta, double *c,
             const int *ldc);
+void strsm_(const char *side, const char *uplo, const char *transa, const char *diag, const int *m, const int *n,
+            const float *alpha, const float *a, const int *lda, float *b, const int *ldb);
+void dtrsm_(const char *side, const char *uplo, const char *transa, const char *diag, const int *m, const int *n,
+            const double *alpha, const double *a, const int *lda, double *b, const int *ldb);
 }
 
-namespace cdrmix::ops::cpu::chunked {
+namespace cdrmix::ops::cpu::kernels::CDRMIX_WKV_CHUNKED_NS {
 
 namespace {
-
-using kernels::Wkv7Grads;
-using kernels::Wkv7Head;
 
 // Masked-out products reach 1 / kMinDecay times the inputs: they must stay finite.
 template <class T> constexpr T kMinDecay = T(1e-15);
@@ -65,6 +74,24 @@ void blas_gemm(char ta, char tb, int m, int n, int k, const double *A, int lda, 
     dgemm_(&ta, &tb, &m, &n, &k, &one, A, &lda, B, &ldb, &beta, C, &ldc);
 }
 
+void blas_trsm(char side, char uplo, char ta, int m, int n, const float *A, int lda, float *B, int ldb) {
+    const float one = 1;
+    strsm_(&side, &uplo, &ta, "U", &m, &n, &one, A, &lda, B, &ldb);
+}
+
+void blas_trsm(char side, char uplo, char ta, int m, int n, const double *A, int lda, double *B, int ldb) {
+    const double one = 1;
+    dtrsm_(&side, &uplo, &ta, "U", &m, &n, &one, A, &lda, B, &ldb);
+}
+
+// Solves A X = B (transposed: A^T X = B) in place for row-major X, B (n x m)
+// with A (n x n, row-major) unit lower-triangular: its diagonal and upper part
+// are not read. Column-major BLAS sees the transposes: X^T A^T = B^T, A^T upper.
+template <class T> void solve_unit_lower(bool transposed, int64_t n, int64_t m, const T *A, int64_t lda, T *B,
+                                         int64_t ldb) {
+    blas_trsm('R', 'U', transposed ? 'T' : 'N', int(m), int(n), A, int(lda), B, int(ldb));
+}
+
 // Row-major C (m x n) = op(A) op(B) + beta C. BLAS is column-major, where the
 // row-major C is C^T = op(B)^T op(A)^T: the operands swap, the flags stay.
 template <class T>
@@ -73,9 +100,17 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *A, int64_t
     blas_gemm(tb ? 'T' : 'N', ta ? 'T' : 'N', int(n), int(m), int(k), B, int(ldb), A, int(lda), beta, C, int(ldc));
 }
 
-template <class T> void axpy(T alpha, const T *x, T *y, int64_t n) {
-    for (int64_t j = 0; j < n; ++j) y[j] += alpha * x[j];
+template <class T> void copy_n(const T *src, int64_t n, T *dst) {
+    CDRMIX_SIMD
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
+
+template <class T> void zero_n(T *dst, int64_t n) {
+    CDRMIX_SIMD
+    for (int64_t i = 0; i < n; ++i) dst[i] = T(0);
+}
+
+int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // Carves one scratch buffer into named arrays.
 template <class T> struct Arena {
@@ -97,12 +132,15 @@ template <class T> struct Chunk {
     T *Bar; // [B-; K-]
     T *UV;  // [U; V]
     T *M;   // [Mab Mak; Mrb Mrk]
+    T *ones; // N ones: E before the chunk's first step
     const T *EL() const { return E + (Lc - 1) * N; }
 
     Chunk(Arena<T> &a, int64_t L, int64_t n)
         : Lc(L), N(n), E(a.take(L * n)), X(a.take(2 * L * n)), Kh(a.take(2 * L * n)), Bar(a.take(2 * L * n)),
-          UV(a.take(2 * L * n)), M(a.take(4 * L * L)) {}
-    static int64_t size(int64_t L, int64_t n) { return 9 * L * n + 4 * L * L; }
+          UV(a.take(2 * L * n)), M(a.take(4 * L * L)), ones(a.take(n)) {
+        CDRMIX_SIMD
+        for (int64_t j = 0; j < n; ++j) ones[j] = T(1);
+    }
 };
 
 // Gradients of a chunk's stacked arrays, named after what they differentiate.
@@ -116,7 +154,6 @@ template <class T> struct ChunkGrads {
     ChunkGrads(Arena<T> &a, int64_t L, int64_t n)
         : dXin(a.take(2 * L * n)), dUV(a.take(2 * L * n)), dM(a.take(4 * L * L)), dX(a.take(2 * L * n)),
           dKh(a.take(2 * L * n)), dBar(a.take(2 * L * n)), dlogE(a.take(L * n)), colsum(a.take(n)), dlogEL(a.take(n)) {}
-    static int64_t size(int64_t L, int64_t n) { return 11 * L * n + 4 * L * L + 2 * n; }
 };
 
 template <class T> Wkv7Head<T> steps_of(const Wkv7Head<T> &in, int64_t t0, int64_t Lc) {
@@ -131,18 +168,29 @@ template <class T> bool prepare_chunk(const Wkv7Head<T> &in, int64_t t0, Chunk<T
     for (int64_t t = 0; t < Lc; ++t) {
         const T *w = in.w + (t0 + t) * in.stride, *prev = t ? c.E + (t - 1) * N : nullptr;
         T *E = c.E + t * N;
-        for (int64_t j = 0; j < N; ++j) E[j] = (prev ? prev[j] : T(1)) * w[j];
+        if (prev) {
+            CDRMIX_SIMD
+            for (int64_t j = 0; j < N; ++j) E[j] = prev[j] * w[j];
+        } else {
+            copy_n(w, N, E);
+        }
     }
-    bool in_range = true; // written so that NaN fails it
-    for (int64_t i = 0; i < Lc * N; ++i) in_range &= c.E[i] >= kMinDecay<T> && c.E[i] <= 1 / kMinDecay<T>;
-    if (!in_range) return false;
+    T lo = c.E[0], hi = c.E[0], sum = 0;
+    _Pragma("omp simd reduction(min : lo) reduction(max : hi) reduction(+ : sum)")
+    for (int64_t i = 0; i < Lc * N; ++i) {
+        lo = lo < c.E[i] ? lo : c.E[i];
+        hi = hi > c.E[i] ? hi : c.E[i];
+        sum += c.E[i];
+    }
+    if (!(lo >= kMinDecay<T> && hi <= 1 / kMinDecay<T> && sum == sum)) return false; // sum == sum: no NaN
     const T *EL = c.EL();
     for (int64_t t = 0; t < Lc; ++t) {
         const int64_t o = (t0 + t) * in.stride, top = t * N, bottom = (Lc + t) * N;
-        const T *E = c.E + t * N, *prev = t ? c.E + (t - 1) * N : nullptr;
+        const T *E = c.E + t * N, *prev = t ? c.E + (t - 1) * N : c.ones;
+        CDRMIX_SIMD
         for (int64_t j = 0; j < N; ++j) {
             const T inv = 1 / E[j], to_end = EL[j] * inv;
-            c.X[top + j] = in.a[o + j] * (prev ? prev[j] : T(1));
+            c.X[top + j] = in.a[o + j] * prev[j];
             c.X[bottom + j] = in.r[o + j] * E[j];
             c.Kh[top + j] = in.b[o + j] * inv;
             c.Kh[bottom + j] = in.k[o + j] * inv;
@@ -161,25 +209,31 @@ template <class T> void mask_causal(T *M, int64_t Lc) {
     for (int64_t i = 0; i < L2; ++i) {
         const int64_t t = i % Lc, first = i < Lc ? t : t + 1;
         for (int64_t half = 0; half < 2; ++half)
-            std::fill(M + i * L2 + half * Lc + first, M + i * L2 + half * Lc + Lc, T(0));
+            zero_n(M + i * L2 + half * Lc + first, Lc - first);
     }
 }
 
-// M, then U = Mab U + A~ S^T + Mak V.
+// M, then U = Mab U + A~ S^T + Mak V. M's top-left block is left holding
+// -Mab: below the diagonal, I - Mab, the matrix the substitutions solve with.
 template <class T> void solve_u(const Chunk<T> &c, const T *S) {
     const int64_t Lc = c.Lc, N = c.N, L2 = 2 * Lc;
     gemm<T>(false, true, L2, L2, N, c.X, N, c.Kh, N, 0, c.M, L2);
     mask_causal(c.M, Lc);
+    for (int64_t t = 1; t < Lc; ++t) {
+        CDRMIX_SIMD
+        for (int64_t s = 0; s < t; ++s) c.M[t * L2 + s] = -c.M[t * L2 + s];
+    }
     T *U = c.UV;
     gemm<T>(false, true, Lc, N, N, c.X, N, S, N, 0, U, N);
     gemm<T>(false, false, Lc, N, Lc, c.M + Lc, L2, c.UV + Lc * N, N, 1, U, N);
-    for (int64_t t = 1; t < Lc; ++t)
-        for (int64_t s = 0; s < t; ++s) axpy(c.M[t * L2 + s], U + s * N, U + t * N, N);
+    solve_unit_lower(false, Lc, N, c.M, L2, U, N);
 }
 
 template <class T> void scale_columns(T *S, const T *scale, int64_t N) {
-    for (int64_t i = 0; i < N; ++i)
+    for (int64_t i = 0; i < N; ++i) {
+        CDRMIX_SIMD
         for (int64_t j = 0; j < N; ++j) S[i * N + j] *= scale[j];
+    }
 }
 
 // y rows (stride apart) of the chunk, and S advanced to the chunk's end.
@@ -199,19 +253,20 @@ template <class T> void backward_chunk(const Chunk<T> &c, const ChunkGrads<T> &d
     const int64_t Lc = c.Lc, N = c.N, L2 = 2 * Lc;
     solve_u(c, S);
     T *dZ = d.dXin, *dY = d.dXin + Lc * N;
-    for (int64_t t = 0; t < Lc; ++t) std::copy(dy + t * stride, dy + t * stride + N, dY + t * N);
+    for (int64_t t = 0; t < Lc; ++t) copy_n(dy + t * stride, N, dY + t * N);
     // What reads dS' (S' = S diag(E_L) + U^T B- + V^T K-).
     gemm<T>(false, true, L2, N, N, c.Bar, N, dS, N, 0, d.dUV, N);
     gemm<T>(false, false, L2, N, N, c.UV, N, dS, N, 0, d.dBar, N);
-    std::fill(d.colsum, d.colsum + N, T(0));
-    for (int64_t i = 0; i < N; ++i)
+    zero_n(d.colsum, N);
+    for (int64_t i = 0; i < N; ++i) {
+        CDRMIX_SIMD
         for (int64_t j = 0; j < N; ++j) d.colsum[j] += S[i * N + j] * dS[i * N + j];
+    }
     // Y = R~ S^T + Mrb U + Mrk V.
     gemm<T>(true, false, L2, N, Lc, c.M + Lc * L2, L2, dY, N, 1, d.dUV, N);
     // U = (I - Mab)^-1 Z: dZ = (I - Mab)^-T dU, by back substitution.
-    std::copy(d.dUV, d.dUV + Lc * N, dZ);
-    for (int64_t s = Lc - 2; s >= 0; --s)
-        for (int64_t t = s + 1; t < Lc; ++t) axpy(c.M[t * L2 + s], dZ + t * N, dZ + s * N, N);
+    copy_n(d.dUV, Lc * N, dZ);
+    solve_unit_lower(true, Lc, N, c.M, L2, dZ, N);
     gemm<T>(true, false, Lc, N, Lc, c.M + Lc, L2, dZ, N, 1, d.dUV + Lc * N, N);
     // M = X Kh^T, masked: dM = [dZ; dY] [U; V]^T, masked alike.
     gemm<T>(false, true, L2, L2, N, d.dXin, N, c.UV, N, 0, d.dM, L2);
@@ -228,23 +283,26 @@ template <class T>
 void input_grads(const Wkv7Head<T> &in, int64_t t0, const Chunk<T> &c, const ChunkGrads<T> &d, const Wkv7Grads<T> &g) {
     const int64_t Lc = c.Lc, N = c.N;
     const T *EL = c.EL();
+    CDRMIX_SIMD
     for (int64_t j = 0; j < N; ++j) d.dlogEL[j] = d.colsum[j] * EL[j];
     for (int64_t t = 0; t < Lc; ++t) {
         const int64_t o = (t0 + t) * in.stride, top = t * N, bottom = (Lc + t) * N, next = (t + 1) * N;
-        const T *E = c.E + t * N, *prev = t ? c.E + (t - 1) * N : nullptr;
+        const T *E = c.E + t * N, *prev = t ? c.E + (t - 1) * N : c.ones;
+        const bool last = t + 1 == Lc;
         T *dlogE = d.dlogE + t * N;
+        CDRMIX_SIMD
         for (int64_t j = 0; j < N; ++j) {
             const T dA = d.dX[top + j], dR = d.dX[bottom + j], dBh = d.dKh[top + j], dKh = d.dKh[bottom + j];
             const T dBb = d.dBar[top + j], dKb = d.dBar[bottom + j];
             const T inv = 1 / E[j];
-            g.da[o + j] = dA * (prev ? prev[j] : T(1));
+            g.da[o + j] = dA * prev[j];
             g.dr[o + j] = dR * E[j];
             g.db[o + j] = (dBh + EL[j] * dBb) * inv;
             g.dk[o + j] = (dKh + EL[j] * dKb) * inv;
             g.dv[o + j] = d.dUV[bottom + j];
             const T to_end = dBb * c.Bar[top + j] + dKb * c.Bar[bottom + j];
             d.dlogEL[j] += to_end;
-            const T from_next = t + 1 < Lc ? d.dX[next + j] * c.X[next + j] : T(0); // A~_{t+1} holds E_t
+            const T from_next = last ? T(0) : d.dX[next + j] * c.X[next + j]; // A~_{t+1} holds E_t
             dlogE[j] = dR * c.X[bottom + j] - dBh * c.Kh[top + j] - dKh * c.Kh[bottom + j] - to_end + from_next;
         }
     }
@@ -252,6 +310,7 @@ void input_grads(const Wkv7Head<T> &in, int64_t t0, const Chunk<T> &c, const Chu
     T *acc = d.dlogEL;
     for (int64_t t = Lc - 1; t >= 0; --t) {
         const int64_t o = (t0 + t) * in.stride;
+        CDRMIX_SIMD
         for (int64_t j = 0; j < N; ++j) {
             acc[j] += d.dlogE[t * N + j];
             g.dw[o + j] = acc[j] / in.w[o + j];
@@ -265,35 +324,29 @@ template <class T> Wkv7Grads<T> grads_from(const Wkv7Grads<T> &g, int64_t o) {
 
 } // namespace
 
-int64_t wkv7_forward_workspace(int64_t N, int64_t L) { return Chunk<float>::size(L, N); }
-
-int64_t wkv7_backward_workspace(int64_t N, int64_t L) {
-    return Chunk<float>::size(L, N) + ChunkGrads<float>::size(L, N) + kernels::wkv7_backward_workspace(N, L);
-}
-
 template <class T>
-void wkv7_forward(const kernels::WkvKernels<T> &fallback, const Wkv7Head<T> &in, T *S, T *y, T *chunks, int64_t L,
+void wkv7_forward(const WkvKernels<T> &self, const Wkv7Head<T> &in, T *S, T *y, T *chunks, int64_t L,
                   T *work) {
     const int64_t N = in.N, NN = N * N;
     for (int64_t t0 = 0, c = 0; t0 < in.steps; t0 += L, ++c) {
-        const int64_t Lc = std::min(L, in.steps - t0);
-        if (chunks) std::copy(S, S + NN, chunks + c * NN);
+        const int64_t Lc = min_i64(L, in.steps - t0);
+        if (chunks) copy_n(S, NN, chunks + c * NN);
         Arena<T> arena{work};
         Chunk<T> ch(arena, Lc, N);
         if (Lc >= kMinChunkSteps && prepare_chunk(in, t0, ch))
             forward_chunk(ch, S, y + t0 * in.stride, in.stride);
         else
-            fallback.wkv7_forward(steps_of(in, t0, Lc), S, y + t0 * in.stride, nullptr, 0);
+            self.wkv7_forward(steps_of(in, t0, Lc), S, y + t0 * in.stride, nullptr, 0);
     }
 }
 
 template <class T>
-void wkv7_backward(const kernels::WkvKernels<T> &fallback, const Wkv7Head<T> &in, const T *chunks, int64_t L,
+void wkv7_backward(const WkvKernels<T> &self, const Wkv7Head<T> &in, const T *chunks, int64_t L,
                    const T *dy, T *dS, const Wkv7Grads<T> &g, T *work) {
     const int64_t N = in.N, NN = N * N, num_chunks = (in.steps + L - 1) / L;
-    T *recurrent_work = work + Chunk<T>::size(L, N) + ChunkGrads<T>::size(L, N);
+    T *recurrent_work = work + chunked::chunk_scratch(N, L) + chunked::chunk_grad_scratch(N, L);
     for (int64_t c = num_chunks - 1; c >= 0; --c) {
-        const int64_t t0 = c * L, Lc = std::min(L, in.steps - t0), o = t0 * in.stride;
+        const int64_t t0 = c * L, Lc = min_i64(L, in.steps - t0), o = t0 * in.stride;
         Arena<T> arena{work};
         Chunk<T> ch(arena, Lc, N);
         ChunkGrads<T> d(arena, Lc, N);
@@ -301,19 +354,19 @@ void wkv7_backward(const kernels::WkvKernels<T> &fallback, const Wkv7Head<T> &in
             backward_chunk(ch, d, chunks + c * NN, dy + o, in.stride, dS);
             input_grads(in, t0, ch, d, g);
         } else {
-            fallback.wkv7_backward(steps_of(in, t0, Lc), chunks + c * NN, L, dy + o, dS, grads_from(g, o),
+            self.wkv7_backward(steps_of(in, t0, Lc), chunks + c * NN, L, dy + o, dS, grads_from(g, o),
                                    recurrent_work);
         }
     }
 }
 
-template void wkv7_forward<float>(const kernels::WkvKernels<float> &, const Wkv7Head<float> &, float *, float *,
+template void wkv7_forward<float>(const WkvKernels<float> &, const Wkv7Head<float> &, float *, float *,
                                   float *, int64_t, float *);
-template void wkv7_forward<double>(const kernels::WkvKernels<double> &, const Wkv7Head<double> &, double *, double *,
+template void wkv7_forward<double>(const WkvKernels<double> &, const Wkv7Head<double> &, double *, double *,
                                    double *, int64_t, double *);
-template void wkv7_backward<float>(const kernels::WkvKernels<float> &, const Wkv7Head<float> &, const float *, int64_t,
+template void wkv7_backward<float>(const WkvKernels<float> &, const Wkv7Head<float> &, const float *, int64_t,
                                    const float *, float *, const Wkv7Grads<float> &, float *);
-template void wkv7_backward<double>(const kernels::WkvKernels<double> &, const Wkv7Head<double> &, const double *,
+template void wkv7_backward<double>(const WkvKernels<double> &, const Wkv7Head<double> &, const double *,
                                     int64_t, const double *, double *, const Wkv7Grads<double> &, double *);
 
-} // namespace cdrmix::ops::cpu::chunked
+} // namespace cdrmix::ops::cpu::kernels::CDRMIX_WKV_CHUNKED_NS

@@ -2,7 +2,7 @@
 // kernels. One task per (batch, head), run in parallel; each head runs either
 // the recurrence in wkv_head_kernels.cpp (vectorised per instruction set) or
 // the chunked matrix form in wkv7_chunked.cpp (GEMMs over chunks of `chunk`
-// steps), as chunked::wkv7_form() says. The N x N state is float32 (float64
+// steps, built per instruction set too), as chunked::wkv7_form() says. The N x N state is float32 (float64
 // for float64 inputs).
 //
 // Forward saves the state every `chunk` steps; backward recomputes each chunk's
@@ -60,8 +60,8 @@ std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cpu(const Tensor &r, const Tenso
             const int64_t off = d.head_offset(bi, h);
             const auto head = head_of<scalar_t>(x, d, off);
             if (chunked_heads)
-                chunked::wkv7_forward(kern, head, pS + bh * NN, py + off, chunk > 0 ? pc + bh * NC * NN : nullptr, L,
-                                      scratch);
+                kern.wkv7_chunked_forward(kern, head, pS + bh * NN, py + off, chunk > 0 ? pc + bh * NC * NN : nullptr,
+                                          L, scratch);
             else
                 kern.wkv7_forward(head, pS + bh * NN, py + off, pc + bh * NC * NN, chunk);
         });
@@ -95,7 +95,7 @@ wkv7_backward_cpu(const Tensor &r, const Tensor &w, const Tensor &k, const Tenso
                                                  grads[4].data_ptr<scalar_t>() + off, grads[5].data_ptr<scalar_t>() + off};
             const auto head = head_of<scalar_t>(x, d, off);
             if (chunked_heads)
-                chunked::wkv7_backward(kern, head, pc + bh * NC * NN, chunk, pdy + off, pdS + bh * NN, g, scratch);
+                kern.wkv7_chunked_backward(kern, head, pc + bh * NC * NN, chunk, pdy + off, pdS + bh * NN, g, scratch);
             else
                 kern.wkv7_backward(head, pc + bh * NC * NN, chunk, pdy + off, pdS + bh * NN, g, scratch);
         });

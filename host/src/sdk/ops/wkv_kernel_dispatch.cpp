@@ -72,6 +72,12 @@ std::atomic<Wkv7Form> &current_form() {
 
 } // namespace
 
+int64_t wkv7_forward_workspace(int64_t N, int64_t L) { return chunk_scratch(N, L); }
+
+int64_t wkv7_backward_workspace(int64_t N, int64_t L) {
+    return chunk_scratch(N, L) + chunk_grad_scratch(N, L) + kernels::wkv7_backward_workspace(N, L);
+}
+
 const char *wkv7_form_name(Wkv7Form form) { return form == Wkv7Form::chunked ? "chunked" : "recurrent"; }
 
 Wkv7Form wkv7_form() { return current_form().load(); }
