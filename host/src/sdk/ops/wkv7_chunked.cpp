@@ -45,10 +45,6 @@ void sgemm_(const char *transa, const char *transb, const int *m, const int *n, 
 void dgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k, const double *alpha,
             const double *a, const int *lda, const double *b, const int *ldb, const double *beta, double *c,
             const int *ldc);
-void strsm_(const char *side, const char *uplo, const char *transa, const char *diag, const int *m, const int *n,
-            const float *alpha, const float *a, const int *lda, float *b, const int *ldb);
-void dtrsm_(const char *side, const char *uplo, const char *transa, const char *diag, const int *m, const int *n,
-            const double *alpha, const double *a, const int *lda, double *b, const int *ldb);
 }
 
 namespace cdrmix::ops::cpu::kernels::CDRMIX_WKV_CHUNKED_NS {
@@ -72,24 +68,6 @@ void blas_gemm(char ta, char tb, int m, int n, int k, const double *A, int lda, 
                double beta, double *C, int ldc) {
     const double one = 1;
     dgemm_(&ta, &tb, &m, &n, &k, &one, A, &lda, B, &ldb, &beta, C, &ldc);
-}
-
-void blas_trsm(char side, char uplo, char ta, int m, int n, const float *A, int lda, float *B, int ldb) {
-    const float one = 1;
-    strsm_(&side, &uplo, &ta, "U", &m, &n, &one, A, &lda, B, &ldb);
-}
-
-void blas_trsm(char side, char uplo, char ta, int m, int n, const double *A, int lda, double *B, int ldb) {
-    const double one = 1;
-    dtrsm_(&side, &uplo, &ta, "U", &m, &n, &one, A, &lda, B, &ldb);
-}
-
-// Solves A X = B (transposed: A^T X = B) in place for row-major X, B (n x m)
-// with A (n x n, row-major) unit lower-triangular: its diagonal and upper part
-// are not read. Column-major BLAS sees the transposes: X^T A^T = B^T, A^T upper.
-template <class T> void solve_unit_lower(bool transposed, int64_t n, int64_t m, const T *A, int64_t lda, T *B,
-                                         int64_t ldb) {
-    blas_trsm('R', 'U', transposed ? 'T' : 'N', int(m), int(n), A, int(lda), B, int(ldb));
 }
 
 // Row-major C (m x n) = op(A) op(B) + beta C. BLAS is column-major, where the
@@ -132,12 +110,14 @@ template <class T> struct Chunk {
     T *Bar; // [B-; K-]
     T *UV;  // [U; V]
     T *M;   // [Mab Mak; Mrb Mrk]
+    T *inv; // (I - Mab)^-1, Lc x Lc
+    T *Z;   // A~ S^T + Mak V, Lc x N
     T *ones; // N ones: E before the chunk's first step
     const T *EL() const { return E + (Lc - 1) * N; }
 
     Chunk(Arena<T> &a, int64_t L, int64_t n)
         : Lc(L), N(n), E(a.take(L * n)), X(a.take(2 * L * n)), Kh(a.take(2 * L * n)), Bar(a.take(2 * L * n)),
-          UV(a.take(2 * L * n)), M(a.take(4 * L * L)), ones(a.take(n)) {
+          UV(a.take(2 * L * n)), M(a.take(4 * L * L)), inv(a.take(L * L)), Z(a.take(L * n)), ones(a.take(n)) {
         CDRMIX_SIMD
         for (int64_t j = 0; j < n; ++j) ones[j] = T(1);
     }
@@ -213,20 +193,32 @@ template <class T> void mask_causal(T *M, int64_t Lc) {
     }
 }
 
-// M, then U = Mab U + A~ S^T + Mak V. M's top-left block is left holding
-// -Mab: below the diagonal, I - Mab, the matrix the substitutions solve with.
+// T = (I - Mab)^-1 (Lc x Lc, unit lower-triangular), row by row: row t of
+// (I - Mab) T = I reads T_t = e_t + sum_{s<t} Mab[t][s] T_s. A GEMM with T then
+// does the triangular solves: a BLAS trsm call costs several times as much at this size.
+template <class T> void invert_unit_lower(const T *M, int64_t ldm, int64_t Lc, T *inv) {
+    for (int64_t t = 0; t < Lc; ++t) {
+        T *row = inv + t * Lc;
+        zero_n(row, Lc);
+        row[t] = T(1);
+        for (int64_t s = 0; s < t; ++s) {
+            const T m = M[t * ldm + s], *from = inv + s * Lc;
+            CDRMIX_SIMD
+            for (int64_t q = 0; q < Lc; ++q) row[q] += m * from[q];
+        }
+    }
+}
+
+// M, then U = Mab U + A~ S^T + Mak V, that is U = (I - Mab)^-1 Z with
+// Z = A~ S^T + Mak V.
 template <class T> void solve_u(const Chunk<T> &c, const T *S) {
     const int64_t Lc = c.Lc, N = c.N, L2 = 2 * Lc;
     gemm<T>(false, true, L2, L2, N, c.X, N, c.Kh, N, 0, c.M, L2);
     mask_causal(c.M, Lc);
-    for (int64_t t = 1; t < Lc; ++t) {
-        CDRMIX_SIMD
-        for (int64_t s = 0; s < t; ++s) c.M[t * L2 + s] = -c.M[t * L2 + s];
-    }
-    T *U = c.UV;
-    gemm<T>(false, true, Lc, N, N, c.X, N, S, N, 0, U, N);
-    gemm<T>(false, false, Lc, N, Lc, c.M + Lc, L2, c.UV + Lc * N, N, 1, U, N);
-    solve_unit_lower(false, Lc, N, c.M, L2, U, N);
+    invert_unit_lower(c.M, L2, Lc, c.inv);
+    gemm<T>(false, true, Lc, N, N, c.X, N, S, N, 0, c.Z, N);
+    gemm<T>(false, false, Lc, N, Lc, c.M + Lc, L2, c.UV + Lc * N, N, 1, c.Z, N);
+    gemm<T>(false, false, Lc, N, Lc, c.inv, Lc, c.Z, N, 0, c.UV, N);
 }
 
 template <class T> void scale_columns(T *S, const T *scale, int64_t N) {
@@ -264,9 +256,8 @@ template <class T> void backward_chunk(const Chunk<T> &c, const ChunkGrads<T> &d
     }
     // Y = R~ S^T + Mrb U + Mrk V.
     gemm<T>(true, false, L2, N, Lc, c.M + Lc * L2, L2, dY, N, 1, d.dUV, N);
-    // U = (I - Mab)^-1 Z: dZ = (I - Mab)^-T dU, by back substitution.
-    copy_n(d.dUV, Lc * N, dZ);
-    solve_unit_lower(true, Lc, N, c.M, L2, dZ, N);
+    // U = (I - Mab)^-1 Z: dZ = (I - Mab)^-T dU.
+    gemm<T>(true, false, Lc, N, Lc, c.inv, Lc, d.dUV, N, 0, dZ, N);
     gemm<T>(true, false, Lc, N, Lc, c.M + Lc, L2, dZ, N, 1, d.dUV + Lc * N, N);
     // M = X Kh^T, masked: dM = [dZ; dY] [U; V]^T, masked alike.
     gemm<T>(false, true, L2, L2, N, d.dXin, N, c.UV, N, 0, d.dM, L2);

@@ -27,7 +27,7 @@ const char *wkv7_form_name(Wkv7Form form);
 
 // Scratch of one chunk (its scaled rows and products) and of its gradients.
 // Internal linkage: this header is also compiled per instruction set.
-static constexpr int64_t chunk_scratch(int64_t N, int64_t L) { return 9 * L * N + 4 * L * L + N; }
+static constexpr int64_t chunk_scratch(int64_t N, int64_t L) { return 10 * L * N + 5 * L * L + N; }
 static constexpr int64_t chunk_grad_scratch(int64_t N, int64_t L) { return 11 * L * N + 4 * L * L + 2 * N; }
 
 // Entries of scratch memory one forward / backward call needs at chunk length L
