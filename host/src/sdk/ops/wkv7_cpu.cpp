@@ -26,7 +26,11 @@ using detail::widened_inputs;
 // The chunk length of the chunked form when the forward pass saves no states.
 constexpr int64_t kUnsavedChunk = 16;
 
-bool chunked_form() { return chunked::wkv7_form() == chunked::Wkv7Form::chunked; }
+// Sequences shorter than one chunk (decoding: one token) gain nothing from the
+// matrix form and would only pay for its scratch memory.
+bool chunked_heads_for(const Dims &d, int64_t L) {
+    return chunked::wkv7_form() == chunked::Wkv7Form::chunked && d.T >= L;
+}
 
 template <class T> kernels::Wkv7Head<T> head_of(const std::vector<Tensor> &x, const Dims &d, int64_t off) {
     return {x[0].data_ptr<T>() + off, x[1].data_ptr<T>() + off, x[2].data_ptr<T>() + off,
@@ -50,8 +54,8 @@ std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cpu(const Tensor &r, const Tenso
     Tensor sT = s0.clone();
     const int64_t NN = d.N * d.N, NC = chunk > 0 ? (d.T + chunk - 1) / chunk : 0;
     Tensor chunks = at::empty({d.B, d.H, NC, d.N, d.N}, s0.options());
-    const bool chunked_heads = chunked_form();
     const int64_t L = chunk > 0 ? chunk : kUnsavedChunk;
+    const bool chunked_heads = chunked_heads_for(d, L);
     const int64_t work = chunked_heads ? chunked::wkv7_forward_workspace(d.N, L) : 0;
     AT_DISPATCH_FLOATING_TYPES(acc, "wkv7_forward_cpu", [&] {
         const auto &kern = detail::head_kernels<scalar_t>();
@@ -85,7 +89,7 @@ wkv7_backward_cpu(const Tensor &r, const Tensor &w, const Tensor &k, const Tenso
         const auto &kern = detail::head_kernels<scalar_t>();
         const scalar_t *pc = chunks.data_ptr<scalar_t>(), *pdy = x[6].data_ptr<scalar_t>();
         scalar_t *pdS = dS.data_ptr<scalar_t>();
-        const bool chunked_heads = chunked_form();
+        const bool chunked_heads = chunked_heads_for(d, chunk);
         const int64_t work = chunked_heads ? chunked::wkv7_backward_workspace(d.N, chunk)
                                            : kernels::wkv7_backward_workspace(d.N, chunk);
         detail::for_each_head<scalar_t>(d, work, [&](int64_t bh, int64_t bi, int64_t h, scalar_t *scratch) {
