@@ -15,7 +15,7 @@
 //   B-_s = b_s E_L / E_s, K-_s = k_s E_L / E_s
 // and the masked L x L products Mab = A~ B^T, Mak = A~ K^T (s < t) and
 // Mrb = R~ B^T, Mrk = R~ K^T (s <= t), one chunk is
-//   U = Mab U + A~ S^T + Mak V          (unit lower-triangular: forward substitution)
+//   U = Mab U + A~ S^T + Mak V          (so U = (I - Mab)^-1 (A~ S^T + Mak V))
 //   Y = R~ S^T + Mrb U + Mrk V
 //   S' = S diag(E_L) + U^T B- + V^T K-.
 // Stacking X = [A~; R~], Kh = [B^; K^], Bar = [B-; K-], UV = [U; V] makes M = X Kh^T
