@@ -16,6 +16,10 @@ for op in WKV-6 WKV-7; do
   grep -Eq "^  $op achieved rate +[0-9.]+ GFLOP/s +GEMM [0-9.]+ GFLOP/s +[0-9.]+% of peak" <<<"$out" ||
     fail "no achieved rate for $op"
 done
+grep -Eq "^2 WKV-7 chunked fwd\+bwd B8 T128 C512 fp32 +[0-9.]+ ms +recurrent [0-9.]+ ms +[0-9.]+x faster" <<<"$out" ||
+  fail "no chunked row for WKV-7"
+grep -Eq "^  WKV-7 chunked achieved rate +[0-9.]+ GFLOP/s +GEMM [0-9.]+ GFLOP/s +[0-9.]+% of peak" <<<"$out" ||
+  fail "no achieved rate for chunked WKV-7"
 grep -Eq '^3 MoE E8 k2 C512 N1024 fwd\+bwd +sparse [0-9.]+ ms +dense \(all experts\) [0-9.]+ ms +[0-9.]+x the dense time' \
   <<<"$out" || fail "no row 3"
 

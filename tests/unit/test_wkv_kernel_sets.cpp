@@ -2,10 +2,11 @@
 // called directly, against the per-token references: forward outputs, final
 // state and all gradients, in float32 and float64, at head size 64 (the
 // unrolled instantiation) and 23 (the generic one: a scalar tail for
-// every vector width and an odd row left after the pairs). The ops
-// themselves use only the fastest set.
+// every vector width and an odd row left after the pairs), for the recurrent
+// kernels and each set's chunked WKV-7. The ops themselves use only the fastest set.
 #include "test_util.hpp"
 
+#include "sdk/ops/wkv7_chunked.hpp"
 #include "sdk/ops/wkv_head_kernels.hpp"
 
 #include <cdrmix/ops.hpp>
@@ -22,11 +23,12 @@ struct Case {
     bool v7;
     int64_t N;
     torch::ScalarType dtype;
+    bool chunked = false; // WKV-7 only
 };
 
 std::string name_of(const kn::KernelSet &set, const Case &c) {
-    return std::string(set.isa) + (c.v7 ? " wkv7" : " wkv6") + " N=" + std::to_string(c.N) +
-           (c.dtype == torch::kFloat64 ? " f64" : " f32");
+    return std::string(set.isa) + (c.v7 ? c.chunked ? " wkv7 chunked" : " wkv7" : " wkv6") + " N=" +
+           std::to_string(c.N) + (c.dtype == torch::kFloat64 ? " f64" : " f32");
 }
 
 // r, w, k, v, then a, b (RWKV-7) or u (RWKV-6), shaped like the blocks make them.
@@ -73,8 +75,10 @@ Result run_set(const kn::WkvKernels<T> &kern, const Case &c, const std::vector<T
     std::vector<Tensor> g;
     for (const auto &t : x) g.push_back(torch::zeros_like(t));
     std::vector<Tensor> du_bh;
-    const int64_t work_size =
-        c.v7 ? kn::wkv7_backward_workspace(N, kChunk) : kn::wkv6_backward_workspace(N, kChunk);
+    namespace ch = cdrmix::ops::cpu::chunked;
+    const int64_t work_size = c.chunked ? ch::wkv7_backward_workspace(N, kChunk)
+                              : c.v7    ? kn::wkv7_backward_workspace(N, kChunk)
+                                        : kn::wkv6_backward_workspace(N, kChunk);
     std::vector<T> work(work_size);
     auto p = [](const Tensor &t) { return t.data_ptr<T>(); };
     for (int64_t b = 0; b < kB; ++b)
@@ -84,10 +88,15 @@ Result run_set(const kn::WkvKernels<T> &kern, const Case &c, const std::vector<T
             if (c.v7) {
                 const kn::Wkv7Head<T> in{p(x[0]) + off, p(x[1]) + off, p(x[2]) + off, p(x[3]) + off,
                                          p(x[4]) + off, p(x[5]) + off, kT, stride, N};
-                kern.wkv7_forward(in, Sp, p(y) + off, cp, kChunk);
                 const kn::Wkv7Grads<T> gr{p(g[0]) + off, p(g[1]) + off, p(g[2]) + off,
                                           p(g[3]) + off, p(g[4]) + off, p(g[5]) + off};
-                kern.wkv7_backward(in, cp, kChunk, p(dy) + off, dSp, gr, work.data());
+                if (c.chunked) {
+                    kern.wkv7_chunked_forward(kern, in, Sp, p(y) + off, cp, kChunk, work.data());
+                    kern.wkv7_chunked_backward(kern, in, cp, kChunk, p(dy) + off, dSp, gr, work.data());
+                } else {
+                    kern.wkv7_forward(in, Sp, p(y) + off, cp, kChunk);
+                    kern.wkv7_backward(in, cp, kChunk, p(dy) + off, dSp, gr, work.data());
+                }
             } else {
                 const kn::Wkv6Head<T> in{p(x[0]) + off, p(x[1]) + off, p(x[2]) + off, p(x[3]) + off,
                                          p(x[4]) + h * N, kT, stride, N};
@@ -121,10 +130,10 @@ TEST(WKVKernelSets, EveryAvailableSetMatchesTheReference) {
     ASSERT_GE(n, 1);
     EXPECT_STREQ(sets[n - 1]->isa, "baseline");
     for (int i = 0; i < n; ++i)
-        for (bool v7 : {true, false})
+        for (auto [v7, chunked] : {std::pair{true, false}, std::pair{true, true}, std::pair{false, false}})
             for (int64_t N : {64, 23})
                 for (auto dt : {torch::kFloat32, torch::kFloat64}) {
-                    const Case c{v7, N, dt};
+                    const Case c{v7, N, dt, chunked};
                     auto x = make_inputs(c);
                     torch::manual_seed(99);
                     Tensor s0 = torch::randn({kB, kH, N, N}, torch::kFloat64) * 0.1;

@@ -16,6 +16,7 @@
 #include "core/presets.hpp"
 #include "core/system_info.hpp"
 #include "lua/lua_modules.hpp"
+#include "sdk/ops/wkv7_chunked.hpp"
 #include "lua/lua_util.hpp"
 #include "lua/runtime.hpp"
 #include "core/yaml_config.hpp"
@@ -156,6 +157,13 @@ int cmd_doctor(const GlobalOptions &g) {
                        " (override with CDRMIX_CPU_KERNELS=baseline|avx2|avx512)");
     } catch (const std::exception &e) {
         problem(e.what(), "unset CDRMIX_CPU_KERNELS or name a set from the list");
+    }
+    try {
+        namespace ch = ops::cpu::chunked;
+        row("WKV-7", std::string(ch::wkv7_form_name(ch::wkv7_form())) +
+                         " form on CPU (override with CDRMIX_WKV7_FORM=recurrent|chunked)");
+    } catch (const std::exception &e) {
+        problem(e.what(), "unset CDRMIX_WKV7_FORM or set it to recurrent or chunked");
     }
     if (openblas_pinned_below_cpu())
         problem(std::string("OPENBLAS_CORETYPE=") + std::getenv("OPENBLAS_CORETYPE") +

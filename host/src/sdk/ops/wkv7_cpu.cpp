@@ -1,10 +1,14 @@
 // RWKV-7 WKV recurrence on CPU: schemas of the cdrmix::wkv7_* ops and their CPU
-// kernels. One task per (batch, head), run in parallel; the recurrence itself is
-// in wkv_head_kernels.cpp (vectorised per instruction set). The N x N state is
-// float32 (float64 for float64 inputs).
+// kernels. One task per (batch, head), run in parallel; each head runs either
+// the recurrence in wkv_head_kernels.cpp (vectorised per instruction set) or
+// the chunked matrix form in wkv7_chunked.cpp (GEMMs over chunks of `chunk`
+// steps, built per instruction set too), as chunked::wkv7_form() says. The N x N state is float32 (float64
+// for float64 inputs).
 //
 // Forward saves the state every `chunk` steps; backward recomputes each chunk's
 // states from its checkpoint (memory O(T/chunk * N^2) per head, not O(T * N^2)).
+// Both forms save and read the same states, so either backward follows either forward.
+#include "wkv7_chunked.hpp"
 #include "wkv_cpu_common.hpp"
 
 #include <torch/library.h>
@@ -18,6 +22,15 @@ using detail::Dims;
 using detail::state_type;
 using detail::widened;
 using detail::widened_inputs;
+
+// The chunk length of the chunked form when the forward pass saves no states.
+constexpr int64_t kUnsavedChunk = 16;
+
+// Sequences shorter than one chunk (decoding: one token) gain nothing from the
+// matrix form and would only pay for its scratch memory.
+bool chunked_heads_for(const Dims &d, int64_t L) {
+    return chunked::wkv7_form() == chunked::Wkv7Form::chunked && d.T >= L;
+}
 
 template <class T> kernels::Wkv7Head<T> head_of(const std::vector<Tensor> &x, const Dims &d, int64_t off) {
     return {x[0].data_ptr<T>() + off, x[1].data_ptr<T>() + off, x[2].data_ptr<T>() + off,
@@ -41,12 +54,20 @@ std::tuple<Tensor, Tensor, Tensor> wkv7_forward_cpu(const Tensor &r, const Tenso
     Tensor sT = s0.clone();
     const int64_t NN = d.N * d.N, NC = chunk > 0 ? (d.T + chunk - 1) / chunk : 0;
     Tensor chunks = at::empty({d.B, d.H, NC, d.N, d.N}, s0.options());
+    const int64_t L = chunk > 0 ? chunk : kUnsavedChunk;
+    const bool chunked_heads = chunked_heads_for(d, L);
+    const int64_t work = chunked_heads ? chunked::wkv7_forward_workspace(d.N, L) : 0;
     AT_DISPATCH_FLOATING_TYPES(acc, "wkv7_forward_cpu", [&] {
         const auto &kern = detail::head_kernels<scalar_t>();
         scalar_t *py = y.data_ptr<scalar_t>(), *pS = sT.data_ptr<scalar_t>(), *pc = chunks.data_ptr<scalar_t>();
-        detail::for_each_head<scalar_t>(d, 0, [&](int64_t bh, int64_t bi, int64_t h, scalar_t *) {
+        detail::for_each_head<scalar_t>(d, work, [&](int64_t bh, int64_t bi, int64_t h, scalar_t *scratch) {
             const int64_t off = d.head_offset(bi, h);
-            kern.wkv7_forward(head_of<scalar_t>(x, d, off), pS + bh * NN, py + off, pc + bh * NC * NN, chunk);
+            const auto head = head_of<scalar_t>(x, d, off);
+            if (chunked_heads)
+                kern.wkv7_chunked_forward(kern, head, pS + bh * NN, py + off, chunk > 0 ? pc + bh * NC * NN : nullptr,
+                                          L, scratch);
+            else
+                kern.wkv7_forward(head, pS + bh * NN, py + off, pc + bh * NC * NN, chunk);
         });
     });
     return {y.to(r.scalar_type()), sT, chunks};
@@ -68,14 +89,19 @@ wkv7_backward_cpu(const Tensor &r, const Tensor &w, const Tensor &k, const Tenso
         const auto &kern = detail::head_kernels<scalar_t>();
         const scalar_t *pc = chunks.data_ptr<scalar_t>(), *pdy = x[6].data_ptr<scalar_t>();
         scalar_t *pdS = dS.data_ptr<scalar_t>();
-        const int64_t work = kernels::wkv7_backward_workspace(d.N, chunk);
+        const bool chunked_heads = chunked_heads_for(d, chunk);
+        const int64_t work = chunked_heads ? chunked::wkv7_backward_workspace(d.N, chunk)
+                                           : kernels::wkv7_backward_workspace(d.N, chunk);
         detail::for_each_head<scalar_t>(d, work, [&](int64_t bh, int64_t bi, int64_t h, scalar_t *scratch) {
             const int64_t off = d.head_offset(bi, h);
             const kernels::Wkv7Grads<scalar_t> g{grads[0].data_ptr<scalar_t>() + off, grads[1].data_ptr<scalar_t>() + off,
                                                  grads[2].data_ptr<scalar_t>() + off, grads[3].data_ptr<scalar_t>() + off,
                                                  grads[4].data_ptr<scalar_t>() + off, grads[5].data_ptr<scalar_t>() + off};
-            kern.wkv7_backward(head_of<scalar_t>(x, d, off), pc + bh * NC * NN, chunk, pdy + off, pdS + bh * NN, g,
-                               scratch);
+            const auto head = head_of<scalar_t>(x, d, off);
+            if (chunked_heads)
+                kern.wkv7_chunked_backward(kern, head, pc + bh * NC * NN, chunk, pdy + off, pdS + bh * NN, g, scratch);
+            else
+                kern.wkv7_backward(head, pc + bh * NC * NN, chunk, pdy + off, pdS + bh * NN, g, scratch);
         });
     });
     const auto dt = r.scalar_type();

@@ -1,6 +1,7 @@
 // The WKV head kernels (see wkv_head_kernels.hpp). This file is compiled once
 // per instruction set with CDRMIX_WKV_SET naming the function that returns its
-// KernelSet and CDRMIX_WKV_ISA its name. Everything else is in an anonymous
+// KernelSet, CDRMIX_WKV_ISA its name and CDRMIX_WKV_CHUNKED_NS the namespace of
+// the same set's chunked WKV-7 (wkv7_chunked.cpp). Everything else is in an anonymous
 // namespace and no library header but the intrinsics is included, so no inline function compiled
 // for AVX-512 here can be merged by the linker into code meant for older CPUs.
 //
@@ -22,12 +23,13 @@
 //   dr_i = (S_{t-1} dy)_i + u_i k_i c;  dk_i = (G v)_i + r_i u_i c;
 //   dv = G^T k + dy (r.(u*k));  dw_i = sum_j G[i][j] S_{t-1}[i][j];
 //   du_i += r_i k_i c;  G <- diag(w) G + r dy^T
+#include "wkv7_chunked.hpp"
 #include "wkv_head_kernels.hpp"
 
 #include <immintrin.h>
 
-#ifndef CDRMIX_WKV_SET
-#error "compile with -DCDRMIX_WKV_SET=kernels_<isa> -DCDRMIX_WKV_ISA=\"<isa>\""
+#if !defined(CDRMIX_WKV_SET) || !defined(CDRMIX_WKV_CHUNKED_NS)
+#error "compile with -DCDRMIX_WKV_SET=kernels_<isa> -DCDRMIX_WKV_ISA=\"<isa>\" -DCDRMIX_WKV_CHUNKED_NS=chunked_<isa>"
 #endif
 
 // Loops without reductions are left to the vectoriser (`omp simd`); loops with
@@ -387,7 +389,12 @@ void wkv6_backward_any(const Wkv6Head<T> &in, const T *chunks, int64_t chunk, co
 }
 
 template <class T> WkvKernels<T> make_kernels() {
-    return {&wkv7_forward_any<T>, &wkv7_backward_any<T>, &wkv6_forward_any<T>, &wkv6_backward_any<T>};
+    return {&wkv7_forward_any<T>,
+            &wkv7_backward_any<T>,
+            &wkv6_forward_any<T>,
+            &wkv6_backward_any<T>,
+            &CDRMIX_WKV_CHUNKED_NS::wkv7_forward<T>,
+            &CDRMIX_WKV_CHUNKED_NS::wkv7_backward<T>};
 }
 
 } // namespace

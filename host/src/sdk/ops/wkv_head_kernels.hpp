@@ -47,6 +47,15 @@ template <class T> struct WkvKernels {
     // As wkv7_backward; du is overwritten (not accumulated into).
     void (*wkv6_backward)(const Wkv6Head<T> &in, const T *chunks, int64_t chunk, const T *dy, T *dS,
                           const Wkv6Grads<T> &grads, T *work);
+    // wkv7_forward / wkv7_backward in chunked matrix form (wkv7_chunked.hpp) with
+    // chunks of L steps: self is the set holding them, whose recurrent kernels
+    // run the chunks the matrix form leaves; work has
+    // chunked::wkv7_forward_workspace / wkv7_backward_workspace(N, L) entries.
+    // The forward pass's chunks may be null (no states saved).
+    void (*wkv7_chunked_forward)(const WkvKernels &self, const Wkv7Head<T> &in, T *S, T *y, T *chunks, int64_t L,
+                                 T *work);
+    void (*wkv7_chunked_backward)(const WkvKernels &self, const Wkv7Head<T> &in, const T *chunks, int64_t L,
+                                  const T *dy, T *dS, const Wkv7Grads<T> &grads, T *work);
 };
 
 // Entries of scratch memory one backward call needs.
