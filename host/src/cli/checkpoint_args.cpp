@@ -3,6 +3,7 @@
 #include "core/yaml_config.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
 
 #include <cstdlib>
 
@@ -38,8 +39,6 @@ void apply_data_override(Json &cfg, const std::string &kv) {
     (*node)[key.substr(start)] = value;
 }
 
-} // namespace
-
 // The data config: the run's saved one, replaced by a YAML file and/or patched by key=value.
 std::pair<Json, std::string> data_config(const LoadedCheckpoint &ckpt, const std::vector<std::string> &specs) {
     Json cfg = ckpt.run_config.is_object() && ckpt.run_config.contains("data") ? ckpt.run_config["data"] : Json();
@@ -59,11 +58,24 @@ std::pair<Json, std::string> data_config(const LoadedCheckpoint &ckpt, const std
     return {cfg, source};
 }
 
+} // namespace
+
 int64_t saved_train_int(const LoadedCheckpoint &c, const char *key, int64_t fallback) {
     const Json &t = c.trainer_state.is_object() ? c.trainer_state.value("train", Json::object()) : Json::object();
     return t.is_object() && t.contains(key) && t[key].is_number_integer() ? t[key].get<int64_t>() : fallback;
 }
 
 std::string describe_tokenizer(const Tokenizer &t) { return t.kind() + ", " + std::to_string(t.vocab_size()) + " tokens"; }
+
+std::shared_ptr<DataSource> checkpoint_data(const LoadedCheckpoint &ckpt, const std::vector<std::string> &specs,
+                                            const std::string &command) {
+    auto [cfg, source] = data_config(ckpt, specs);
+    auto data = Registry::global().create_data_source(Config(cfg, "data", source));
+    if (data->tokenizer()->to_json() != ckpt.tokenizer->to_json())
+        throw Error(command + ": the data's tokenizer (" + describe_tokenizer(*data->tokenizer()) +
+                    ") differs from the checkpoint's (" + describe_tokenizer(*ckpt.tokenizer) +
+                    "): token ids would not mean the same characters; use the run's corpus or tokenizer");
+    return data;
+}
 
 } // namespace cdrmix

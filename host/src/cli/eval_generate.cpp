@@ -45,12 +45,7 @@ int EvalGenerateCommands::run() const { return *eval_ ? run_eval() : run_generat
 
 int EvalGenerateCommands::run_eval() const {
     const LoadedCheckpoint ckpt = load_checkpoint(checkpoint_dir(checkpoint_, runs_dir_), Registry::global());
-    auto [cfg, source] = data_config(ckpt, data_);
-    auto data = Registry::global().create_data_source(Config(cfg, "data", source));
-    if (data->tokenizer()->to_json() != ckpt.tokenizer->to_json())
-        throw Error("eval: the data's tokenizer (" + describe_tokenizer(*data->tokenizer()) +
-                    ") differs from the checkpoint's (" + describe_tokenizer(*ckpt.tokenizer) +
-                    "): token ids would not mean the same characters; use the run's corpus or tokenizer");
+    auto data = checkpoint_data(ckpt, data_, "eval");
     const Split split = split_ == "train" ? Split::Train : Split::Val;
     const int64_t B = batch_size_ > 0 ? batch_size_ : saved_train_int(ckpt, "batch_size", 8);
     const int64_t T = seq_len_ > 0 ? seq_len_ : saved_train_int(ckpt, "seq_len", 128);

@@ -112,11 +112,7 @@ int InspectCommand::run() const {
         }
     }
     if (specialisation_) {
-        auto [cfg, source] = data_config(ckpt, data_);
-        auto data = Registry::global().create_data_source(Config(cfg, "data", source));
-        if (data->tokenizer()->to_json() != ckpt.tokenizer->to_json())
-            throw Error("inspect: the data's tokenizer (" + describe_tokenizer(*data->tokenizer()) +
-                        ") differs from the checkpoint's (" + describe_tokenizer(*ckpt.tokenizer) + ")");
+        auto data = checkpoint_data(ckpt, data_, "inspect");
         const int64_t B = batch_size_ > 0 ? batch_size_ : saved_train_int(ckpt, "batch_size", 8);
         const int64_t T = seq_len_ > 0 ? seq_len_ : saved_train_int(ckpt, "seq_len", 128);
         ExpertSpecialisation spec(ckpt.tokenizer->vocab_size());
