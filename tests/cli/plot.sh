@@ -104,5 +104,14 @@ expect_error "plot: --metric 'val_los' is not a metric; did you mean 'val_loss'\
 expect_error "plot: -o '.*bad.jpg': the extension picks the format: .png or .svg" \
   "$cdrmix" plot "$work/runs/alpha" -o "$work/bad.jpg"
 expect_error "plot: .*no/such/run: no such file or directory" "$cdrmix" plot "$work/no/such/run" -o "$work/bad.svg"
-expect_error "plot: .*runs: no metrics.jsonl in that directory" "$cdrmix" plot "$work/runs" -o "$work/bad.svg"
+mkdir -p "$work/empty/nothing"
+expect_error "plot: .*empty: no metrics.jsonl in that directory" "$cdrmix" plot "$work/empty" -o "$work/bad.svg"
+# A folder of runs (runs/, a sweep) overlays every run in it, in name order.
+"$cdrmix" plot "$work/runs" -o "$work/folder.svg" 2>/dev/null || fail "plot of a folder of runs"
+python3 - "$work/folder.svg" <<'PY' || fail "the folder's SVG"
+import sys, xml.etree.ElementTree as ET
+ns = {"s": "http://www.w3.org/2000/svg"}
+legend = [t.text for t in ET.parse(sys.argv[1]).getroot().iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "legend"]
+assert any("alpha" in l for l in legend) and any("beta" in l for l in legend), legend
+PY
 echo "ok: cdrmix plot (SVG mapped back to the data, PNG decoded and drawn, bad input named)"

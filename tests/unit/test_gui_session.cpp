@@ -4,8 +4,11 @@
 #include "cli/gui_session.hpp"
 #include "core/files.hpp"
 
+#include <data/inspection.hpp>
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -42,15 +45,43 @@ bool wait_for(const std::function<bool()> &done, double seconds = 60) {
 
 struct Records {
     int64_t last_step = 0, checkpoints = 0, ends = 0;
+    std::vector<Json> swaps;
     void take(ScriptSession &s) {
         for (const auto &r : s.take_records()) {
             const std::string e = r.value("event", "");
             if (e == "step") last_step = r.value("step", int64_t(0));
             checkpoints += e == "checkpoint";
             ends += e == "end";
+            if (e == "swap") swaps.push_back(r);
         }
     }
 };
+
+struct SessionDir {
+    fs::path dir = fs::temp_directory_path() / ("cdrmix_gui_session_" + std::to_string(::getpid()));
+    SessionDir() {
+        cdrmix::remove_tree(dir);
+        fs::create_directories(dir);
+        std::ofstream(dir / "session.lua") << kScript;
+    }
+    ~SessionDir() { cdrmix::remove_tree(dir); }
+    lua::RunOptions options() const {
+        lua::RunOptions o;
+        o.script = (dir / "session.lua").string();
+        o.runs_root = (dir / "runs").string();
+        o.headless = true;
+        return o;
+    }
+};
+
+ui::Inspection inspect_and_wait(ScriptSession &s, const std::string &text) {
+    s.inspect(text);
+    EXPECT_TRUE(s.inspect_view().busy);
+    EXPECT_TRUE(wait_for([&] { return !s.inspect_view().busy; }));
+    const ui::InspectView v = s.inspect_view();
+    EXPECT_EQ(v.status.rfind("routing with the weights of step ", 0), 0u) << v.status;
+    return ui::parse_inspection(v.routing);
+}
 
 ui::SampleView sample_and_wait(ScriptSession &s) {
     s.sample({"The ", 12, 0.0f, 0});
@@ -62,16 +93,9 @@ ui::SampleView sample_and_wait(ScriptSession &s) {
 } // namespace
 
 TEST(GuiSession, PauseSampleResumeStop) {
-    const fs::path dir = fs::temp_directory_path() / ("cdrmix_gui_session_" + std::to_string(::getpid()));
-    cdrmix::remove_tree(dir);
-    fs::create_directories(dir);
-    std::ofstream(dir / "session.lua") << kScript;
-    lua::RunOptions options;
-    options.script = (dir / "session.lua").string();
-    options.runs_root = (dir / "runs").string();
-    options.headless = true;
-
-    ScriptSession session(options);
+    const SessionDir tmp;
+    const fs::path &dir = tmp.dir;
+    ScriptSession session(tmp.options());
     Records rec;
     session.start();
     ASSERT_TRUE(wait_for([&] { rec.take(session); return rec.last_step >= 3; }));
@@ -108,5 +132,50 @@ TEST(GuiSession, PauseSampleResumeStop) {
     for (const auto &run : fs::directory_iterator(dir / "runs"))
         found |= fs::exists(run.path() / "checkpoints" / "latest" / "model.safetensors");
     EXPECT_TRUE(found) << "stop writes a checkpoint";
-    cdrmix::remove_tree(dir);
+}
+
+// The dashboard's inspector and swap controls against a running script: the
+// routing comes from the live weights in the dashboard's own format, a swap
+// lands at a step boundary with its record, and a bad request leaves an
+// outcome saying why while training goes on.
+TEST(GuiSession, InspectAndSwapRouter) {
+    const SessionDir tmp;
+    ScriptSession session(tmp.options());
+    Records rec;
+    session.start();
+    ASSERT_TRUE(wait_for([&] { rec.take(session); return rec.last_step >= 2; }));
+
+    const ui::Inspection before = inspect_and_wait(session, "The cat");
+    EXPECT_EQ(before.layers, (std::vector<int64_t>{1})); // moe_every = 2 of 2 layers
+    EXPECT_EQ(before.num_experts, 4);
+    ASSERT_EQ(before.tokens.size(), 7u); // the char tokenizer: one token per character
+    for (const auto &t : before.tokens) {
+        ASSERT_EQ(t.layers.size(), 1u);
+        EXPECT_LE(t.layers[0].size(), 2u) << "top_k = 2";
+    }
+    EXPECT_EQ(before.tokens[4].text, "c");
+
+    const auto types = session.router_types();
+    ASSERT_NE(std::find(types.begin(), types.end(), "sinkhorn"), types.end());
+    session.swap_router({-1, "sinkhorn", ""});
+    ASSERT_TRUE(wait_for([&] { rec.take(session); return !rec.swaps.empty(); }));
+    EXPECT_EQ(rec.swaps[0]["router"]["type"], "sinkhorn");
+    EXPECT_EQ(rec.swaps[0]["layers"], Json::array({1}));
+    EXPECT_EQ(session.swap_outcome().rfind("swapped layers [1] to ", 0), 0u) << session.swap_outcome();
+    const ui::Inspection after = inspect_and_wait(session, "The cat"); // a model copy with the new router
+    EXPECT_EQ(after.tokens.size(), 7u);
+
+    session.swap_router({-1, "topk", "not json"});
+    EXPECT_EQ(session.swap_outcome().rfind("swap not sent: the options are not a JSON object", 0), 0u);
+    session.swap_router({0, "topk", ""}); // layer 0 has no router
+    ASSERT_TRUE(wait_for([&] { return session.swap_outcome().rfind("swap failed: ", 0) == 0; }))
+        << session.swap_outcome();
+    EXPECT_NE(session.swap_outcome().find("layer 0 has no router"), std::string::npos) << session.swap_outcome();
+    rec.take(session);
+    const int64_t failed_at = rec.last_step;
+    ASSERT_TRUE(wait_for([&] { rec.take(session); return rec.last_step > failed_at + 1; })) << "training went on";
+    EXPECT_EQ(rec.swaps.size(), 1u);
+
+    session.stop();
+    EXPECT_EQ(session.join(), 0);
 }

@@ -47,3 +47,38 @@ TEST(PlotRunSource, FoldersAndFilesAreNamedAfterTheRunFolder) {
               dir.parent_path().string() + ": no metrics.jsonl in that directory");
     fs::remove_all(dir.parent_path());
 }
+
+// A folder of runs (runs/, or a sweep's DIR/point-NNN/<run>/) opens as every run in it, sorted; a
+// sweep's runs are named by their grid point; a folder with no run is run_source's message.
+TEST(PlotRunSource, FoldersOfRunsOpenEveryRunInThem) {
+    const fs::path root = fs::temp_directory_path() / ("cdrmix-run-sources-" + std::to_string(::getpid()));
+    auto make_run = [](const fs::path &dir) {
+        fs::create_directories(dir);
+        std::ofstream(dir / "metrics.jsonl") << R"({"event":"step","step":1,"loss":1})" << "\n";
+    };
+    make_run(root / "sweep" / "point-002" / "tiny-20261207-101011");
+    make_run(root / "sweep" / "point-001" / "tiny-20261207-101010");
+    fs::create_directories(root / "sweep" / "point-003"); // a point whose run failed to start
+    std::ofstream(root / "sweep" / "summary.csv") << "point\n";
+    const auto sweep = run_sources((root / "sweep").string());
+    ASSERT_EQ(sweep.size(), 2u);
+    EXPECT_EQ(sweep[0].name, "point-001");
+    EXPECT_EQ(sweep[1].name, "point-002");
+    EXPECT_TRUE(fs::equivalent(sweep[1].metrics, root / "sweep" / "point-002" / "tiny-20261207-101011" / "metrics.jsonl"));
+
+    make_run(root / "runs" / "b-20261207-101010");
+    make_run(root / "runs" / "a-20261207-101010");
+    const auto runs = run_sources((root / "runs").string());
+    ASSERT_EQ(runs.size(), 2u);
+    EXPECT_EQ(runs[0].name, "a-20261207-101010");
+    EXPECT_EQ(runs[1].name, "b-20261207-101010");
+    // A run folder itself is one run, as run_source reads it.
+    const auto one = run_sources((root / "runs" / "a-20261207-101010").string());
+    ASSERT_EQ(one.size(), 1u);
+    EXPECT_EQ(one[0].name, "a-20261207-101010");
+
+    fs::create_directories(root / "empty" / "nothing");
+    EXPECT_EQ(message_of([&] { run_sources((root / "empty").string()); }),
+              (root / "empty").string() + ": no metrics.jsonl in that directory");
+    fs::remove_all(root);
+}

@@ -4,6 +4,8 @@
 #include "data/smoothing.hpp"
 #include "plot.hpp"
 
+#include "run/run_folder.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -70,13 +72,14 @@ void Dashboard::draw() {
     const float left_w = avail.x * 0.44f, col_w = (avail.x - left_w - 2 * gap) / 2;
 
     ImGui::BeginChild("##left", ImVec2(left_w, avail.y));
-    const float sample_h = live_ ? 170.0f : 0.0f;
+    const bool tools = live_ || branching_;
+    const float sample_h = live_ ? 230.0f : tools ? 130.0f : 0.0f;
     size_t layers = 0;
     for (const auto &r : runs_) layers = std::max(layers, r.data.layers.size());
     const float load_h = 100.0f + static_cast<float>(layers) * 60.0f; // heatmap row + time strip per layer
     draw_loss(std::max(140.0f, avail.y - sample_h - load_h - 3 * ImGui::GetTextLineHeightWithSpacing()));
     draw_expert_load();
-    if (live_) draw_sampling();
+    if (tools) draw_tools();
     ImGui::EndChild();
 
     const float plot_h = std::max(60.0f, (avail.y - 30) / 4 - 2 * ImGui::GetTextLineHeightWithSpacing() - 8);
@@ -313,8 +316,243 @@ void Dashboard::draw_logged(float h) {
     for (const auto &[key, lines] : by_key) line_plot(key.c_str(), lines, style);
 }
 
+void Dashboard::open_inspector(const std::string &text) {
+    std::snprintf(inspect_text_, sizeof inspect_text_, "%s", text.c_str());
+    open_inspector_ = true;
+    select_first_token_ = true;
+    if (live_) live_->inspect(text);
+}
+
+void Dashboard::draw_tools() {
+    if (!ImGui::BeginTabBar("##tools")) return;
+    if (live_) {
+        if (ImGui::BeginTabItem("Sample")) {
+            draw_sampling();
+            ImGui::EndTabItem();
+        }
+        const ImGuiTabItemFlags open = open_inspector_ ? ImGuiTabItemFlags_SetSelected : 0;
+        open_inspector_ = false;
+        if (ImGui::BeginTabItem("Inspect routing", nullptr, open)) {
+            draw_inspector();
+            ImGui::EndTabItem();
+        }
+        if (ImGui::BeginTabItem("Swap router")) {
+            draw_swap();
+            ImGui::EndTabItem();
+        }
+    }
+    if (branching_ && ImGui::BeginTabItem("Branch")) {
+        draw_branch();
+        ImGui::EndTabItem();
+    }
+    ImGui::EndTabBar();
+}
+
+void Dashboard::draw_inspector() {
+    const InspectView view = live_->inspect_view();
+    ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.55f);
+    const bool entered = ImGui::InputText("text##inspect", inspect_text_, sizeof inspect_text_,
+                                          ImGuiInputTextFlags_EnterReturnsTrue);
+    ImGui::SameLine();
+    ImGui::BeginDisabled(view.busy);
+    if ((ImGui::Button("Route") || entered) && !view.busy) live_->inspect(inspect_text_);
+    ImGui::EndDisabled();
+    ImGui::SameLine();
+    ImGui::TextDisabled("%s", view.status.c_str());
+    if (view.routing != inspected_json_) {
+        inspected_json_ = view.routing;
+        inspection_ = {};
+        inspection_error_.clear();
+        selected_token_ = -1;
+        if (!inspected_json_.is_null()) {
+            try {
+                inspection_ = parse_inspection(inspected_json_);
+            } catch (const std::exception &e) {
+                inspection_error_ = e.what();
+            }
+            if (select_first_token_ && !inspection_.tokens.empty()) selected_token_ = 0;
+            select_first_token_ = false;
+        }
+        inspect_layer_ = std::min<int>(inspect_layer_, std::max<int>(0, static_cast<int>(inspection_.layers.size()) - 1));
+    }
+    if (!inspection_error_.empty()) {
+        ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", inspection_error_.c_str());
+        return;
+    }
+    if (inspection_.tokens.empty()) {
+        ImGui::TextDisabled("Route a text to see which experts each token goes to in every MoE layer.");
+        return;
+    }
+    const auto layer = static_cast<size_t>(inspect_layer_);
+    ImGui::SetNextItemWidth(110);
+    if (ImGui::BeginCombo("colour by", ("layer " + std::to_string(inspection_.layers[layer])).c_str())) {
+        for (size_t l = 0; l < inspection_.layers.size(); ++l)
+            if (ImGui::Selectable(("layer " + std::to_string(inspection_.layers[l])).c_str(), l == layer))
+                inspect_layer_ = static_cast<int>(l);
+        ImGui::EndCombo();
+    }
+    // The experts as swatches: hovering one lists the text's tokens it received in this layer.
+    for (int64_t e = 0; e < inspection_.num_experts; ++e) {
+        ImGui::SameLine(0, e ? 4.0f : 16.0f);
+        ImGui::ColorButton(("##expert" + std::to_string(e)).c_str(),
+                           ImGui::ColorConvertU32ToFloat4(to_imgui(palette_colour(static_cast<size_t>(e)))),
+                           ImGuiColorEditFlags_NoTooltip, ImVec2(14, 14));
+        if (ImGui::IsItemHovered()) {
+            const auto received = inspection_.expert_tokens(layer, e);
+            ImGui::BeginTooltip();
+            ImGui::Text("expert %lld, layer %lld: %zu distinct tokens of this text", static_cast<long long>(e),
+                        static_cast<long long>(inspection_.layers[layer]), received.size());
+            for (size_t i = 0; i < received.size() && i < 16; ++i)
+                ImGui::Text("  '%s'  x%lld", visible_token(received[i].first).c_str(), static_cast<long long>(received[i].second));
+            ImGui::EndTooltip();
+        }
+    }
+    ImGui::SameLine();
+    ImGui::TextDisabled("experts (hover)");
+
+    // The tokens, wrapped, each in its top expert's colour for the chosen layer; click for every layer's routing.
+    const float table_h = 24.0f + 18.0f * static_cast<float>(inspection_.layers.size());
+    ImGui::BeginChild("##inspect_tokens", ImVec2(0, std::max(40.0f, ImGui::GetContentRegionAvail().y - table_h)), true);
+    const float right = ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x;
+    for (size_t t = 0; t < inspection_.tokens.size(); ++t) {
+        const std::string label = visible_token(inspection_.tokens[t].text) + "##tok" + std::to_string(t);
+        const float w = ImGui::CalcTextSize(label.c_str(), nullptr, true).x + 2 * ImGui::GetStyle().FramePadding.x;
+        if (t > 0) {
+            ImGui::SameLine(0, 2);
+            if (ImGui::GetCursorScreenPos().x + w > right) ImGui::NewLine();
+        }
+        const int64_t top = inspection_.top_expert(t, layer);
+        const Rgb c = top < 0 ? Rgb{90, 90, 90} : palette_colour(static_cast<size_t>(top));
+        ImGui::PushStyleColor(ImGuiCol_Button, IM_COL32(c.r, c.g, c.b, static_cast<int>(t) == selected_token_ ? 255 : 150));
+        ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(0, 0, 0, 255));
+        if (ImGui::Button(label.c_str())) selected_token_ = static_cast<int>(t);
+        ImGui::PopStyleColor(2);
+        if (ImGui::IsItemHovered()) {
+            ImGui::BeginTooltip();
+            draw_token_routing(t);
+            ImGui::EndTooltip();
+        }
+    }
+    ImGui::EndChild();
+    if (selected_token_ >= 0 && static_cast<size_t>(selected_token_) < inspection_.tokens.size())
+        draw_token_routing(static_cast<size_t>(selected_token_));
+}
+
+void Dashboard::draw_token_routing(size_t token) const {
+    const InspectedToken &t = inspection_.tokens[token];
+    ImGui::Text("token %zu '%s' (id %lld): experts and router probabilities per MoE layer", token,
+                visible_token(t.text).c_str(), static_cast<long long>(t.id));
+    if (!ImGui::BeginTable("##token_routing", 2, ImGuiTableFlags_Borders | ImGuiTableFlags_SizingFixedFit)) return;
+    for (size_t l = 0; l < t.layers.size(); ++l) {
+        ImGui::TableNextRow();
+        ImGui::TableNextColumn();
+        ImGui::Text("layer %lld", static_cast<long long>(inspection_.layers[l]));
+        ImGui::TableNextColumn();
+        if (t.layers[l].empty()) ImGui::TextDisabled("dropped (capacity)");
+        for (size_t i = 0; i < t.layers[l].size(); ++i) {
+            const auto &c = t.layers[l][i];
+            if (i) ImGui::SameLine(0, 12);
+            ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(to_imgui(palette_colour(static_cast<size_t>(c.expert)))),
+                               "e%lld %.3f", static_cast<long long>(c.expert), c.prob);
+        }
+    }
+    ImGui::EndTable();
+}
+
+bool Dashboard::draw_router_choice(const std::vector<std::string> &types, SwapRequest &request) {
+    std::vector<int64_t> moe_layers;
+    for (const auto &r : runs_)
+        for (const auto &l : r.data.layers)
+            if (std::find(moe_layers.begin(), moe_layers.end(), l.layer) == moe_layers.end()) moe_layers.push_back(l.layer);
+    std::sort(moe_layers.begin(), moe_layers.end());
+    swap_layer_ = std::clamp(swap_layer_, 0, static_cast<int>(moe_layers.size()));
+    swap_router_ = std::clamp(swap_router_, 0, std::max(0, static_cast<int>(types.size()) - 1));
+    ImGui::SetNextItemWidth(150);
+    const std::string layer_name = swap_layer_ == 0 ? "every MoE layer" : "layer " + std::to_string(moe_layers[swap_layer_ - 1]);
+    if (ImGui::BeginCombo("layer##router_choice", layer_name.c_str())) {
+        if (ImGui::Selectable("every MoE layer", swap_layer_ == 0)) swap_layer_ = 0;
+        for (size_t i = 0; i < moe_layers.size(); ++i)
+            if (ImGui::Selectable(("layer " + std::to_string(moe_layers[i])).c_str(), swap_layer_ == static_cast<int>(i) + 1))
+                swap_layer_ = static_cast<int>(i) + 1;
+        ImGui::EndCombo();
+    }
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(150);
+    if (ImGui::BeginCombo("router##router_choice", types.empty() ? "" : types[static_cast<size_t>(swap_router_)].c_str())) {
+        for (size_t i = 0; i < types.size(); ++i)
+            if (ImGui::Selectable(types[i].c_str(), swap_router_ == static_cast<int>(i))) swap_router_ = static_cast<int>(i);
+        ImGui::EndCombo();
+    }
+    ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.5f);
+    ImGui::InputTextWithHint("options##router_choice", "more router keys as JSON, e.g. {\"top_k\": 1}", swap_options_,
+                             sizeof swap_options_);
+    if (types.empty()) return false;
+    request.layer = swap_layer_ == 0 ? -1 : static_cast<int>(moe_layers[static_cast<size_t>(swap_layer_ - 1)]);
+    request.router_type = types[static_cast<size_t>(swap_router_)];
+    request.options = swap_options_;
+    return true;
+}
+
+void Dashboard::draw_swap() {
+    ImGui::TextWrapped("Replace the router of the running model at the next step boundary, keeping the experts and "
+                       "their optimiser state; the swap is marked on every plot (dashed).");
+    SwapRequest request;
+    const bool ready = draw_router_choice(live_->router_types(), request);
+    ImGui::SameLine();
+    ImGui::BeginDisabled(live_->finished() || !ready);
+    if (ImGui::Button("Swap")) live_->swap_router(request);
+    ImGui::EndDisabled();
+    const std::string outcome = live_->swap_outcome();
+    if (!outcome.empty()) ImGui::TextWrapped("%s", outcome.c_str());
+}
+
+void Dashboard::draw_branch() {
+    ImGui::TextWrapped("Continue a run from one of its checkpoints with another router, as a new run overlaid here "
+                       "(`cdrmix branch`).");
+    // The runs with a folder and at least one checkpoint step.
+    std::vector<size_t> runs;
+    for (size_t i = 0; i < runs_.size(); ++i)
+        if (!runs_[i].data.dir.empty() && !runs_[i].data.checkpoints.empty()) runs.push_back(i);
+    if (runs.empty()) {
+        ImGui::TextDisabled("No run shown here has a checkpoint yet.");
+        return;
+    }
+    branch_run_ = std::clamp(branch_run_, 0, static_cast<int>(runs.size()) - 1);
+    const RunData &run = runs_[runs[static_cast<size_t>(branch_run_)]].data;
+    ImGui::SetNextItemWidth(200);
+    if (ImGui::BeginCombo("run##branch", run.name.c_str())) {
+        for (size_t i = 0; i < runs.size(); ++i)
+            if (ImGui::Selectable(runs_[runs[i]].data.name.c_str(), branch_run_ == static_cast<int>(i)))
+                branch_run_ = static_cast<int>(i);
+        ImGui::EndCombo();
+    }
+    std::vector<int64_t> steps;
+    for (const auto &path : run.checkpoints) {
+        const size_t slash = path.find_last_of('/');
+        const int64_t step = run_layout::checkpoint_step(slash == std::string::npos ? path : path.substr(slash + 1));
+        if (step >= 0 && std::find(steps.begin(), steps.end(), step) == steps.end()) steps.push_back(step);
+    }
+    branch_checkpoint_ = std::clamp(branch_checkpoint_, 0, std::max(0, static_cast<int>(steps.size()) - 1));
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(120);
+    const std::string step_name = steps.empty() ? "" : "step " + std::to_string(steps[static_cast<size_t>(branch_checkpoint_)]);
+    if (ImGui::BeginCombo("from##branch", step_name.c_str())) {
+        for (size_t i = 0; i < steps.size(); ++i)
+            if (ImGui::Selectable(("step " + std::to_string(steps[i])).c_str(), branch_checkpoint_ == static_cast<int>(i)))
+                branch_checkpoint_ = static_cast<int>(i);
+        ImGui::EndCombo();
+    }
+    SwapRequest request;
+    const bool ready = draw_router_choice(branching_->router_types(), request) && !steps.empty();
+    ImGui::SameLine();
+    ImGui::BeginDisabled(!ready);
+    if (ImGui::Button("Branch")) branching_->branch(run.dir, steps[static_cast<size_t>(branch_checkpoint_)], request);
+    ImGui::EndDisabled();
+    const std::string status = branching_->status();
+    if (!status.empty()) ImGui::TextWrapped("%s", status.c_str());
+}
+
 void Dashboard::draw_sampling() {
-    section("Sample from the current weights");
     const SampleView view = live_->sample_view();
     ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.3f);
     ImGui::InputText("prompt", prompt_, sizeof prompt_);

@@ -4,6 +4,7 @@
 // live run is steered through the LiveRun interface the host implements.
 #pragma once
 
+#include "data/inspection.hpp"
 #include "data/run_data.hpp"
 
 #include <imgui.h>
@@ -28,6 +29,18 @@ struct SampleView {
     bool busy = false;
 };
 
+struct InspectView {
+    nlohmann::json routing; // `cdrmix inspect --json`'s routing of the last text; null before the first
+    std::string status;     // e.g. "routing with the weights of step 120", an error
+    bool busy = false;
+};
+
+struct SwapRequest {
+    int layer = -1;          // a layer id as in the records; -1: every MoE layer
+    std::string router_type; // a registered router
+    std::string options;     // more router keys as a JSON object ("" for none), e.g. {"top_k": 1}
+};
+
 // What the dashboard can ask of a run in this process (absent when watching files).
 class LiveRun {
 public:
@@ -42,6 +55,25 @@ public:
     virtual bool checkpoint_pending() const = 0;
     virtual void sample(const SampleRequest &request) = 0;
     virtual SampleView sample_view() const = 0;
+    // The routing inspector: routes the text through the weights of the next step boundary.
+    virtual void inspect(const std::string &text) = 0;
+    virtual InspectView inspect_view() const = 0;
+    // Router hot-swap at the next step boundary (trainer:swap_router), keeping the experts.
+    virtual std::vector<std::string> router_types() const = 0;
+    virtual void swap_router(const SwapRequest &request) = 0;
+    virtual std::string swap_outcome() const = 0; // "" before the first request
+};
+
+// Branches of a run from its checkpoints (`cdrmix branch`, started as a
+// process): a branch's run folder joins the dashboard, overlaid, when it
+// appears. Present in both modes, live and watching.
+class Branching {
+public:
+    virtual ~Branching() = default;
+    virtual std::vector<std::string> router_types() const = 0;
+    // run_dir: a shown run's folder; step: one of its checkpoints.
+    virtual void branch(const std::string &run_dir, int64_t step, const SwapRequest &swap) = 0;
+    virtual std::string status() const = 0; // "" before the first branch
 };
 
 class Dashboard {
@@ -50,7 +82,11 @@ public:
     size_t add_run(std::string name);
     void ingest(size_t run, const Json &record) { ui::ingest(runs_[run].data, record); }
     void set_live(LiveRun *live) { live_ = live; }
+    void set_branching(Branching *branching) { branching_ = branching; }
     void set_status(std::string status) { status_ = std::move(status); }
+    // Opens the routing inspector on this text, asks the live run to route it
+    // and selects its first token once the routing arrives.
+    void open_inspector(const std::string &text);
     const RunData &run(size_t i) const { return runs_[i].data; }
     size_t run_count() const { return runs_.size(); }
 
@@ -76,7 +112,14 @@ private:
     void draw_system(float plot_height);
     void draw_logged(float plot_height);
     void draw_ranks(float plot_height);
+    void draw_tools(); // tabs: sampling, inspector and swap (live), branching
+    // The swap's layer, router and options controls (shared by swap and branch); fills request.
+    bool draw_router_choice(const std::vector<std::string> &types, SwapRequest &request);
+    void draw_branch();
     void draw_sampling();
+    void draw_inspector();
+    void draw_token_routing(size_t token) const;
+    void draw_swap();
     const std::vector<double> &x_of(const Series &s) const { return by_time_ ? s.time : s.step; }
     const char *x_label() const { return by_time_ ? "seconds" : "step"; }
     ImU32 layer_colour(size_t run, size_t layer, size_t layers) const;
@@ -84,6 +127,7 @@ private:
 
     std::vector<RunView> runs_;
     LiveRun *live_ = nullptr;
+    Branching *branching_ = nullptr;
     std::string status_;
     float smoothing_ = 0.6f; // TensorBoard's default
     bool log_loss_ = true, by_time_ = false;
@@ -92,6 +136,17 @@ private:
     int moe_run_ = 0;
     char prompt_[512] = "The ";
     SampleRequest sample_;
+    // Inspector: the text, its parsed routing (re-parsed when the JSON changes), the selection.
+    char inspect_text_[512] = "The quick brown fox jumps over the lazy dog.";
+    nlohmann::json inspected_json_;
+    Inspection inspection_;
+    std::string inspection_error_;
+    int inspect_layer_ = 0, selected_token_ = -1;
+    bool open_inspector_ = false, select_first_token_ = false;
+    // Swap: the chosen layer (0: all) and router, and extra router keys.
+    int swap_layer_ = 0, swap_router_ = 0;
+    char swap_options_[256] = "";
+    int branch_run_ = 0, branch_checkpoint_ = 0;
 };
 
 } // namespace cdrmix::ui

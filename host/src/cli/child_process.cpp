@@ -90,6 +90,24 @@ void forget_child(pid_t pid) {
         if (g_children[i] == pid) g_children[i] = -1;
 }
 
+int wait_for_child(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) throw Error(std::string("waiting for a child process: ") + std::strerror(errno));
+    forget_child(pid);
+    return status;
+}
+
+int poll_child(pid_t pid) {
+    int status = 0;
+    pid_t done;
+    while ((done = ::waitpid(pid, &status, WNOHANG)) < 0)
+        if (errno != EINTR) throw Error(std::string("waiting for a child process: ") + std::strerror(errno));
+    if (done == 0) return -1;
+    forget_child(pid);
+    return status;
+}
+
 void forward_signals_to_children() {
     struct sigaction forward{};
     forward.sa_handler = forward_signal;

@@ -34,6 +34,13 @@ pid_t start_child(const ChildSpec &spec);
 // Stops tracking a child that has been waited for.
 void forget_child(pid_t pid);
 
+// Waits for the child (through interrupted system calls), stops tracking it and
+// returns its wait status; throws cdrmix::Error when waitpid fails.
+int wait_for_child(pid_t pid);
+// Without waiting: the child's wait status once it has ended (and stops
+// tracking it), or -1 while it runs.
+int poll_child(pid_t pid);
+
 // From now on SIGINT and SIGTERM are passed to every tracked child (and
 // recorded: see interrupted()), instead of ending this process.
 void forward_signals_to_children();

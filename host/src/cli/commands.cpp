@@ -8,6 +8,7 @@
 #include "cli/keys_command.hpp"
 #include "cli/launch_command.hpp"
 #include "cli/plot_command.hpp"
+#include "cli/branch_command.hpp"
 #include "cli/replay_command.hpp"
 #include "cli/sweep_command.hpp"
 #include "cli/upcycle_command.hpp"
@@ -91,10 +92,23 @@ private:
 };
 
 int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
-            bool headless, const std::string &runs_dir, const std::string &resume, int64_t stop_after = 0) {
+            bool headless, const std::string &runs_dir, const std::string &resume, int64_t stop_after,
+            const std::string &branch_swap) {
     if (const std::string problem = script_file_problem(script); !problem.empty()) {
         std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
         return 1;
+    }
+    Json swap;
+    if (!branch_swap.empty()) {
+        swap = Json::parse(branch_swap, nullptr, false);
+        if (swap.is_discarded() || !swap.is_object()) {
+            std::fprintf(stderr, "cdrmix: error: --branch-swap: not a JSON object: %s\n", branch_swap.c_str());
+            return 1;
+        }
+        if (resume.empty() || resume == "auto") {
+            std::fprintf(stderr, "cdrmix: error: --branch-swap needs --resume naming the checkpoint the branch starts from\n");
+            return 1;
+        }
     }
     PluginLoader loader = load_plugins(g);
     print_problems(loader);
@@ -106,6 +120,7 @@ int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector
     opts.plugins = loader.loaded();
     opts.device = resolve_device(Registry::global(), g.device);
     opts.resume = resume;
+    opts.branch_swap = std::move(swap);
     lua::Runtime runtime(opts);
     InterruptHandler interrupt(runtime.control());
     if (stop_after > 0) runtime.bus().add_sink(std::make_shared<StopAfterStep>(stop_after, runtime.control()));
@@ -233,6 +248,10 @@ int cli_main(int argc, char **argv) {
     run->add_option("--stop-after", stop_after,
                     "Stop at this step with a checkpoint, as the Stop button does (the schedule is unchanged)")
         ->check(CLI::PositiveNumber);
+    std::string branch_swap;
+    run->add_option("--branch-swap", branch_swap,
+                    "With --resume CHECKPOINT: swap routers right after resuming, as a branch of that run "
+                    "(JSON {\"layer\": id or \"all\", \"router\": {...}}; `cdrmix branch` passes it)");
     GuiOptions gui_options;
     auto *gui = add_gui_command(app, gui_options);
     auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
@@ -281,6 +300,8 @@ int cli_main(int argc, char **argv) {
     auto *plot = add_plot_command(app, plot_options);
     ReplayOptions replay_options;
     auto *replay = add_replay_command(app, replay_options);
+    BranchOptions branch_options;
+    auto *branch = add_branch_command(app, branch_options);
     SweepOptions sweep_options;
     auto *sweep = add_sweep_command(app, sweep_options);
 
@@ -291,13 +312,14 @@ int cli_main(int argc, char **argv) {
     }
     try {
         configure_threads(g.threads);
-        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume, stop_after);
+        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume, stop_after, branch_swap);
         if (*plot) return run_plot_command(plot_options);
         if (*replay) return run_replay_command(replay_options, g.plugin_paths, g.threads, g.device);
+        if (*branch) return run_branch_command(branch_options, g.plugin_paths, g.threads, g.device);
         if (*sweep) return run_sweep_command(sweep_options, g.plugin_paths, g.threads, g.device);
         // `cdrmix launch -n N gui x.lua`: rank 0 shows the dashboard (it alone gets the records); the others run headless.
         if (*gui && !gui_options.script.empty() && dist_env_from_environment().rank != 0)
-            return cmd_run(g, gui_options.script, gui_options.overrides, true, gui_options.runs_dir, "");
+            return cmd_run(g, gui_options.script, gui_options.overrides, true, gui_options.runs_dir, "", 0, "");
         if (*gui) return run_gui_command(gui_options, g.plugin_paths, g.device);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);

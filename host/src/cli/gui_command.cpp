@@ -19,11 +19,16 @@ CLI::App *add_gui_command(CLI::App &app, GuiOptions &o) {
     auto *gui = app.add_subcommand("gui", "Run a Lua experiment script with the live dashboard, or watch run directories");
     gui->add_option("script", o.script, "The .lua script (not with --watch)");
     gui->add_option("overrides", o.overrides, "key=value settings for the script's cdrmix.config");
-    gui->add_option("--watch", o.watch, "Run directories (or metrics.jsonl files) to show, followed as they grow")
+    gui->add_option("--watch", o.watch,
+                    "Run directories (or metrics.jsonl files, or folders of runs such as a sweep) to show, followed "
+                    "as they grow")
         ->expected(1, -1);
     gui->add_option("--runs-dir", o.runs_dir, "Where run directories are created (default: runs)");
     gui->add_flag("--headless", o.headless, "JSON lines on stdout instead of a progress bar");
     gui->add_option("--screenshot", o.screenshot, "With --frames: write the last frame to this PNG file");
+    gui->add_option("--inspect", o.inspect,
+                    "With a script: once it has ended, route this text through the final weights and open the "
+                    "routing inspector on it (with --frames/--screenshot: a picture of the inspector)");
     gui->add_option("--frames", o.frames,
                     "Render this many frames once the data is in (the script has ended, or the watched files are "
                     "read), then exit")
@@ -39,6 +44,10 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
         std::fprintf(stderr, "cdrmix: error: gui needs a script or --watch RUN_DIR, not %s\n", watching ? "both" : "neither");
         return 1;
     }
+    if (!o.inspect.empty() && watching) {
+        std::fprintf(stderr, "cdrmix: error: --inspect needs a script (the inspector routes through a live run's weights), not --watch\n");
+        return 1;
+    }
     if (!o.screenshot.empty() && o.frames == 0) {
         std::fprintf(stderr, "cdrmix: error: --screenshot needs --frames N (which frame to capture)\n");
         return 1;
@@ -52,15 +61,17 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
     app.frames = o.frames;
     app.screenshot = o.screenshot;
     try {
-        if (watching) return run_watch_gui(o.watch, app);
-        if (const std::string problem = script_file_problem(o.script); !problem.empty()) {
-            std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
-            return 1;
-        }
+        // Both modes list the routers (the Swap and Branch tabs); a branch is a `cdrmix branch` process.
         lua::register_lua_modules(Registry::global());
         PluginLoader loader(Registry::global());
         loader.load_all(PluginLoader::search_path(plugin_paths));
         for (const auto &p : loader.problems()) std::fprintf(stderr, "cdrmix: warning: %s\n", p.message.c_str());
+        BranchLauncher branches(plugin_paths, 0);
+        if (watching) return run_watch_gui(o.watch, app, branches);
+        if (const std::string problem = script_file_problem(o.script); !problem.empty()) {
+            std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
+            return 1;
+        }
         lua::RunOptions run;
         run.script = o.script;
         run.overrides = o.overrides;
@@ -68,7 +79,7 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
         run.runs_root = o.runs_dir;
         run.plugins = loader.loaded();
         run.device = resolve_device(Registry::global(), device);
-        return run_script_gui(std::move(run), app);
+        return run_script_gui(std::move(run), app, branches, o.inspect);
     } catch (const ui::DisplayError &e) {
         std::fprintf(stderr, "cdrmix: error: %s\n", e.what());
         return 1;

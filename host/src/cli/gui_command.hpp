@@ -17,6 +17,7 @@ struct GuiOptions {
     std::string runs_dir = "runs";
     bool headless = false;
     std::string screenshot;
+    std::string inspect; // once the script has ended, open the routing inspector on this text
     int frames = 0;
     double max_fps = 30;
     std::pair<int, int> size{1280, 800}; // window width, height

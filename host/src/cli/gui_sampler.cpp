@@ -1,6 +1,7 @@
 #include "cli/gui_sampler.hpp"
 
 #include "lua/lua_util.hpp"
+#include "model/routing_inspector.hpp"
 #include "model/sampler.hpp"
 
 #include <cdrmix/error.hpp>
@@ -45,6 +46,24 @@ void SampleWorker::start(std::shared_ptr<const WeightSnapshot> weights, SampleJo
     wake_.notify_all();
 }
 
+void SampleWorker::inspect(std::shared_ptr<const WeightSnapshot> weights, std::string text) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (inspect_job_) return;
+        inspect_job_.emplace(std::move(weights), std::move(text));
+        view_.inspect_busy = true;
+        ++view_.revision;
+    }
+    wake_.notify_all();
+}
+
+void SampleWorker::set_inspect_waiting(std::string status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.inspect_status = std::move(status);
+    view_.inspect_busy = true;
+    ++view_.revision;
+}
+
 void SampleWorker::set_status(std::string status) {
     std::lock_guard<std::mutex> lock(mutex_);
     view_.status = std::move(status);
@@ -67,43 +86,63 @@ void SampleWorker::loop() {
     // One intra-op thread: the training thread keeps its own count (OpenMP's is per thread).
     at::set_num_threads(1);
     for (;;) {
-        std::pair<std::shared_ptr<const WeightSnapshot>, SampleJob> job;
+        std::optional<std::pair<Weights, SampleJob>> sample;
+        std::optional<std::pair<Weights, std::string>> inspection;
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            wake_.wait(lock, [this] { return quit_ || job_; });
+            wake_.wait(lock, [this] { return quit_ || job_ || inspect_job_; });
             if (quit_) return;
-            job = *job_;
+            if (inspect_job_) inspection = inspect_job_;
+            else sample = job_;
         }
         try {
-            run(*job.first, job.second);
+            if (inspection) run_inspection(*inspection->first, inspection->second);
+            else run(*sample->first, sample->second);
         } catch (const std::exception &e) {
-            set_status("error: " + lua::exception_message(e));
+            const std::string message = "error: " + lua::exception_message(e);
+            std::lock_guard<std::mutex> lock(mutex_);
+            (inspection ? view_.inspect_status : view_.status) = message;
         }
         std::lock_guard<std::mutex> lock(mutex_);
-        job_.reset();
-        view_.busy = false;
+        if (inspection) {
+            inspect_job_.reset();
+            view_.inspect_busy = false;
+        } else {
+            job_.reset();
+            view_.busy = false;
+        }
         ++view_.revision;
     }
 }
 
-void SampleWorker::run(const WeightSnapshot &w, const SampleJob &job) {
+Model &SampleWorker::load(const WeightSnapshot &w) {
     const std::string key = w.spec.source_json.dump() + "/" + std::to_string(w.spec.vocab_size);
     if (!model_ || key != model_key_) {
-        set_status("building a copy of the model");
         model_ = std::make_shared<Model>(w.spec, Registry::global());
         model_key_ = key;
     }
-    {
-        torch::NoGradGuard no_grad;
-        std::map<std::string, torch::Tensor> mine;
-        for (const auto &p : model_->named_parameters(true)) mine.emplace(p.key(), p.value());
-        for (const auto &b : model_->named_buffers(true)) mine.emplace(b.key(), b.value());
-        for (const auto &[name, t] : w.tensors) {
-            auto it = mine.find(name);
-            if (it == mine.end()) throw Error("sampler: the model copy has no tensor '" + name + "'");
-            it->second.copy_(t);
-        }
+    torch::NoGradGuard no_grad;
+    std::map<std::string, torch::Tensor> mine;
+    for (const auto &p : model_->named_parameters(true)) mine.emplace(p.key(), p.value());
+    for (const auto &b : model_->named_buffers(true)) mine.emplace(b.key(), b.value());
+    for (const auto &[name, t] : w.tensors) {
+        auto it = mine.find(name);
+        if (it == mine.end()) throw Error("sampler: the model copy has no tensor '" + name + "'");
+        it->second.copy_(t);
     }
+    return *model_;
+}
+
+void SampleWorker::run_inspection(const WeightSnapshot &w, const std::string &text) {
+    Json routing = to_json(route_text(load(w), *w.tokenizer, text));
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.routing = std::move(routing);
+    view_.inspect_status = "routing with the weights of step " + std::to_string(w.step);
+}
+
+void SampleWorker::run(const WeightSnapshot &w, const SampleJob &job) {
+    set_status("building a copy of the model");
+    Model &model = load(w);
     {
         std::lock_guard<std::mutex> lock(mutex_);
         view_.text = job.prompt;
@@ -115,7 +154,7 @@ void SampleWorker::run(const WeightSnapshot &w, const SampleJob &job) {
     opts.temperature = job.temperature;
     opts.top_k = job.top_k;
     opts.seed = static_cast<uint64_t>(w.step);
-    generate(*model_, *w.tokenizer, job.prompt, opts, [this](const std::string &piece) {
+    generate(model, *w.tokenizer, job.prompt, opts, [this](const std::string &piece) {
         std::lock_guard<std::mutex> lock(mutex_);
         view_.text += piece;
         ++view_.revision;

@@ -1,7 +1,8 @@
-// The dashboard's sampling panel: text generated from a copy of the trained
-// weights on a thread of its own, so training never waits for it. The copy is
-// taken by the training thread at a step boundary (snapshot_weights), when no
-// optimiser step is half-done.
+// The dashboard's sampling and routing-inspector panels: text generated from,
+// and a text's routing read off, a copy of the trained weights on a thread of
+// its own, so training never waits for either. The copy is taken by the
+// training thread at a step boundary (snapshot_weights), when no optimiser
+// step is half-done.
 #pragma once
 
 #include "model/model.hpp"
@@ -36,6 +37,7 @@ struct SampleJob {
     int64_t top_k = 40;
 };
 
+// One job of each kind may wait at a time; the inspection runs first (one forward pass).
 class SampleWorker {
 public:
     SampleWorker();
@@ -43,8 +45,12 @@ public:
     SampleWorker(const SampleWorker &) = delete;
     SampleWorker &operator=(const SampleWorker &) = delete;
 
-    // Starts generating from these weights (ignored while a job runs).
+    // Starts generating from these weights (ignored while a sample is asked for or runs).
     void start(std::shared_ptr<const WeightSnapshot> weights, SampleJob job);
+    // Routes `text` through these weights (route_text; ignored while an inspection is asked for or runs).
+    void inspect(std::shared_ptr<const WeightSnapshot> weights, std::string text);
+    // An inspection is coming once weights are available: busy from now on, with this status.
+    void set_inspect_waiting(std::string status);
     void set_status(std::string status);
     // A job is coming once weights are available: busy from now on, with this status.
     void set_waiting(std::string status);
@@ -52,18 +58,26 @@ public:
     struct View {
         std::string text, status;
         bool busy = false;
+        Json routing;                // the last inspection (to_json(TextRouting)); null before the first
+        std::string inspect_status;  // "routing of step N", "waiting ...", an error
+        bool inspect_busy = false;
         int64_t revision = 0; // grows with every change, so the window knows to redraw
     };
     View view() const;
 
 private:
+    using Weights = std::shared_ptr<const WeightSnapshot>;
     void loop();
+    // The model copy, rebuilt when the spec changes, holding these weights.
+    Model &load(const WeightSnapshot &weights);
     void run(const WeightSnapshot &weights, const SampleJob &job);
+    void run_inspection(const WeightSnapshot &weights, const std::string &text);
 
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     bool quit_ = false;
-    std::optional<std::pair<std::shared_ptr<const WeightSnapshot>, SampleJob>> job_;
+    std::optional<std::pair<Weights, SampleJob>> job_;
+    std::optional<std::pair<Weights, std::string>> inspect_job_;
     View view_;
     std::shared_ptr<Model> model_; // the sampler's own copy, rebuilt when the spec changes
     std::string model_key_;

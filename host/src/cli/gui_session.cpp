@@ -5,6 +5,7 @@
 #include "metrics/metrics.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
 
 #include <data/jsonl_follower.hpp>
 #include <data/run_source.hpp>
@@ -88,11 +89,12 @@ void ScriptSession::stop() {
     if (!in_training_) control().stop = true;
 }
 
+bool ScriptSession::weights_still() const { return control().pause || !in_training_; }
+
 void ScriptSession::sample(const ui::SampleRequest &r) {
     SampleJob job{r.prompt, r.max_tokens, r.temperature, r.top_k};
     std::lock_guard<std::mutex> lock(mutex_);
-    // The weights stand still while paused (the snapshot was taken as the pause began) and between trainers.
-    if (latest_ && (control().pause || !in_training_)) {
+    if (latest_ && weights_still()) {
         sampler_.start(latest_, std::move(job));
         return;
     }
@@ -104,6 +106,42 @@ void ScriptSession::sample(const ui::SampleRequest &r) {
 ui::SampleView ScriptSession::sample_view() const {
     const auto v = sampler_.view();
     return {v.text, v.status, v.busy};
+}
+
+void ScriptSession::inspect(const std::string &text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (latest_ && weights_still()) {
+        sampler_.inspect(latest_, text);
+        return;
+    }
+    pending_inspect_ = text;
+    snapshot_wanted_ = true;
+    sampler_.set_inspect_waiting(in_training_ ? "waiting for the next step boundary" : "waiting for training to start");
+}
+
+ui::InspectView ScriptSession::inspect_view() const {
+    const auto v = sampler_.view();
+    return {v.routing, v.inspect_status, v.inspect_busy};
+}
+
+std::vector<std::string> ScriptSession::router_types() const {
+    std::vector<std::string> names;
+    for (const auto &f : Registry::global().list())
+        if (f.kind == PluginKind::Router) names.push_back(f.name);
+    return names;
+}
+
+void ScriptSession::swap_router(const ui::SwapRequest &r) {
+    Json router = Json::object();
+    if (!r.options.empty()) {
+        router = Json::parse(r.options, nullptr, false);
+        if (router.is_discarded() || !router.is_object()) {
+            control().set_swap_outcome("swap not sent: the options are not a JSON object: " + r.options);
+            return;
+        }
+    }
+    router["type"] = r.router_type;
+    control().request_swap({{"layer", r.layer < 0 ? Json("all") : Json(r.layer)}, {"router", std::move(router)}});
 }
 
 // At a step boundary: the optimiser step is done, and the trainer reads the
@@ -125,31 +163,89 @@ void ScriptSession::on_record(const Json &r) {
                 sampler_.start(latest_, std::move(*pending_));
                 pending_.reset();
             }
+            if (pending_inspect_) {
+                sampler_.inspect(latest_, std::move(*pending_inspect_));
+                pending_inspect_.reset();
+            }
         }
     }
     if (pause_now) control().pause = true;
 }
 
-int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options) {
+namespace {
+
+// Runs written by other processes (watched folders, branches) shown beside the live one.
+struct Followed {
+    ui::Dashboard &dashboard;
+    std::vector<std::pair<size_t, ui::JsonlFollower>> followers; // (dashboard run index, its metrics)
+
+    // A run folder, a metrics.jsonl, or a folder of runs (ui::run_sources: runs/, a sweep).
+    void add(const std::string &path) {
+        std::vector<ui::RunSource> sources;
+        try {
+            sources = ui::run_sources(path);
+        } catch (const std::exception &e) {
+            throw Error(std::string("--watch ") + e.what());
+        }
+        for (const auto &source : sources)
+            followers.emplace_back(dashboard.add_run(source.name), ui::JsonlFollower(source.metrics));
+    }
+    bool poll() {
+        bool changed = false;
+        for (auto &[index, follower] : followers)
+            for (const auto &r : follower.poll()) {
+                dashboard.ingest(index, r);
+                changed = true;
+            }
+        return changed;
+    }
+    bool caught_up() const {
+        for (const auto &f : followers)
+            if (!f.second.caught_up()) return false;
+        return true;
+    }
+    void warn_bad_lines() const {
+        for (const auto &[index, f] : followers)
+            if (f.bad_lines() > 0)
+                std::fprintf(stderr, "cdrmix gui: warning: %s: %lld lines were not JSON and were skipped\n", f.path().c_str(),
+                             static_cast<long long>(f.bad_lines()));
+    }
+};
+
+} // namespace
+
+int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options, BranchLauncher &branches,
+                   const std::string &inspect) {
     ui::Dashboard dashboard;
     const size_t index = dashboard.add_run(fs::path(run.script).stem().string());
     ScriptSession session(std::move(run));
     dashboard.set_live(&session);
+    dashboard.set_branching(&branches);
+    Followed followed{dashboard, {}};
     session.start();
     int64_t seen_revision = -1;
     std::string seen_state;
     ui::AppHooks hooks;
+    bool inspect_asked = false;
     hooks.poll = [&] {
         const auto records = session.take_records();
         for (const auto &r : records) dashboard.ingest(index, r);
+        if (!inspect.empty() && !inspect_asked && session.finished()) {
+            dashboard.open_inspector(inspect);
+            inspect_asked = true;
+        }
         const int64_t revision = session.sample_revision();
         std::string state = session.state();
-        const bool changed = !records.empty() || revision != seen_revision || state != seen_state;
+        bool changed = !records.empty() || revision != seen_revision || state != seen_state;
+        changed |= branches.poll([&](const std::string &folder) { followed.add(folder); });
+        changed |= followed.poll();
         seen_revision = revision;
         seen_state = std::move(state);
         return changed;
     };
-    hooks.data_complete = [&] { return session.finished(); };
+    hooks.data_complete = [&] {
+        return session.finished() && (inspect.empty() || (inspect_asked && !session.inspect_view().busy));
+    };
     ui::FrameStats stats;
     try {
         stats = ui::run_app(dashboard, app_options, hooks);
@@ -159,6 +255,11 @@ int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options) {
         throw;
     }
     print_frame_stats(stats, dashboard);
+    if (!inspect.empty()) {
+        const ui::InspectView v = session.inspect_view();
+        const size_t tokens = v.routing.is_object() && v.routing.contains("tokens") ? v.routing["tokens"].size() : 0;
+        std::fprintf(stderr, "cdrmix gui: inspector: %zu tokens routed (%s)\n", tokens, v.status.c_str());
+    }
     if (!session.finished()) {
         std::fprintf(stderr, "cdrmix gui: window closed: stopping the run after the current step, with a checkpoint\n");
         session.stop();
@@ -166,40 +267,20 @@ int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options) {
     return session.join();
 }
 
-int run_watch_gui(const std::vector<std::string> &paths, const ui::AppOptions &app_options) {
+int run_watch_gui(const std::vector<std::string> &paths, const ui::AppOptions &app_options, BranchLauncher &branches) {
     ui::Dashboard dashboard;
-    std::vector<ui::JsonlFollower> followers;
-    for (const auto &p : paths) {
-        ui::RunSource source;
-        try {
-            source = ui::run_source(p);
-        } catch (const std::exception &e) {
-            throw Error(std::string("--watch ") + e.what());
-        }
-        dashboard.add_run(source.name);
-        followers.emplace_back(source.metrics);
-    }
+    dashboard.set_branching(&branches);
+    Followed followed{dashboard, {}};
+    for (const auto &p : paths) followed.add(p);
     ui::AppHooks hooks;
     hooks.poll = [&] {
-        bool changed = false;
-        for (size_t i = 0; i < followers.size(); ++i)
-            for (const auto &r : followers[i].poll()) {
-                dashboard.ingest(i, r);
-                changed = true;
-            }
-        return changed;
+        bool changed = branches.poll([&](const std::string &folder) { followed.add(folder); });
+        return followed.poll() || changed;
     };
-    hooks.data_complete = [&] {
-        for (const auto &f : followers)
-            if (!f.caught_up()) return false;
-        return true;
-    };
+    hooks.data_complete = [&] { return followed.caught_up(); };
     const ui::FrameStats stats = ui::run_app(dashboard, app_options, hooks);
     print_frame_stats(stats, dashboard);
-    for (const auto &f : followers)
-        if (f.bad_lines() > 0)
-            std::fprintf(stderr, "cdrmix gui: warning: %s: %lld lines were not JSON and were skipped\n", f.path().c_str(),
-                         static_cast<long long>(f.bad_lines()));
+    followed.warn_bad_lines();
     return 0;
 }
 

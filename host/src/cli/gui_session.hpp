@@ -3,6 +3,7 @@
 // or by metrics.jsonl files that other processes write (--watch).
 #pragma once
 
+#include "cli/gui_branches.hpp"
 #include "cli/gui_sampler.hpp"
 #include "lua/runtime.hpp"
 #include "metrics/metrics.hpp"
@@ -43,6 +44,11 @@ public:
     bool checkpoint_pending() const override { return control().checkpoint_now; }
     void sample(const ui::SampleRequest &request) override;
     ui::SampleView sample_view() const override;
+    void inspect(const std::string &text) override;
+    ui::InspectView inspect_view() const override;
+    std::vector<std::string> router_types() const override;
+    void swap_router(const ui::SwapRequest &request) override;
+    std::string swap_outcome() const override { return control().swap_outcome(); }
 
 private:
     class BoundarySink;
@@ -54,16 +60,23 @@ private:
     std::atomic<bool> finished_{false}, in_training_{false}, pause_requested_{false}, stop_requested_{false},
         snapshot_wanted_{false};
     std::atomic<int> exit_code_{0};
-    std::mutex mutex_; // latest_ and pending_
+    // Whether a job may start from latest_ now: the weights stand still while
+    // paused (the snapshot was taken as the pause began) and between trainers.
+    bool weights_still() const;
+
+    std::mutex mutex_; // latest_, pending_ and pending_inspect_
     std::shared_ptr<const WeightSnapshot> latest_;
     std::optional<SampleJob> pending_;
+    std::optional<std::string> pending_inspect_;
     SampleWorker sampler_;
     std::thread worker_;
 };
 
-int run_script_gui(lua::RunOptions run, const ui::AppOptions &app);
+// inspect: "" or a text the routing inspector opens on once the script has ended.
+// Branches started from the window follow in it (branches: its Branch tab).
+int run_script_gui(lua::RunOptions run, const ui::AppOptions &app, BranchLauncher &branches, const std::string &inspect = "");
 
 // Shows the runs in these directories (or metrics.jsonl files), following them as they grow.
-int run_watch_gui(const std::vector<std::string> &paths, const ui::AppOptions &app);
+int run_watch_gui(const std::vector<std::string> &paths, const ui::AppOptions &app, BranchLauncher &branches);
 
 } // namespace cdrmix

@@ -48,7 +48,7 @@ std::vector<ui::RunData> read_runs(const std::vector<std::string> &dirs) {
     for (const auto &dir : dirs) {
         int64_t bad = 0;
         try {
-            runs.push_back(ui::read_run(ui::run_source(dir), &bad));
+            for (const auto &source : ui::run_sources(dir)) runs.push_back(ui::read_run(source, &bad));
         } catch (const std::runtime_error &e) {
             throw Error(std::string("plot: ") + e.what());
         }
@@ -63,7 +63,8 @@ std::vector<ui::RunData> read_runs(const std::vector<std::string> &dirs) {
 
 CLI::App *add_plot_command(CLI::App &app, PlotOptions &o) {
     auto *cmd = app.add_subcommand("plot", "Draw the dashboard's plots of one or more runs to a PNG or SVG file");
-    cmd->add_option("runs", o.runs, "Run folders (or metrics.jsonl files), overlaid in this order")->required();
+    cmd->add_option("runs", o.runs, "Run folders (or metrics.jsonl files, or folders of runs such as a sweep), overlaid in this order")
+        ->required();
     cmd->add_option("--metric", o.metrics, "Panels, top to bottom (default loss): " + joined(ui::figure_metrics()))
         ->delimiter(',');
     cmd->add_option("--smooth", o.smoothing,

@@ -1,6 +1,7 @@
 #include "cli/replay_command.hpp"
 
 #include "cli/child_process.hpp"
+#include "cli/recorded_run.hpp"
 #include "run/environment.hpp"
 #include "run/run_folder.hpp"
 
@@ -11,12 +12,10 @@
 
 #include <sys/wait.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 namespace fs = std::filesystem;
 
@@ -26,59 +25,19 @@ namespace {
 
 namespace env = run_environment::keys;
 
-// A run folder's JSON files are read whole, so they are bounded.
-Json read_json(const fs::path &path) {
-    constexpr uintmax_t kMaxBytes = 64u << 20;
-    std::error_code ec;
-    const uintmax_t size = fs::file_size(path, ec);
-    if (ec) throw Error("replay: " + path.string() + ": cannot read: " + ec.message());
-    if (size > kMaxBytes) throw Error("replay: " + path.string() + ": " + std::to_string(size) + " bytes, more than a run's config may hold");
-    std::ifstream in(path, std::ios::binary);
-    std::string text(static_cast<size_t>(size), '\0');
-    if (!in.read(text.data(), static_cast<std::streamsize>(size))) throw Error("replay: " + path.string() + ": cannot read");
-    Json j = Json::parse(text, nullptr, false);
-    if (j.is_discarded()) throw Error("replay: " + path.string() + ": not JSON");
-    return j;
-}
-
-// A string field of an untrusted object, or `fallback` when absent or not a string.
-std::string text_field(const Json &j, const char *key, const std::string &fallback) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
-
-// What the run folder says about how it was made.
+// The run folder as replay needs it: a fresh run (not a continuation) with step records.
 struct Recorded {
-    std::string script_copy; // inside the run folder
-    std::vector<std::string> overrides;
-    Json environment, plugins;
+    RecordedRun run;
     std::string run_name;
     ui::RunData metrics;
 };
 
 Recorded read_recorded(const fs::path &dir) {
-    if (!fs::is_directory(dir)) throw Error("replay: " + dir.string() + ": no such run folder");
-    const Json config = read_json(dir / run_layout::config);
-    Recorded r;
-    if (!config.contains(env::environment) || !config[env::environment].is_object())
-        throw Error("replay: " + (dir / run_layout::config).string() +
-                    " has no 'environment': the run was made before runs recorded what replay needs");
-    r.environment = config[env::environment];
+    Recorded r{read_recorded_run(dir, "replay"), "", {}};
+    const Json &config = r.run.config;
     if (config.contains("resumed_from") && !config["resumed_from"].is_null())
         throw Error("replay: " + dir.string() + " resumed another run (" + config["resumed_from"].dump() +
                     "); replay the run it continued");
-    const auto ws_it = r.environment.find(env::world_size);
-    const Json ws = ws_it == r.environment.end() ? Json(1) : *ws_it;
-    if (ws != Json(1)) throw Error("replay: " + dir.string() + " ran on " + ws.dump() + " processes; replay re-runs single-process runs");
-    if (!config.contains("script") || !config["script"].is_string() || config["script"].get<std::string>().empty())
-        throw Error("replay: " + (dir / run_layout::config).string() + " names no script");
-    r.script_copy = (dir / fs::path(config["script"].get<std::string>()).filename()).string();
-    if (!fs::is_regular_file(r.script_copy))
-        throw Error("replay: " + r.script_copy + ": the run folder's copy of the script is missing");
-    if (config.contains("overrides") && config["overrides"].is_array())
-        for (const auto &o : config["overrides"])
-            if (o.is_string()) r.overrides.push_back(o.get<std::string>());
-    r.plugins = read_json(dir / run_layout::plugins);
     int64_t bad = 0;
     r.metrics = ui::read_run(ui::run_source(dir.string()), &bad);
     if (r.metrics.loss.empty()) throw Error("replay: " + (dir / run_layout::metrics).string() + " holds no step records");
@@ -162,19 +121,12 @@ int run_replay_command(const ReplayOptions &o, const std::vector<std::string> &p
     fs::create_directories(runs, ec);
     if (ec) throw Error("replay: " + runs.string() + ": cannot create: " + ec.message());
 
-    const auto threads_it = rec.environment.find(env::threads);
-    const Json recorded_threads = threads_it == rec.environment.end() ? Json(nullptr) : *threads_it;
-    const int use_threads = threads > 0 ? threads : recorded_threads.is_number_integer() ? recorded_threads.get<int>() : 0;
-    const std::string use_device = device != "cpu" ? device : text_field(rec.environment, env::device, "cpu");
-    std::vector<std::string> args = {this_program()};
-    for (const auto &p : plugin_paths) args.insert(args.end(), {"--plugin-path", fs::absolute(p).string()});
-    if (use_threads > 0) args.insert(args.end(), {"--threads", std::to_string(use_threads)});
-    args.insert(args.end(), {"--device", use_device, "run", fs::absolute(rec.script_copy).string()});
-    args.insert(args.end(), rec.overrides.begin(), rec.overrides.end());
-    args.insert(args.end(), {"--headless", "--runs-dir", runs.string()});
+    const int use_threads = rerun_threads(rec.run, threads);
+    const std::string use_device = rerun_device(rec.run, device);
+    std::vector<std::string> args = rerun_args(rec.run, plugin_paths, threads, device, runs.string());
     if (o.steps > 0) args.insert(args.end(), {"--stop-after", std::to_string(o.steps)});
     const std::string log = (runs / "output.log").string();
-    const std::string cwd = text_field(rec.environment, env::cwd, "");
+    const std::string cwd = text_field(rec.run.environment, env::cwd, "");
     std::printf("replay: %s with %d thread(s) on %s%s -> %s\n", dir.string().c_str(), use_threads, use_device.c_str(),
                 o.steps > 0 ? (", steps 1-" + std::to_string(o.steps)).c_str() : "", runs.string().c_str());
     std::fflush(stdout);
@@ -185,20 +137,17 @@ int run_replay_command(const ReplayOptions &o, const std::vector<std::string> &p
     spec.output = log;
     spec.cwd = cwd;
     spec.own_process_group = true;
-    const pid_t pid = start_child(spec);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) throw Error(std::string("replay: waiting for the run: ") + std::strerror(errno));
-    forget_child(pid);
+    const int status = wait_for_child(start_child(spec));
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         std::fprintf(stderr, "cdrmix replay: the replay ended with %s; its output is in %s\n", status_text(status).c_str(), log.c_str());
         return 1;
     }
     const fs::path replayed = replayed_folder(runs, rec.run_name);
     if (replayed.empty()) throw Error("replay: the replay wrote no run folder in " + runs.string() + " (see " + log + ")");
-    const Json config = read_json(replayed / run_layout::config);
+    const Json config = read_run_json(replayed / run_layout::config, "replay");
     const std::vector<std::string> differs = run_environment::differences(
-        rec.environment, rec.plugins, config.contains(env::environment) ? config[env::environment] : Json::object(), read_json(replayed / run_layout::plugins));
+        rec.run.environment, rec.run.plugins, config.contains(env::environment) ? config[env::environment] : Json::object(),
+        read_run_json(replayed / run_layout::plugins, "replay"));
     int64_t bad = 0;
     const ui::RunData again = ui::read_run(ui::run_source(replayed.string()), &bad);
 

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cdrmix {
@@ -44,6 +45,10 @@ struct RunOptions {
     std::string runs_root = "runs";
     bool headless = false;               // JSON lines on stdout instead of a progress bar
     std::string resume;                  // "", "auto" or a checkpoint/run folder (see wrap_train.cpp)
+    // A branch (`cdrmix branch`): with resume naming a checkpoint, the router swap
+    // {"layer", "router"} the first trainer to resume applies right after resuming;
+    // its run's config.json records {"of": checkpoint, "step", "swap"} as "branch".
+    Json branch_swap;
     std::vector<LoadedPlugin> plugins;   // written to the run directory
     c10::Device device = c10::Device(c10::DeviceType::CPU); // where models are created (--device)
 };
@@ -82,6 +87,8 @@ public:
     Run &run(const std::string &name);
     // The --resume option for this trainer: "auto" every time, a path only the first time.
     std::string take_resume_option();
+    // RunOptions::branch_swap the first time (null afterwards, and without one).
+    Json take_branch_swap() { return std::exchange(options_.branch_swap, Json()); }
     // The script's file name without extension: the default run name.
     std::string script_name() const;
     // The script's resolved config (after overrides) and what it built: every

@@ -106,6 +106,10 @@ int l_trainer_run(lua_State *L) {
         if (!from.empty()) {
             box.trainer->resume(from);
             run.set_own("resumed_from", from);
+            if (Json swap = rt.take_branch_swap(); !swap.is_null()) {
+                box.trainer->swap_router(swap, Registry::global());
+                run.set_own("branch", {{"of", from}, {"step", box.trainer->step()}, {"swap", std::move(swap)}});
+            }
         }
         box.trainer->set_checkpoint_root(run.checkpoint_root());
         box.trainer->set_run_config(run.config());

@@ -2,6 +2,8 @@
 // with them, resume and `cdrmix eval` find them with them.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <string>
 
@@ -22,6 +24,22 @@ inline constexpr const char *config = "config.json";
 inline constexpr const char *plugins = "plugins.json";
 inline constexpr const char *metrics = "metrics.jsonl";
 inline constexpr const char *checkpoints = "checkpoints";
+// One checkpoint's folder under checkpoints/: step-000600.
+inline std::string checkpoint_folder(int64_t step) {
+    char name[32];
+    std::snprintf(name, sizeof name, "step-%06lld", static_cast<long long>(step));
+    return name;
+}
+// The step of a checkpoint folder's name, or -1 for any other name.
+inline int64_t checkpoint_step(const std::string &folder) {
+    if (folder.size() < 6 || folder.compare(0, 5, "step-") != 0) return -1;
+    int64_t step = 0;
+    for (size_t i = 5; i < folder.size(); ++i) {
+        if (folder[i] < '0' || folder[i] > '9' || step > (INT64_MAX - 9) / 10) return -1;
+        step = step * 10 + (folder[i] - '0');
+    }
+    return checkpoint_folder(step) == folder ? step : -1;
+}
 } // namespace run_layout
 
 } // namespace cdrmix

@@ -37,13 +37,6 @@ void fsync_path(const fs::path &p) {
     ::close(fd);
 }
 
-std::string step_name(int64_t step) {
-    char name[32];
-    std::snprintf(name, sizeof name, "step-%06lld", static_cast<long long>(step));
-    return name;
-}
-
-
 // Every file's size and CRC-32C, read back from what was written, in a manifest written last.
 void write_manifest(const fs::path &dir) {
     Json files = Json::object();
@@ -150,7 +143,7 @@ std::string save_checkpoint(const std::string &root, int64_t step, Model &model,
 std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,
                             torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
                             const Json &run_config) {
-    const std::string name = step_name(step);
+    const std::string name = run_layout::checkpoint_folder(step);
     const fs::path final_dir = fs::path(root) / name;
     const fs::path tmp_dir = fs::path(root) / (".tmp-" + name);
     const fs::path old_dir = fs::path(root) / (".old-" + name);

@@ -15,6 +15,7 @@
 
 #include <cdrmix/data_mixture.hpp>
 #include <cdrmix/error.hpp>
+#include <cdrmix/registry.hpp>
 
 #include <torch/torch.h>
 
@@ -594,6 +595,28 @@ Json Trainer::swap_router(int64_t layer, const Json &router, const Registry &reg
     return rec;
 }
 
+Json Trainer::swap_router(const Json &request, const Registry &registry) {
+    if (!request.is_object()) throw Error("swap: a request is {\"layer\": ..., \"router\": {...}}, not " + request.dump());
+    const Json layer = request.value("layer", Json("all"));
+    if (!(layer == "all" || (layer.is_number_integer() && layer.get<int64_t>() >= 0)))
+        throw Error("swap: layer is a layer id (0-based, as in the records) or \"all\", not " + layer.dump());
+    const Json router = request.value("router", Json());
+    if (!router.is_object() || !router.contains("type"))
+        throw Error("swap: router is a router config such as {\"type\": \"sinkhorn\"}, not " + router.dump());
+    return swap_router(layer == "all" ? -1 : layer.get<int64_t>(), router, registry);
+}
+
+void Trainer::apply_requested_swap(const Json &request) {
+    try {
+        const Json rec = swap_router(request, Registry::global());
+        control_->set_swap_outcome("swapped layers " + rec[fields::swap::layers].dump() + " to " +
+                                   rec[fields::swap::router].dump() + " before step " + std::to_string(step_ + 1));
+    } catch (const std::exception &e) {
+        // The request came from a window, not the script: the run goes on with its router.
+        control_->set_swap_outcome(std::string("swap failed: ") + e.what());
+    }
+}
+
 Json Trainer::run_steps(const TrainCallbacks &cb) {
     if (!resumed_) torch::manual_seed(config_.seed); // a resumed run continues the saved RNG stream instead
     if (model_->expert_group() && !group_)
@@ -615,6 +638,8 @@ Json Trainer::run_steps(const TrainCallbacks &cb) {
         std::vector<bool> held = control();
         for (; held[0]; held = control()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
         if (held[1]) break;
+        if (control_)
+            if (std::optional<Json> swap = control_->take_swap()) apply_requested_swap(*swap);
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = config_.schedule.at(step_);
         StepResult r = train_step(lr, config_.logs_step(step_));

@@ -127,6 +127,9 @@ public:
     // it. Single-process runs only (throws cdrmix::Error otherwise). May be
     // called before run(), between runs, or from a run's callbacks.
     Json swap_router(int64_t layer, const Json &router, const Registry &registry);
+    // The same from a request {"layer": id or "all", "router": {...}} (the
+    // dashboard's, a branch's); throws cdrmix::Error naming a malformed field.
+    Json swap_router(const Json &request, const Registry &registry);
     void set_checkpoint_root(std::string root) { checkpoint_root_ = std::move(root); }
     // Written into every checkpoint as run_config.json (the run's resolved config:
     // `cdrmix eval` reads its data section).
@@ -164,6 +167,8 @@ private:
         std::vector<RouterStats> stats;     // from routing (over all ranks), by summarise()
     };
     Json run_steps(const TrainCallbacks &callbacks);
+    // A RunControl swap request: applied, or its failure left as the outcome (never thrown).
+    void apply_requested_swap(const Json &request);
     StepResult train_step(double lr, bool record_routing);
     // The step's routing statistics and, data parallel, every figure over all
     // ranks (every rank gets the same).

@@ -3,7 +3,9 @@
 #include "data/jsonl_follower.hpp"
 #include "run/run_folder.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <stdexcept>
 
 namespace fs = std::filesystem;
@@ -22,6 +24,33 @@ RunSource run_source(const std::string &path) {
     std::string name = named.filename().string();
     if (name.empty()) name = named.parent_path().filename().string(); // "runs/a/" names "a"
     return {name, file.string()};
+}
+
+std::vector<RunSource> run_sources(const std::string &path) {
+    std::error_code ec;
+    const fs::path root(path);
+    if (!fs::is_directory(root, ec) || fs::is_regular_file(root / run_layout::metrics, ec)) return {run_source(path)};
+    std::vector<fs::path> found;
+    for (const auto &e : fs::directory_iterator(root, ec)) {
+        if (!e.is_directory(ec)) continue;
+        if (fs::is_regular_file(e.path() / run_layout::metrics, ec)) {
+            found.push_back(e.path());
+            continue;
+        }
+        for (const auto &inner : fs::directory_iterator(e.path(), ec))
+            if (inner.is_directory(ec) && fs::is_regular_file(inner.path() / run_layout::metrics, ec)) found.push_back(inner.path());
+    }
+    if (found.empty()) return {run_source(path)}; // its error names the path
+    std::sort(found.begin(), found.end());
+    std::vector<RunSource> sources;
+    for (const auto &dir : found) {
+        RunSource s = run_source(dir.string());
+        const fs::path below = dir.lexically_relative(root);
+        // A sweep point holds one run: the point names it; a run directly in the folder keeps its own name.
+        if (std::distance(below.begin(), below.end()) == 2) s.name = below.begin()->string();
+        sources.push_back(std::move(s));
+    }
+    return sources;
 }
 
 RunData read_run(const RunSource &source, int64_t *bad_lines, uint64_t max_bytes) {

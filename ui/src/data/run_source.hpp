@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cdrmix::ui {
 
@@ -18,6 +19,13 @@ struct RunSource {
 // Throws std::runtime_error naming `path` when it is neither a folder holding
 // metrics.jsonl nor a regular file.
 RunSource run_source(const std::string &path);
+
+// What a path the user gave holds: a run (run_source), or a folder of runs
+// (runs/, a sweep's DIR with DIR/point-NNN/<run>/): every run folder in it, up
+// to two levels down, sorted, each named by its path below `path` (a sweep's
+// runs by their grid point, "point-001-seed-2", as its summary names them).
+// Throws like run_source when there is none.
+std::vector<RunSource> run_sources(const std::string &path);
 
 // Every record of a run's metrics.jsonl as it is now, in a RunData named after
 // the source. Lines that are not JSON are skipped and counted in *bad_lines.
