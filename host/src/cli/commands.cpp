@@ -93,7 +93,7 @@ private:
 
 int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
             bool headless, const std::string &runs_dir, const std::string &resume, int64_t stop_after,
-            const std::string &branch_swap) {
+            const std::string &branch_swap, const std::string &script_origin) {
     if (const std::string problem = script_file_problem(script); !problem.empty()) {
         std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
         return 1;
@@ -121,6 +121,7 @@ int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector
     opts.device = resolve_device(Registry::global(), g.device);
     opts.resume = resume;
     opts.branch_swap = std::move(swap);
+    opts.script_origin = script_origin;
     lua::Runtime runtime(opts);
     InterruptHandler interrupt(runtime.control());
     if (stop_after > 0) runtime.bus().add_sink(std::make_shared<StopAfterStep>(stop_after, runtime.control()));
@@ -252,6 +253,10 @@ int cli_main(int argc, char **argv) {
     run->add_option("--branch-swap", branch_swap,
                     "With --resume CHECKPOINT: swap routers right after resuming, as a branch of that run "
                     "(JSON {\"layer\": id or \"all\", \"router\": {...}}; `cdrmix branch` passes it)");
+    std::string script_origin;
+    run->add_option("--script-origin", script_origin,
+                    "Take the script's relative paths (data, Lua modules) as if it were at this path, and record "
+                    "that name (`cdrmix replay` and `branch` run a run folder's copy of the script)");
     GuiOptions gui_options;
     auto *gui = add_gui_command(app, gui_options);
     auto *plugins = app.add_subcommand("plugins", "List loaded plugins and their factories");
@@ -312,14 +317,14 @@ int cli_main(int argc, char **argv) {
     }
     try {
         configure_threads(g.threads);
-        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume, stop_after, branch_swap);
+        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume, stop_after, branch_swap, script_origin);
         if (*plot) return run_plot_command(plot_options);
         if (*replay) return run_replay_command(replay_options, g.plugin_paths, g.threads, g.device);
         if (*branch) return run_branch_command(branch_options, g.plugin_paths, g.threads, g.device);
         if (*sweep) return run_sweep_command(sweep_options, g.plugin_paths, g.threads, g.device);
         // `cdrmix launch -n N gui x.lua`: rank 0 shows the dashboard (it alone gets the records); the others run headless.
         if (*gui && !gui_options.script.empty() && dist_env_from_environment().rank != 0)
-            return cmd_run(g, gui_options.script, gui_options.overrides, true, gui_options.runs_dir, "", 0, "");
+            return cmd_run(g, gui_options.script, gui_options.overrides, true, gui_options.runs_dir, "", 0, "", "");
         if (*gui) return run_gui_command(gui_options, g.plugin_paths, g.device);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);

@@ -51,7 +51,8 @@ RecordedRun read_recorded_run(const fs::path &dir, const std::string &command) {
                     " re-runs single-process runs");
     if (!config.contains("script") || !config["script"].is_string() || config["script"].get<std::string>().empty())
         throw Error(command + ": " + (dir / run_layout::config).string() + " names no script");
-    r.script_copy = (dir / fs::path(config["script"].get<std::string>()).filename()).string();
+    r.script = config["script"].get<std::string>();
+    r.script_copy = (dir / fs::path(r.script).filename()).string();
     if (!fs::is_regular_file(r.script_copy))
         throw Error(command + ": " + r.script_copy + ": the run folder's copy of the script is missing");
     if (config.contains("overrides") && config["overrides"].is_array())
@@ -78,7 +79,8 @@ std::vector<std::string> rerun_args(const RecordedRun &run, const std::vector<st
     if (const int n = rerun_threads(run, threads); n > 0) args.insert(args.end(), {"--threads", std::to_string(n)});
     args.insert(args.end(), {"--device", rerun_device(run, device), "run", fs::absolute(run.script_copy).string()});
     args.insert(args.end(), run.overrides.begin(), run.overrides.end());
-    args.insert(args.end(), {"--headless", "--runs-dir", runs_dir});
+    // The copy's relative paths are the original's (it runs in the recorded working folder).
+    args.insert(args.end(), {"--headless", "--runs-dir", runs_dir, "--script-origin", run.script});
     return args;
 }
 

@@ -18,6 +18,7 @@ struct RecordedRun {
     Json environment;                   // config.json's "environment" (run/environment.hpp)
     Json plugins;                       // plugins.json
     std::string script_copy;            // the script's copy inside the run folder
+    std::string script;                 // the script as the run named it (relative to its working folder)
     std::vector<std::string> overrides; // the command line's key=value settings
 };
 
@@ -31,7 +32,8 @@ Json read_run_json(const std::filesystem::path &path, const std::string &command
 // A string field of an untrusted object, or `fallback` when absent or not a string.
 std::string text_field(const Json &j, const char *key, const std::string &fallback);
 
-// `cdrmix [--plugin-path P]... [--threads N] --device D run SCRIPT_COPY OVERRIDES... --headless --runs-dir RUNS`
+// `cdrmix [--plugin-path P]... [--threads N] --device D run SCRIPT_COPY OVERRIDES... --headless --runs-dir RUNS
+//  --script-origin SCRIPT`
 // with the recorded thread count and device unless threads > 0 or device is not "cpu".
 std::vector<std::string> rerun_args(const RecordedRun &run, const std::vector<std::string> &plugin_paths, int threads,
                                     const std::string &device, const std::string &runs_dir);

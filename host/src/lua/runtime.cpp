@@ -94,7 +94,7 @@ void Runtime::open_module() {
     open_cdrmix(L_);
     open_dist(L_);
     open_module_functions(L_);
-    lua_pushstring(L_, options_.script.c_str());
+    lua_pushstring(L_, script_origin().c_str());
     lua_setfield(L_, -2, "script");
     // Reachable both as the global `cdrmix` and through require("cdrmix").
     lua_getglobal(L_, "package");
@@ -149,7 +149,7 @@ std::string Runtime::script_name() const { return fs::path(options_.script).stem
 
 Json Runtime::shared_config() const {
     Json c = resolved_;
-    c["script"] = options_.script;
+    c["script"] = script_origin();
     c["overrides"] = options_.overrides;
     c[run_environment::keys::environment] = run_environment::current(options_.device.str(), dist_env_.world_size);
     return c;
@@ -160,7 +160,7 @@ void Runtime::write_resolved_config() {
 }
 
 Config Runtime::config_of(lua_State *L, int idx, const std::string &owner) const {
-    return sources_.config(L, idx, owner, options_.script);
+    return sources_.config(L, idx, owner, script_origin());
 }
 
 void Runtime::check_overrides() const {
@@ -191,7 +191,7 @@ int Runtime::run() {
     }
     // The script sees its own path as arg[0] and the overrides as arg[1..n], like `luajit script.lua`.
     lua_createtable(L_, static_cast<int>(options_.overrides.size()), 1);
-    lua_pushstring(L_, options_.script.c_str());
+    lua_pushstring(L_, script_origin().c_str());
     lua_rawseti(L_, -2, 0);
     for (size_t i = 0; i < options_.overrides.size(); ++i) {
         lua_pushstring(L_, options_.overrides[i].c_str());

@@ -45,6 +45,10 @@ struct RunOptions {
     std::string runs_root = "runs";
     bool headless = false;               // JSON lines on stdout instead of a progress bar
     std::string resume;                  // "", "auto" or a checkpoint/run folder (see wrap_train.cpp)
+    // Where the script's relative paths (data files, Lua modules) are taken from
+    // and the name config.json records: "" for the script itself. Replay and
+    // branch run a run folder's copy of a script as if it were the original.
+    std::string script_origin;
     // A branch (`cdrmix branch`): with resume naming a checkpoint, the router swap
     // {"layer", "router"} the first trainer to resume applies right after resuming;
     // its run's config.json records {"of": checkpoint, "step", "swap"} as "branch".
@@ -89,6 +93,8 @@ public:
     std::string take_resume_option();
     // RunOptions::branch_swap the first time (null afterwards, and without one).
     Json take_branch_swap() { return std::exchange(options_.branch_swap, Json()); }
+    // RunOptions::script_origin, or the script when that is empty.
+    const std::string &script_origin() const { return options_.script_origin.empty() ? options_.script : options_.script_origin; }
     // The script's file name without extension: the default run name.
     std::string script_name() const;
     // The script's resolved config (after overrides) and what it built: every

@@ -200,7 +200,7 @@ int l_save(lua_State *L) {
     const std::string dir = luaL_checkstring(L, 2);
     const std::shared_ptr<Tokenizer> tokenizer = check_tokenizer(L, 3);
     const std::string path = save_derived_checkpoint(
-        dir, model, *tokenizer, Json{{"source", "Model:save"}, {"script", Runtime::from(L).options().script}});
+        dir, model, *tokenizer, Json{{"source", "Model:save"}, {"script", Runtime::from(L).script_origin()}});
     lua_pushstring(L, path.c_str());
     return 1;
 }

@@ -35,7 +35,7 @@ struct OptimizerBox {
 // The table at idx (or an empty one) resolved by schema, for owner.
 Config resolved_table(lua_State *L, int idx, const Schema &schema, const std::string &owner) {
     Runtime &rt = Runtime::from(L);
-    if (lua_isnoneornil(L, idx)) return schema.apply(Config(Json::object(), owner, rt.options().script));
+    if (lua_isnoneornil(L, idx)) return schema.apply(Config(Json::object(), owner, rt.script_origin()));
     luaL_checktype(L, idx, LUA_TTABLE);
     return schema.apply(rt.config_of(L, idx, owner));
 }
