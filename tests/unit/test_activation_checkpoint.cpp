@@ -157,6 +157,16 @@ TEST(ActivationCheckpoint, Mamba2HybridGradientsEqualPlain) {
     expect_same_step(s, mode("all"));
 }
 
+TEST(ActivationCheckpoint, Rwkv6AndMlaLayersGradientsEqualPlain) {
+    Json s = cdrmix::test::tiny_model_spec(kVocab);
+    s["num_layers"] = 2;
+    s["layers"] = Json::array(
+        {{{"mixer", {{"type", "rwkv6_time_mix"}, {"head_size", 16}, {"mix_lora", 8}, {"decay_lora", 8}}}},
+         {{"mixer", {{"type", "mla"}, {"num_heads", 2}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", 8},
+                     {"qk_rope_head_dim", 4}}}}});
+    expect_same_step(s, mode("all"));
+}
+
 // The peak of live CPU bytes over one forward and backward, above what was live before.
 int64_t peak_of_step(cdrmix::Model &m, const Tensor &batch) {
     m.zero_grad(/*set_to_none=*/true);
