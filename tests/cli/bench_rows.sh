@@ -4,7 +4,8 @@
 # are printed with figures (not how fast they are): row 4 with the Python
 # baseline's tokens/s and a ratio when Debian's python3-torch is there, else
 # skipped with the reason; then row 4 again with a Python that does not exist,
-# which must be reported as skipped, not as a failure.
+# which must be reported as skipped, not as a failure; then row 11
+# (activation checkpointing) with tokens/s and peak memory on both sides.
 set -euo pipefail
 cdrmix=$1
 fail() { echo "FAIL: $*"; echo "$out"; exit 1; }
@@ -27,4 +28,11 @@ out=$(CDRMIX_PYTHON=/no/such/python3 "$cdrmix" --threads 1 bench --quick --only 
   fail "bench exited non-zero without python"
 grep -Eq '^4 GPT.*python: skipped +/no/such/python3 cannot import torch \(apt install python3-torch\)' <<<"$out" ||
   fail "row 4 is not skipped with the reason when python is missing"
+
+out=$("$cdrmix" --threads 1 bench --quick --only checkpoint 2>&1) || fail "bench --only checkpoint exited non-zero"
+echo "$out"
+grep -Eq '^11 checkpoint_activations all, cdrmix-small B4 T64 tok/s +all [0-9]+ tok/s +none [0-9]+ tok/s +[0-9.]+x the time per token' \
+  <<<"$out" || fail "no row 11 tokens/s"
+grep -Eq '^   peak CPU memory of the run +all [0-9.]+ MiB +none [0-9.]+ MiB +0\.[0-9]+x' <<<"$out" ||
+  fail "row 11 has no peak memory, or checkpointing did not lower it"
 echo "ok"

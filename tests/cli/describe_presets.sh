@@ -4,6 +4,8 @@
 # parameters > 0, active <= total, memory total > weights.
 # Then checks memory per rank (--dp, --ep, --shard-optimizer) on cdrmix-tiny
 # against the arithmetic, and that bad rank layouts fail with one line.
+# Then --budget and --checkpoint-activations on cdrmix-tiny: the verdict and
+# the advice against the arithmetic, and bad budgets fail with one line.
 set -euo pipefail
 cdrmix=$1 dir=$2
 status=0
@@ -83,6 +85,69 @@ for bad in "--dp 0:--dp" "--ep 0:--ep" "--dp 3 --ep 2:--ep 2 must divide --dp 3:
   args=${bad%%:*} want=${bad#*:}
   # shellcheck disable=SC2086
   if err=$("$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 $args 2>&1 >/dev/null); then
+    echo "FAIL [$args] succeeded"; status=1
+  elif [[ $(wc -l <<<"$err") -ne 1 || $err != *"$want"* ]]; then
+    echo "FAIL [$args]: expected one line with '$want', got: $err"; status=1
+  else
+    echo "ok   [$args]: $err"
+  fi
+done
+# ---- budget: "ARGS" then the reports in the same order ----
+budget_case() { "$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 --batch 8 --json "$@"; }
+plain=$(budget_case)
+all=$(budget_case --checkpoint-activations all)
+read -r total fixed per_seq all_per_seq < <(python3 -c '
+import json, sys
+p, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+m = p["memory_bytes"]
+print(int(m["total"]), int(m["weights"] + m["gradients"] + m["optimizer"]),
+      p["activations_by_checkpointing"]["none"] / 8, p["activations_by_checkpointing"]["all"] / 8)' "$plain" "$all")
+# One byte short of the plain total; a budget that holds the fixed part and 3.5 plain sequences.
+short=$(budget_case --budget "$((total - 1))")
+three=$(budget_case --budget "$(python3 -c "print(int($fixed + 3.5 * $per_seq))")B")
+exact=$(budget_case --budget "$total")
+gib=$(budget_case --budget 18GiB)
+python3 - "$plain" "$all" "$short" "$three" "$exact" "$gib" <<'PY' || status=1
+import json, math, sys
+plain, all_, short, three, exact, gib = (json.loads(a) for a in sys.argv[1:])
+fails = []
+def check(what, ok):
+    print(("ok  " if ok else "FAIL") + " budget: " + what)
+    if not ok: fails.append(what)
+P = plain["parameters"]
+m = plain["memory_bytes"]
+# Hand arithmetic for float32 AdamW: 4 bytes of weight, 4 of gradient, 8 of moments per parameter.
+check("weights, gradients, optimiser are 4P, 4P, 8P", (m["weights"], m["gradients"], m["optimizer"]) == (4 * P, 4 * P, 8 * P))
+by = plain["activations_by_checkpointing"]
+check("checkpointing every layer keeps less than none", by["all"] < by["none"] == m["activations"])
+check("--checkpoint-activations all puts its figure in the total",
+      all_["memory_bytes"]["activations"] == by["all"] and all_["memory_bytes"]["total"] == 16 * P + by["all"])
+check("a budget equal to the total fits", exact["budget"]["fits"] is True)
+check("one byte short does not fit", short["budget"]["fits"] is False)
+advice = short["budget"]["suggestions"]
+check("one byte short: checkpoint_activations = all and batch 7 are suggested",
+      any('checkpoint_activations = "all" (total' in a for a in advice)
+      and any(a.startswith("fits with --batch-size 7 (") for a in advice))
+fixed = 16 * P
+per_seq, all_per_seq = by["none"] / 8, by["all"] / 8
+budget = three["budget"]["bytes"]
+want_plain = math.floor((budget - fixed) / per_seq)
+want_all = min(7, math.floor((budget - fixed) / all_per_seq))
+advice = three["budget"]["suggestions"]
+check(f"fixed + 3.5 sequences: batch {want_plain} plain and {want_all} checkpointed",
+      want_plain == 3 and f"fits with --batch-size {want_plain} (total" in " ".join(advice)
+      and (want_all >= 8 or f"fits with --batch-size {want_all} and train.checkpoint_activations" in " ".join(advice)))
+check("18GiB is 18 * 2^30 bytes and fits", gib["budget"]["bytes"] == 18 * 2**30 and gib["budget"]["fits"])
+check("other presets that fit are listed when the budget is short", "presets_that_fit" in short["budget"]
+      and all(p["total_bytes"] <= short["budget"]["bytes"] for p in short["budget"]["presets_that_fit"]))
+sys.exit(1 if fails else 0)
+PY
+
+for bad in "--budget 18GB?:describe: --budget: '18GB?' is not a size" "--budget 0GiB:describe: --budget: '0GiB' is not a size" \
+           "--checkpoint-activations some:describe: --checkpoint-activations: key 'checkpoint_activations' must be"; do
+  args=${bad%%:*} want=${bad#*:}
+  # shellcheck disable=SC2086
+  if err=$("$cdrmix" describe "$tiny" --vocab-size 256 $args 2>&1 >/dev/null); then
     echo "FAIL [$args] succeeded"; status=1
   elif [[ $(wc -l <<<"$err") -ne 1 || $err != *"$want"* ]]; then
     echo "FAIL [$args]: expected one line with '$want', got: $err"; status=1

@@ -30,6 +30,7 @@ const std::vector<RowGroup> &row_groups() {
         {"gui", bench::gui_row},
         {"dist", bench::dist_rows},
         {"lua", bench::lua_router_row},
+        {"checkpoint", bench::checkpoint_row},
         {"blocks", bench::block_rows},
     };
     return groups;

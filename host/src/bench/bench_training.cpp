@@ -1,5 +1,6 @@
 #include "bench/bench_training.hpp"
 #include "bench/wkv_inputs.hpp"
+#include "core/memory_tracker.hpp"
 #include "core/system_info.hpp"
 #include "core/yaml_config.hpp"
 #include "metrics/metrics.hpp"
@@ -169,6 +170,7 @@ TrainConfig bench_train_config(const TrainingShape &s) {
     t.schedule.total_steps = t.steps;
     t.eval_every = 0; // only the one evaluation at the end, after the timed steps
     t.eval_batches = 1;
+    t.checkpoint_activations = s.checkpointing;
     return t;
 }
 
@@ -176,6 +178,8 @@ TrainConfig bench_train_config(const TrainingShape &s) {
 
 TrainingFigure measure_training(const Registry &registry, Json model_spec, const TrainingShape &shape) {
     model_spec["vocab_size"] = shape.vocab;
+    const int64_t live_before = MemoryTracker::live_bytes();
+    MemoryTracker::reset_peak();
     torch::manual_seed(0);
     auto model = std::make_shared<Model>(ModelSpec::from_json(model_spec, "bench"), registry);
     MetricsBus bus;
@@ -192,6 +196,7 @@ TrainingFigure measure_training(const Registry &registry, Json model_spec, const
     f.tokens_per_s = double(shape.batch * shape.seq) / f.step_seconds;
     f.parameters = model->num_parameters();
     f.flops_per_token = training_flops_per_token(*model);
+    f.peak_bytes = MemoryTracker::peak_bytes() - live_before;
     return f;
 }
 
@@ -360,6 +365,36 @@ void lua_router_row(Run &run) {
                   " k" + std::to_string(k),
               format("lua %.3f ms", t_lua * 1e3), format("C++ topk %.3f ms", t_cpp * 1e3),
               format("+%.3f ms per MoE layer call", (t_lua - t_cpp) * 1e3));
+}
+
+// Row 11: activation checkpointing of every layer against none, in the
+// quickstart's model (cdrmix-small) at a longer sequence: training tokens/s and
+// the peak of live CPU bytes, both runs under one memory tracker.
+void checkpoint_row(Run &run) {
+    const fs::path preset = source_file("configs/models/cdrmix-small.yaml");
+    TrainingShape shape;
+    shape.batch = run.options.quick ? 4 : 16;
+    shape.seq = run.options.quick ? 64 : 256;
+    shape.warmup_steps = 2;
+    shape.timed_steps = run.options.quick ? 3 : 8;
+    const std::string name = "11 checkpoint_activations all, cdrmix-small B" + std::to_string(shape.batch) + " T" +
+                             std::to_string(shape.seq);
+    if (!fs::is_regular_file(preset)) {
+        print_row(name, "skipped", "-", "no " + preset.string() + " (set CDRMIX_SOURCE_DIR to the source tree)");
+        return;
+    }
+    Json spec = load_yaml_file(preset.string());
+    spec["seq_length"] = shape.seq;
+    MemoryTracker tracker;
+    const TrainingFigure plain = measure_training(run.registry, spec, shape);
+    shape.checkpointing = {ActivationCheckpointing::Mode::All, 1};
+    const TrainingFigure all = measure_training(run.registry, spec, shape);
+    const double MiB = 1024.0 * 1024.0;
+    print_row(name + " tok/s", format("all %.0f tok/s", all.tokens_per_s), format("none %.0f tok/s", plain.tokens_per_s),
+              format("%.2fx the time per token", plain.tokens_per_s / all.tokens_per_s));
+    print_row("   peak CPU memory of the run", format("all %.1f MiB", double(all.peak_bytes) / MiB),
+              format("none %.1f MiB", double(plain.peak_bytes) / MiB),
+              format("%.2fx", double(all.peak_bytes) / double(plain.peak_bytes)));
 }
 
 } // namespace cdrmix::bench

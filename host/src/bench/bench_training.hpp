@@ -18,6 +18,7 @@ struct TrainingShape {
     int64_t vocab = 65, batch = 12, seq = 64;
     int warmup_steps = 3; // run first, not timed (thread pools, allocator, caches)
     int timed_steps = 20;
+    ActivationCheckpointing checkpointing; // train.checkpoint_activations
 };
 
 struct TrainingFigure {
@@ -25,6 +26,9 @@ struct TrainingFigure {
     double tokens_per_s = 0; // batch * seq / step_seconds
     int64_t parameters = 0;
     double flops_per_token = 0; // training_flops_per_token of the model
+    // The most CPU bytes live at once over the run, above those live before it
+    // (model, AdamW state and the steps' tensors), when a MemoryTracker is installed; else 0.
+    int64_t peak_bytes = 0;
 };
 
 // Builds model_spec (vocab_size set from shape) through the registry and trains

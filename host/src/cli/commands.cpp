@@ -209,6 +209,26 @@ int cmd_doctor(const GlobalOptions &g) {
     return problems == 0 ? 0 : 1;
 }
 
+// The other presets whose total fits the budget at the same batch and length
+// with every layer checkpointed (presets without a vocab_size take --vocab-size, else are skipped).
+Json presets_within_budget(const std::string &described, DescribeOptions options, int64_t vocab, int64_t seq_len) {
+    options.seq_len = seq_len;
+    options.checkpointing = {ActivationCheckpointing::Mode::All, 1};
+    Json fits = Json::array();
+    for (const auto &name : preset_names()) {
+        const std::string path = resolve_preset(name);
+        if (std::filesystem::weakly_canonical(path) == std::filesystem::weakly_canonical(described)) continue;
+        Json spec = load_yaml_file(path);
+        if (vocab > 0) spec["vocab_size"] = vocab;
+        if (!spec.contains("vocab_size")) continue;
+        const Json r = describe_model(ModelSpec::from_json(spec, path), Registry::global(), options);
+        if (r["budget"]["fits"].get<bool>())
+            fits.push_back({{"preset", name}, {"total_bytes", r["memory_bytes"]["total"]},
+                            {"parameters", r["parameters"]}});
+    }
+    return fits;
+}
+
 int cmd_describe(const GlobalOptions &g, const std::string &preset, const DescribeOptions &options, int64_t vocab,
                  bool json) {
     PluginLoader loader = load_plugins(g);
@@ -219,6 +239,8 @@ int cmd_describe(const GlobalOptions &g, const std::string &preset, const Descri
     if (!spec.contains("vocab_size"))
         throw Error(path + ": no vocab_size (the data decides it when training); pass --vocab-size N");
     Json report = describe_model(ModelSpec::from_json(spec, path), Registry::global(), options);
+    if (report.contains("budget") && !report["budget"]["fits"].get<bool>())
+        report["budget"]["presets_that_fit"] = presets_within_budget(path, options, vocab, report["seq_len"]);
     std::fputs(json ? (report.dump(2) + "\n").c_str() : format_description(report).c_str(), stdout);
     return 0;
 }
@@ -271,12 +293,19 @@ int cli_main(int argc, char **argv) {
     bench->add_option("--only", bench_options.only, "Run only these row groups")->delimiter(',');
     auto *describe = app.add_subcommand("describe", "Parameters (total, active, per expert) and memory of a model preset");
     describe->add_option("preset", preset, "A YAML file or a name from configs/models/")->required();
-    describe->add_option("--batch-size", describe_options.batch_size,
+    describe->add_option("--batch-size,--batch", describe_options.batch_size,
                          "Batch size for the memory estimate, per rank (default 1)");
     describe->add_option("--seq-len", describe_options.seq_len, "Sequence length (default: the preset's seq_length)");
     describe->add_option("--dtype", describe_options.dtype, "float32, bfloat16 or float16 (default float32)");
     describe->add_option("--vocab-size", vocab, "Vocabulary size, for presets that take it from the data");
     describe->add_flag("--json", json, "Print the report as JSON");
+    std::string budget, checkpoint_activations = "none";
+    int64_t checkpoint_every = 2;
+    describe->add_option("--budget", budget,
+                         "Memory to fit in, e.g. 18GiB: says whether the preset fits and, if not, what would");
+    describe->add_option("--checkpoint-activations", checkpoint_activations,
+                         "none, all or every_k: the activation estimate under train.checkpoint_activations");
+    describe->add_option("--checkpoint-activations-every", checkpoint_every, "every_k: the k (default 2)");
     auto *dp = describe->add_option("--dp", describe_options.dp,
                                     "Data-parallel world size, ranks in total (default 1): adds memory per rank");
     auto *ep = describe->add_option("--ep", describe_options.ep,
@@ -330,6 +359,9 @@ int cli_main(int argc, char **argv) {
         if (*doctor) return cmd_doctor(g);
         if (*describe) {
             describe_options.per_rank = *dp || *ep || *shard;
+            describe_options.checkpointing = ActivationCheckpointing::parse(
+                checkpoint_activations, checkpoint_every, "describe: --checkpoint-activations");
+            if (!budget.empty()) describe_options.budget_bytes = parse_byte_size(budget, "describe: --budget");
             return cmd_describe(g, preset, describe_options, vocab, json);
         }
         if (*keys) {

@@ -15,6 +15,7 @@ namespace {
 // Some LibTorch paths (resizing storage) require a DataPtr whose context is its
 // data pointer, so sizes are kept in a table keyed by the pointer instead.
 std::atomic<int64_t> g_live{0};
+std::atomic<int64_t> g_peak{0};
 std::mutex g_mutex;
 std::unordered_map<void *, int64_t> g_sizes;
 c10::DeleterFnPtr g_inner_deleter = nullptr;
@@ -32,6 +33,10 @@ MemoryTracker::MemoryTracker() : inner_(c10::GetCPUAllocator()) {
 
 int64_t MemoryTracker::live_bytes() { return g_live.load(); }
 
+int64_t MemoryTracker::peak_bytes() { return g_peak.load(); }
+
+void MemoryTracker::reset_peak() { g_peak = g_live.load(); }
+
 MemoryTracker::~MemoryTracker() { c10::SetCPUAllocator(inner_, kTrackerPriority); }
 
 c10::DataPtr MemoryTracker::allocate(size_t n) CDRMIX_ALLOCATE_CONST {
@@ -41,7 +46,9 @@ c10::DataPtr MemoryTracker::allocate(size_t n) CDRMIX_ALLOCATE_CONST {
         std::lock_guard<std::mutex> lock(g_mutex);
         g_sizes[data] = static_cast<int64_t>(n);
     }
-    g_live += static_cast<int64_t>(n);
+    const int64_t live = g_live += static_cast<int64_t>(n);
+    for (int64_t peak = g_peak.load(); live > peak && !g_peak.compare_exchange_weak(peak, live);) {
+    }
     return {data, data, &MemoryTracker::release, c10::Device(c10::DeviceType::CPU)};
 }
 

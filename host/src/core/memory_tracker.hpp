@@ -1,5 +1,6 @@
 // Counts the bytes of CPU memory LibTorch holds, by wrapping its CPU allocator.
-// `cdrmix describe` uses it to measure what a real forward pass keeps alive.
+// `cdrmix describe` uses it to measure what a real forward pass keeps alive,
+// the tests to compare peaks (activation checkpointing).
 #pragma once
 
 #include <cdrmix/torch_compat.hpp>
@@ -20,6 +21,10 @@ public:
 
     // Bytes allocated through any tracker and not yet freed (tensors may outlive the tracker).
     static int64_t live_bytes();
+    // The most live_bytes() has been since the last reset_peak() (or since the first tracker).
+    static int64_t peak_bytes();
+    // Starts a new peak at the present live_bytes().
+    static void reset_peak();
 
     c10::DataPtr allocate(size_t n) CDRMIX_ALLOCATE_CONST override;
 #if CDRMIX_ALLOCATOR_HAS_COPY_DATA

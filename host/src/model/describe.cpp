@@ -123,7 +123,85 @@ Json memory_of(int64_t dense, int64_t expert, double value_bytes, double optimiz
     return m;
 }
 
+std::string human_bytes(double b);
+
+// The memory figures a budget is held against: per rank when the report has them.
+const Json &budget_memory(const Json &report) {
+    return report.contains("per_rank") ? report["per_rank"]["memory_bytes"] : report["memory_bytes"];
+}
+
+// Whether the total fits in `budget` bytes and, when not, what would: a
+// checkpointing mode, the largest batch (activations grow linearly with it), or
+// nothing at this size when the weights, gradients and AdamW state alone exceed it.
+Json budget_verdict(const Json &report, double budget) {
+    const Json &m = budget_memory(report);
+    const double fixed = double(m["weights"]) + double(m["gradients"]) + double(m["optimizer"]);
+    const double total = m["total"];
+    const int64_t batch = report["batch_size"];
+    const std::string mode = report["checkpoint_activations"];
+    Json v = {{"bytes", budget}, {"fits", total <= budget}, {"suggestions", Json::array()}};
+    if (total <= budget) return v;
+    Json &advice = v["suggestions"];
+    if (fixed >= budget) {
+        advice.push_back("does not fit at any batch: the weights, gradients and AdamW state alone take " +
+                         human_bytes(fixed) + "; a smaller preset, or AdamW's state sharded over ranks (--dp N --shard-optimizer)");
+        return v;
+    }
+    const int64_t k = report["checkpoint_activations_every"];
+    for (const char *name : {"every_k", "all"}) {
+        const double with = fixed + double(report["activations_by_checkpointing"][name]);
+        if (name != mode && double(report["activations_by_checkpointing"][name]) < double(m["activations"]) &&
+            with <= budget)
+            advice.push_back(std::string("fits with train.checkpoint_activations = \"") + name + "\"" +
+                             (std::string(name) == "every_k"
+                                  ? " and checkpoint_activations_every = " + std::to_string(k)
+                                  : std::string()) +
+                             " (total " + human_bytes(with) + ")");
+    }
+    // The largest batch in the present mode and, unless that is it, with every layer checkpointed.
+    std::vector<std::string> batch_modes{mode};
+    if (mode != "all") batch_modes.push_back("all");
+    for (const auto &name : batch_modes) {
+        const double per_sequence = double(report["activations_by_checkpointing"][name]) / double(batch);
+        const auto fits = static_cast<int64_t>(std::floor((budget - fixed) / per_sequence));
+        if (fits >= 1 && fits < batch)
+            advice.push_back("fits with --batch-size " + std::to_string(fits) +
+                             (name == mode ? std::string() : " and train.checkpoint_activations = \"all\"") +
+                             " (total " + human_bytes(fixed + per_sequence * double(fits)) + ")");
+    }
+    if (advice.empty())
+        advice.push_back("does not fit at batch 1 even with every layer checkpointed: a shorter --seq-len than " +
+                         std::to_string(int64_t(report["seq_len"])) + " or a smaller preset");
+    return v;
+}
+
 } // namespace
+
+double parse_byte_size(const std::string &text, const std::string &what) {
+    static const std::pair<const char *, double> units[] = {
+        {"", 1},         {"B", 1},         {"KiB", 1024.0},  {"MiB", 1024.0 * 1024},   {"GiB", 1024.0 * 1024 * 1024},
+        {"TiB", 1024.0 * 1024 * 1024 * 1024}, {"KB", 1e3},   {"MB", 1e6},              {"GB", 1e9},
+        {"TB", 1e12}};
+    const auto fail = [&] {
+        return Error(what + ": '" + text +
+                     "' is not a size: a positive number and a unit, e.g. 18GiB (KiB, MiB, GiB, TiB; KB, MB, GB, TB; B)");
+    };
+    size_t used = 0;
+    double number = 0;
+    try {
+        number = std::stod(text, &used);
+    } catch (const std::exception &) {
+        throw fail();
+    }
+    size_t start = used;
+    while (start < text.size() && text[start] == ' ') ++start;
+    const std::string unit = text.substr(start);
+    if (!std::isfinite(number) || number <= 0 || text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])))
+        throw fail();
+    for (const auto &[name, scale] : units)
+        if (unit == name) return number * scale;
+    throw fail();
+}
 
 Json describe_model(const ModelSpec &spec, const Registry &registry, const DescribeOptions &o) {
     check_ranks(o);
@@ -154,32 +232,37 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
         activations += q.at(double(T));
     }
 
-    // One measurement per distinct layer configuration.
+    // One measurement per distinct layer configuration, plain and checkpointed.
     struct LayerCost {
         int64_t total = 0, active = 0, expert = 0, experts = 0; // expert: one routed expert's parameters
-        Quadratic activations;
+        Quadratic activations, checkpointed;
         int64_t count = 0;
         std::string mixer, ffn;
     };
     std::map<std::string, LayerCost> kinds;
-    std::vector<std::string> order;
+    std::vector<std::string> order, key_of_layer;
     for (int64_t i = 0; i < spec.num_layers; ++i) {
         const LayerSpec &ls = spec.layers[static_cast<size_t>(i)];
         const std::string key = layer_key(ls, i);
         auto it = kinds.find(key);
         if (it == kinds.end()) {
-            Layer layer(ls, BlockContext{C, i, spec.num_layers}, spec, registry);
+            auto layer = std::make_shared<Layer>(ls, BlockContext{C, i, spec.num_layers}, spec, registry);
             LayerCost cost;
-            cost.total = count(layer);
-            cost.active = cost.total - count(layer.mixer()) - count(layer.feed_forward()) +
-                          layer.mixer().active_parameters() + layer.feed_forward().active_parameters();
-            cost.expert = layer.feed_forward().expert_parameters();
-            cost.experts = routed_experts(layer.feed_forward());
+            cost.total = count(*layer);
+            cost.active = cost.total - count(layer->mixer()) - count(layer->feed_forward()) +
+                          layer->mixer().active_parameters() + layer->feed_forward().active_parameters();
+            cost.expert = layer->feed_forward().expert_parameters();
+            cost.experts = routed_experts(layer->feed_forward());
             cost.mixer = kind_of(ls.mixer.config);
             cost.ffn = kind_of(ls.ffn.config);
             cost.activations = measure_activations(C, [&](const torch::Tensor &x) {
                 ForwardContext ctx;
-                return layer.forward(x, nullptr, nullptr, ctx);
+                return layer->forward(x, nullptr, nullptr, ctx);
+            });
+            cost.checkpointed = measure_activations(C, [&](const torch::Tensor &x) {
+                ForwardContext ctx;
+                ctx.layer = i;
+                return checkpointed_layer_forward(layer, x, ctx);
             });
             it = kinds.emplace(key, cost).first;
             order.push_back(key);
@@ -188,8 +271,25 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
         ++cost.count;
         total += cost.total;
         active += cost.active;
-        activations += cost.activations.at(double(T));
+        key_of_layer.push_back(key);
     }
+    // Batch-1 activations under a checkpointing mode: the larger of what the
+    // forward pass leaves (checkpointed layers their outputs, the others
+    // everything) and, while backward recomputes checkpointed layer i, what
+    // layers up to i keep plus i's whole activations (the later layers' are freed by then).
+    auto activations_with = [&](const ActivationCheckpointing &mode) {
+        double kept = activations, recomputing = 0;
+        for (int64_t i = 0; i < spec.num_layers; ++i) {
+            const LayerCost &c = kinds.at(key_of_layer[static_cast<size_t>(i)]);
+            if (mode.applies(i)) {
+                kept += c.checkpointed.at(double(T));
+                recomputing = std::max(recomputing, kept + c.activations.at(double(T)));
+            } else {
+                kept += c.activations.at(double(T));
+            }
+        }
+        return std::max(kept, recomputing);
+    };
 
     Json layers = Json::array();
     int64_t expert_total = 0;
@@ -217,7 +317,17 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
     const double optimizer_bytes = value_bytes < 4 ? 12.0 : 8.0;
     // The batch is per rank, so activations are the same for one process and for each rank; with expert
     // parallelism a rank's experts receive as many tokens on average as its own experts would.
-    const double acts = activations * double(o.batch_size) * value_bytes / 4.0;
+    const double per_sequence = value_bytes / 4.0; // measured in float32
+    const double acts = activations_with(o.checkpointing) * double(o.batch_size) * per_sequence;
+    ActivationCheckpointing every_k = o.checkpointing;
+    if (every_k.mode != ActivationCheckpointing::Mode::EveryK) every_k = {ActivationCheckpointing::Mode::EveryK, 2};
+    const ActivationCheckpointing modes[] = {{}, every_k, {ActivationCheckpointing::Mode::All, 1}};
+    report["checkpoint_activations"] = o.checkpointing.name();
+    report["checkpoint_activations_every"] = every_k.every;
+    Json by_mode;
+    for (const auto &m : modes)
+        by_mode[m.name()] = activations_with(m) * double(o.batch_size) * per_sequence;
+    report["activations_by_checkpointing"] = by_mode;
     const int64_t dense = total - expert_total;
     report["memory_bytes"] = memory_of(dense, expert_total, value_bytes, optimizer_bytes, acts, 1, 1, false);
     if (o.per_rank)
@@ -228,6 +338,7 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
             {"parameters", dense + expert_total / o.ep},
             {"memory_bytes", memory_of(dense, expert_total, value_bytes, optimizer_bytes, acts, o.dp, o.ep,
                                        o.shard_optimizer)}};
+    if (o.budget_bytes > 0) report["budget"] = budget_verdict(report, o.budget_bytes);
     return report;
 }
 
@@ -275,6 +386,45 @@ std::string describe_layout(const Json &r) {
     return out;
 }
 
+std::string describe_per_rank(const Json &r) {
+    std::string out;
+    char line[256];
+    const Json &m = r["memory_bytes"];
+    const Json &p = r["per_rank"];
+    const Json &pm = p["memory_bytes"];
+    std::snprintf(line, sizeof line, "    %-12s %14s %12s\n", "", "single process", "per rank");
+    out += line;
+    for (const char *k : kMemoryFields) {
+        std::snprintf(line, sizeof line, "    %-12s %14s %12s\n", k, human_bytes(m[k]).c_str(),
+                      human_bytes(pm[k]).c_str());
+        out += line;
+    }
+    out += describe_layout(r);
+    const long long dp = p["data_parallel"], ep = p["expert_parallel"];
+    const bool zero = p["shard_optimizer"];
+    std::snprintf(line, sizeof line, "  per rank (dp %lld, ep %lld%s): %s (single process: %s)\n", dp, ep,
+                  zero ? ", ZeRO-1" : "", human_bytes(pm["total"]).c_str(), human_bytes(m["total"]).c_str());
+    out += line;
+    return out;
+}
+
+std::string describe_budget(const Json &r) {
+    const Json &b = r["budget"];
+    const Json &m = budget_memory(r);
+    std::string out = "  budget " + human_bytes(b["bytes"]) + ": " +
+                      (b["fits"].get<bool>() ? "fits (" : "does not fit (") + human_bytes(m["total"]) + " needed" +
+                      (r.contains("per_rank") ? " per rank" : "") + ")\n";
+    for (const auto &s : b["suggestions"]) out += "    " + s.get<std::string>() + "\n";
+    if (b.contains("presets_that_fit")) {
+        std::string list;
+        for (const auto &p : b["presets_that_fit"])
+            list += (list.empty() ? "" : ", ") + p["preset"].get<std::string>() + " (" + human_bytes(p["total_bytes"]) + ")";
+        out += list.empty() ? "    no other preset fits at this batch and length\n"
+                            : "    presets that fit at this batch and length with every layer checkpointed: " + list + "\n";
+    }
+    return out;
+}
+
 } // namespace
 
 std::string format_description(const Json &r) {
@@ -305,32 +455,25 @@ std::string format_description(const Json &r) {
         out += "\n";
     }
     const Json &m = r["memory_bytes"];
-    std::snprintf(line, sizeof line, "  memory (%s, batch %lld, sequence %lld, AdamW)\n",
+    const std::string checkpointing = r["checkpoint_activations"];
+    std::snprintf(line, sizeof line, "  memory (%s, batch %lld, sequence %lld, AdamW, checkpoint_activations %s)\n",
                   r["dtype"].get<std::string>().c_str(), static_cast<long long>(r["batch_size"]),
-                  static_cast<long long>(r["seq_len"]));
+                  static_cast<long long>(r["seq_len"]), checkpointing.c_str());
     out += line;
     if (!r.contains("per_rank")) {
         for (const char *k : kMemoryFields) {
             std::snprintf(line, sizeof line, "    %-12s %s\n", k, human_bytes(m[k]).c_str());
             out += line;
         }
-        return out;
+    } else {
+        out += describe_per_rank(r);
     }
-    const Json &p = r["per_rank"];
-    const Json &pm = p["memory_bytes"];
-    std::snprintf(line, sizeof line, "    %-12s %14s %12s\n", "", "single process", "per rank");
+    const Json &by = r["activations_by_checkpointing"];
+    std::snprintf(line, sizeof line, "  activations by checkpoint_activations: none %s, every_k (k = %lld) %s, all %s\n",
+                  human_bytes(by["none"]).c_str(), static_cast<long long>(r["checkpoint_activations_every"]),
+                  human_bytes(by["every_k"]).c_str(), human_bytes(by["all"]).c_str());
     out += line;
-    for (const char *k : kMemoryFields) {
-        std::snprintf(line, sizeof line, "    %-12s %14s %12s\n", k, human_bytes(m[k]).c_str(),
-                      human_bytes(pm[k]).c_str());
-        out += line;
-    }
-    out += describe_layout(r);
-    const long long dp = p["data_parallel"], ep = p["expert_parallel"];
-    const bool zero = p["shard_optimizer"];
-    std::snprintf(line, sizeof line, "  per rank (dp %lld, ep %lld%s): %s (single process: %s)\n", dp, ep,
-                  zero ? ", ZeRO-1" : "", human_bytes(pm["total"]).c_str(), human_bytes(m["total"]).c_str());
-    out += line;
+    if (r.contains("budget")) out += describe_budget(r);
     return out;
 }
 

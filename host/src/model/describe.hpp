@@ -5,7 +5,16 @@
 // Activation memory is measured, not modelled: the bytes a real forward pass
 // keeps alive for backward (batch 1, sequence lengths 32, 64, 128), fitted
 // exactly by a quadratic in the sequence length (attention scores grow with
-// T^2, everything else linearly) and scaled by the batch size.
+// T^2, everything else linearly) and scaled by the batch size. A layer under
+// activation checkpointing is measured the same way through the checkpoint
+// node (what it keeps: its output, the next layer's input); backward then
+// recomputes one checkpointed layer at a time, when the later layers' are
+// freed, so the estimate is the larger of the forward pass's end and each
+// such moment.
+//
+// With a budget the report says whether the total fits and, when it does not,
+// what would: activation checkpointing, the largest batch that fits (with and
+// without it), or that the weights, gradients and AdamW state alone exceed it.
 //
 // Per rank (data / expert parallel, ZeRO-1): dense parameters are replicated on
 // every rank; each MoE layer's routed experts are split evenly over the ep ranks
@@ -31,11 +40,18 @@ struct DescribeOptions {
     int64_t dp = 1;                // data-parallel world size: ranks in total
     int64_t ep = 1;                // expert-parallel degree: divides dp and every MoE layer's expert count
     bool shard_optimizer = false;  // ZeRO-1: AdamW state divided over the replicas of each parameter
+    ActivationCheckpointing checkpointing; // what the activation figure assumes (train.checkpoint_activations)
+    double budget_bytes = 0;               // > 0: whether the total fits in this many bytes, and if not what would
 };
+
+// A size such as "18GiB", "512 MiB", "2.5GB" or "1000000" (bytes) in bytes:
+// KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB of 1000. Throws cdrmix::Error,
+// one line naming `what` (the option) and the text.
+double parse_byte_size(const std::string &text, const std::string &what);
 
 // Returns a JSON report (parameters, per-layer kinds, memory in bytes).
 Json describe_model(const ModelSpec &spec, const Registry &registry, const DescribeOptions &options);
-// The report as an aligned text table.
+// The report as an aligned text table (with the budget's verdict and advice when it has one).
 std::string format_description(const Json &report);
 
 } // namespace cdrmix

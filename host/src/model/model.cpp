@@ -229,9 +229,14 @@ torch::Tensor Model::forward(const torch::Tensor &tokens, ModelState *state, For
     torch::Tensor x = emb(on_device);
     ctx.v_first = torch::Tensor();
     ctx.token_ids = on_device;
+    const bool checkpoint = !state && checkpointing_.mode != ActivationCheckpointing::Mode::None &&
+                            torch::GradMode::is_enabled();
     for (size_t i = 0; i < layers_.size(); ++i) {
         ctx.layer = static_cast<int64_t>(i);
-        x = layers_[i]->forward(x, state ? &state->mixer[i] : nullptr, state ? &state->ffn[i] : nullptr, ctx);
+        if (checkpoint && checkpointing_.applies(ctx.layer))
+            x = checkpointed_layer_forward(layers_[i], x, ctx);
+        else
+            x = layers_[i]->forward(x, state ? &state->mixer[i] : nullptr, state ? &state->ffn[i] : nullptr, ctx);
     }
     return head(ln_out(x));
 }
@@ -251,6 +256,14 @@ LossOutput Model::loss(const torch::Tensor &batch, bool record_routing) {
     out.aux = std::move(ctx.aux_losses);
     out.routing = std::move(ctx.routing);
     return out;
+}
+
+void Model::set_activation_checkpointing(const ActivationCheckpointing &checkpointing) {
+    if (experts_ && checkpointing.mode != ActivationCheckpointing::Mode::None)
+        throw Error("train.checkpoint_activations = \"" + checkpointing.name() +
+                    "\" is not supported with the experts split over ranks (model.expert_parallel > 1): "
+                    "recomputing a layer would repeat its all-to-all exchanges inside backward; use \"none\"");
+    checkpointing_ = checkpointing;
 }
 
 c10::Device Model::device() const { return emb->weight.device(); }

@@ -15,6 +15,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
+#include "model/activation_checkpoint.hpp"
 #include "model/norm.hpp"
 
 #include <memory>
@@ -129,9 +130,15 @@ public:
     // Returns the layers swapped; throws cdrmix::Error naming a layer that has
     // no router, or when no layer has one.
     std::vector<int64_t> swap_router(int64_t layer, const Json &router, const Registry &registry, uint64_t seed);
+    // Which layers forward() checkpoints (activation_checkpoint.hpp) when it
+    // records gradients without carried state; none by default. Throws
+    // cdrmix::Error for a mode other than none with the experts split over ranks.
+    void set_activation_checkpointing(const ActivationCheckpointing &checkpointing);
+    const ActivationCheckpointing &activation_checkpointing() const { return checkpointing_; }
 
 private:
     ModelSpec spec_;
+    ActivationCheckpointing checkpointing_;
     std::shared_ptr<ExpertGroup> experts_;
     torch::nn::Embedding emb{nullptr};
     torch::nn::ModuleList blocks;

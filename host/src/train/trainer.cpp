@@ -75,6 +75,11 @@ const Schema &TrainConfig::schema() {
         k.string("sample_prompt", "\n", "prompt of the samples");
         k.integer("sample_tokens", 100, "tokens per sample").min(1);
         k.number("sample_temperature", 0.8, "sampling temperature of the samples").min(0);
+        k.string("checkpoint_activations", "none",
+                 "recompute layers' activations in backward instead of keeping them: every layer (all), "
+                 "layers 0, k, 2k, ... (every_k) or none")
+            .one_of({"none", "all", "every_k"});
+        k.integer("checkpoint_activations_every", 2, "every_k: the k of checkpoint_activations").min(1);
         k.boolean("shard_optimizer", false,
                   "ZeRO-1: split AdamW's moments over the data-parallel ranks (each updates its share)");
         k.integer("seed", 1337, "seed of initialisation-independent randomness (data order, dropout, sampling)").min(0);
@@ -115,6 +120,8 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.sample_temperature = c.get_double("sample_temperature");
     t.seed = static_cast<uint64_t>(c.get_int("seed"));
     t.shard_optimizer = c.get_bool("shard_optimizer");
+    t.checkpoint_activations = ActivationCheckpointing::parse(
+        c.get_string("checkpoint_activations"), c.get_int("checkpoint_activations_every"), c.where("checkpoint_activations"));
     // The run's identity (name, resume) belongs to the Run, not to what is saved as training settings.
     t.resolved = c.value();
     t.resolved.erase("name");
@@ -245,6 +252,7 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
     }
     check_splits();
     config_.autocast = AutocastGuard::resolve(config_.autocast, model_->device().type());
+    model_->set_activation_checkpointing(config_.checkpoint_activations);
     optimizer_ = make_adamw(*model_, config_.schedule.lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
     keep_freed_memory_for_reuse();
 }

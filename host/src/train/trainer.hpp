@@ -53,6 +53,7 @@ struct TrainConfig {
     std::string sample_prompt;
     int64_t sample_tokens = 0;
     double sample_temperature = 0;
+    ActivationCheckpointing checkpoint_activations; // which layers recompute their activations in backward
     bool shard_optimizer = false; // ZeRO-1 over the data-parallel ranks (optimizer_shards.hpp)
     uint64_t seed = 0;
 
