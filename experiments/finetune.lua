@@ -8,6 +8,7 @@
 --   scripts/prepare-chat.sh                      -- data/chat/{instruct,tools,reasoning}_{train,test}.jsonl
 --   cdrmix run experiments/finetune.lua          -- a few minutes on 2 cores
 --   cdrmix run experiments/finetune.lua stages.tools.steps=400 eval.limit=100
+--   cdrmix run experiments/finetune.lua replay=true   -- each stage also on the earlier stages' data
 local cfg = cdrmix.config {
   chat_dir = "data/chat",
   pretrain = { type = "text", path = "../data/fortunes.txt", tokenizer = "byte", val_fraction = 0.05 },
@@ -22,6 +23,8 @@ local cfg = cdrmix.config {
     reasoning = { order = 4, steps = 150, lr = 1e-3, data = "reasoning" },
   },
   eval = { limit = 40, max_tokens = 128 },  -- per reply: a tool call is some 80 byte tokens
+  -- true: each chat stage also trains on the earlier chat stages' files (one corpus), against forgetting
+  replay = false,
 }
 
 local function file(name) return cfg.chat_dir .. "/" .. name end
@@ -35,8 +38,10 @@ for _, kind in ipairs(kinds) do
   end
 end
 
-local function chat_data(kind)
-  return cdrmix.data { type = "chat", path = file(kind .. "_train.jsonl"), tokenizer = "byte", val_fraction = 0.05 }
+local function chat_data(kinds_so_far)
+  local paths = {}
+  for _, kind in ipairs(kinds_so_far) do paths[#paths + 1] = file(kind .. "_train.jsonl") end
+  return cdrmix.data { type = "chat", path = paths, tokenizer = "byte", val_fraction = 0.05 }
 end
 
 -- Tool-call validity and answer accuracy on every kind's held-out conversations.
@@ -56,10 +61,11 @@ local order = {}
 for name, stage in pairs(cfg.stages) do order[#order + 1] = { name = name, stage = stage } end
 table.sort(order, function(a, b) return a.stage.order < b.stage.order end)
 
-local rows, checkpoint, previous = {}, nil, nil
+local rows, checkpoint, previous, seen = {}, nil, nil, {}
 for _, entry in ipairs(order) do
   local name, stage = entry.name, entry.stage
-  local data = stage.data and chat_data(stage.data) or cdrmix.data(cfg.pretrain)
+  if stage.data then seen[#seen + 1] = stage.data end
+  local data = stage.data and chat_data(cfg.replay and seen or { stage.data }) or cdrmix.data(cfg.pretrain)
   local model
   if checkpoint then
     model = cdrmix.load(checkpoint)
