@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(safetensors torch_save zip_bounds checkpoint_json yaml_config tokenizer_file jsonl bin_data)
+ALL_TARGETS=(safetensors torch_save zip_bounds checkpoint_json yaml_config tokenizer_file jsonl bin_data chat)
 seconds=60
 targets=()
 while [[ $# -gt 0 ]]; do

@@ -10,7 +10,7 @@ PACKAGES=(
   # tensors and their BLAS (without OpenBLAS, LibTorch falls back to reference BLAS: ~25x slower GEMM)
   libtorch-dev libgloo-dev libopenblas0-openmp
   # scripting, config, CLI, logging
-  libluajit-5.1-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libluajit-5.1-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libvalijson-dev
   # tokenizers: sentencepiece BPE / unigram (training and encoding)
   libsentencepiece-dev
   # tests (python3: the shell tests check JSON and write fixtures with it)

@@ -102,3 +102,19 @@ write("checkpoint_json", "manifest_ok", "\x00" + json.dumps({"format": "cdrmix c
 write("checkpoint_json", "manifest_bad_entry", "\x00" + json.dumps({"files": {"../x": {"bytes": -1}}}))
 write("checkpoint_json", "state", "\x01" + json.dumps({"step": 3, "data_position": {"train": 10}, "rng_state": "00ff" * 8}))
 write("checkpoint_json", "state_odd_hex", "\x01" + json.dumps({"step": 1, "rng_state": "abc"}))
+
+# chat: lines of conversations (tools, tool calls valid and not, bad roles); byte 0 'Y': a template file.
+CALC = {"name": "calculator", "parameters": {"type": "object", "properties": {"expression": {"type": "string"}},
+                                             "required": ["expression"]}}
+write("chat", "conversations", "\n".join(json.dumps(r) for r in [
+    {"tools": [CALC], "messages": [
+        {"role": "user", "content": "2+3?"},
+        {"role": "assistant", "tool_calls": [{"name": "calculator", "arguments": {"expression": "2+3"}}]},
+        {"role": "tool", "content": "5"}, {"role": "assistant", "content": "5"}]},
+    {"tools": [CALC], "messages": [{"role": "assistant", "content": "<tool_call>{\"name\": \"calculator\", \"arguments\": {}}</tool_call><tool_call>{"}]},
+    {"tools": [{"type": "function", "function": CALC}], "messages": [
+        {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "x", "arguments": "{\"a\": 1}"}}]}]},
+    {"messages": [{"role": "bot", "content": "x"}]},
+]) + "\n")
+write("chat", "template", "Y" + "".join('%s: {prefix: "<%s>", suffix: "</%s>"}\n' % (p, p, p) for p in
+                                      ["system", "user", "assistant", "tool", "tools", "tool_call"]))

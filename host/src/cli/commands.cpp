@@ -1,4 +1,5 @@
 #include "cli/commands.hpp"
+#include "cli/chat_command.hpp"
 #include "cli/data_commands.hpp"
 #include "cli/eval_generate.hpp"
 #include "cli/export_command.hpp"
@@ -325,6 +326,7 @@ int cli_main(int argc, char **argv) {
     add_launch_command(app, launch_options); // parsed by try_launch above; here for --help
     DataCommands data_commands(app, g.plugin_paths);
     EvalGenerateCommands eval_generate(app);
+    ChatCommands chat_commands(app);
     InspectCommand inspect_command(app);
     ImportCommand import_command(app);
     UpcycleCommand upcycle_command(app);
@@ -374,6 +376,11 @@ int cli_main(int argc, char **argv) {
             PluginLoader loader = load_plugins(g);
             print_problems(loader);
             return eval_generate.run();
+        }
+        if (chat_commands.selected()) {
+            PluginLoader loader = load_plugins(g);
+            print_problems(loader);
+            return chat_commands.run();
         }
         if (inspect_command.selected()) {
             PluginLoader loader = load_plugins(g);

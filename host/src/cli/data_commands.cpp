@@ -4,7 +4,7 @@
 namespace cdrmix {
 
 DataCommands::DataCommands(CLI::App &app, const std::vector<std::string> &plugin_paths) {
-    auto *data = app.add_subcommand("data", "Corpus tools: to-jsonl, split, tokenize, stats, bench, dedup, filter");
+    auto *data = app.add_subcommand("data", "Corpus tools: to-jsonl, split, tokenize, stats, bench, dedup, filter, synth-chat");
     data->require_subcommand(1);
     commands_.push_back(add_to_jsonl(*data));
     commands_.push_back(add_split(*data));
@@ -13,6 +13,7 @@ DataCommands::DataCommands(CLI::App &app, const std::vector<std::string> &plugin
     commands_.push_back(add_bench(*data, plugin_paths));
     commands_.push_back(add_dedup(*data));
     commands_.push_back(add_filter(*data, plugin_paths));
+    commands_.push_back(add_synth_chat(*data));
     auto *tokenizer = app.add_subcommand("tokenizer", "Tokenizer tools");
     tokenizer->require_subcommand(1);
     commands_.push_back(add_tokenizer_train(*tokenizer));

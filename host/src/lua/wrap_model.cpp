@@ -11,8 +11,11 @@
 //   local model, tokenizer = cdrmix.load("ckpt")   -- any checkpoint folder
 //   local ev = model:evaluate(data, {split = "val", batch_size = 8, seq_len = 128, batches = 16})
 //                                                  -- {loss =, perplexity =, tokens =, batches =}
+//   local r = model:eval_chat(data, "held_out.jsonl", {max_tokens = 96, limit = 50, template = "cdrmix"})
+//                                                  -- {tool_call_validity =, answer_accuracy =, ...}
 #include "lua/wrap_model.hpp"
 
+#include "chat/chat_eval.hpp"
 #include "core/presets.hpp"
 #include "dist/expert_parallel.hpp"
 #include "core/yaml_config.hpp"
@@ -274,6 +277,20 @@ int l_evaluate(lua_State *L) {
     return 1;
 }
 
+// model:eval_chat(data_or_tokenizer, path [, {max_tokens, limit, template}]): chat/chat_eval.hpp.
+int l_eval_chat(lua_State *L) {
+    auto &m = check_model(L, 1);
+    const std::shared_ptr<Tokenizer> tokenizer = check_tokenizer(L, 2);
+    const std::string path = luaL_checkstring(L, 3);
+    ChatEvalOptions o;
+    o.max_tokens = static_cast<int64_t>(opt_number_field(L, 4, "max_tokens", double(o.max_tokens)));
+    o.limit = static_cast<int64_t>(opt_number_field(L, 4, "limit", 0));
+    if (o.max_tokens < 1 || o.limit < 0) throw Error("eval_chat: need max_tokens >= 1 and limit >= 0");
+    const ChatTemplate tmpl = chat_template_from_spec(opt_string_field(L, 4, "template", "cdrmix"), "eval_chat");
+    push_json(L, evaluate_chat(*m, *tokenizer, tmpl, path, o).to_json());
+    return 1;
+}
+
 int l_state_tostring(lua_State *L) {
     const ModelState &s = check<ModelState>(L, 1, kModelState);
     lua_pushfstring(L, "cdrmix.ModelState(%d layers)", static_cast<int>(s.mixer.size()));
@@ -309,6 +326,7 @@ void open_model(lua_State *L) {
                                        {"save", safe<l_save>},
                                        {"generate", safe<l_generate>},
                                        {"evaluate", safe<l_evaluate>},
+                                       {"eval_chat", safe<l_eval_chat>},
                                        {nullptr, nullptr}};
     static const luaL_Reg meta[] = {{"__tostring", safe<l_model_tostring>}, {nullptr, nullptr}};
     define_class<std::shared_ptr<Model>>(L, kModel, methods, meta);

@@ -59,6 +59,9 @@ inline constexpr const char *seq_len = "seq_len";
 // A mix data source (cdrmix/data_mixture.hpp): {source name: share of the train
 // rows it has supplied since the run started}, the shares summing to 1.
 inline constexpr const char *data_share = "data_share";
+// A data source with a loss mask (cdrmix/loss_mask.hpp, e.g. `chat`): the
+// step's targets that had loss (all ranks'), of the `tokens` read.
+inline constexpr const char *loss_tokens = "loss_tokens";
 } // namespace step
 
 // One rank's entry in step.ranks.

@@ -1,6 +1,9 @@
 #include "train/evaluate.hpp"
 
+#include "train/masked_loss.hpp"
+
 #include <cdrmix/error.hpp>
+#include <cdrmix/loss_mask.hpp>
 
 #include <torch/torch.h>
 
@@ -20,15 +23,17 @@ EvalResult evaluate_split(Model &model, DataSource &data, Split split, int64_t b
     double sum = 0;
     for (int64_t i = 0; i < batches; ++i) {
         const torch::Tensor batch = data.next_batch(split, batch_size, seq_len);
-        const int64_t n = batch.size(0) * (batch.size(1) - 1);
-        // model.loss is a per-token mean; weighting by the batch's token count
-        // keeps the result a per-token mean when batches differ in size.
-        sum += model.loss(batch).ce.item<double>() * double(n);
+        const torch::Tensor mask = last_loss_mask(data);
+        const int64_t n = loss_token_count(batch, mask);
+        // The loss is a mean over the batch's targets with loss; weighting by
+        // their count keeps the result a per-token mean when batches differ
+        // (a masked source's batches keep different numbers of targets).
+        sum += masked_loss(model, batch, mask).ce.item<double>() * double(n);
         r.tokens += n;
         ++r.batches;
     }
     model.train(was_training);
-    r.loss = sum / double(r.tokens);
+    r.loss = r.tokens > 0 ? sum / double(r.tokens) : 0.0;
     r.perplexity = std::exp(r.loss);
     return r;
 }

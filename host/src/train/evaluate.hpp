@@ -12,7 +12,7 @@ namespace cdrmix {
 struct EvalResult {
     double loss = 0;       // mean cross-entropy per predicted token (nats)
     double perplexity = 0; // exp(loss)
-    int64_t tokens = 0;    // predicted tokens counted
+    int64_t tokens = 0;    // targets counted: those with loss under the data's mask (cdrmix/loss_mask.hpp), else all
     int64_t batches = 0;
 };
 

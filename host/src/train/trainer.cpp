@@ -11,9 +11,11 @@
 #include "train/evaluate.hpp"
 #include "train/expert_state.hpp"
 #include "train/fused_adamw.hpp"
+#include "train/masked_loss.hpp"
 #include "train/optimizer_shards.hpp"
 
 #include <cdrmix/data_mixture.hpp>
+#include <cdrmix/loss_mask.hpp>
 #include <cdrmix/error.hpp>
 #include <cdrmix/registry.hpp>
 
@@ -351,25 +353,27 @@ void Trainer::summarise(StepResult &r) {
     if (!group_) return;
     namespace f = fields::rank;
     const int64_t world = group_->world_size(), me = group_->rank();
-    // [loss, aux, tokens, then per rank: tokens, step time, comm], summed: each rank fills its own row.
-    torch::Tensor v = torch::zeros({3 + 3 * world}, torch::kFloat64);
+    // [loss, aux, tokens, loss tokens, then per rank: tokens, step time, comm], summed: each rank fills its own row.
+    torch::Tensor v = torch::zeros({4 + 3 * world}, torch::kFloat64);
     double *p = v.data_ptr<double>();
     p[0] = r.loss;
     p[1] = r.aux;
     p[2] = double(r.tokens);
-    p[3 + 3 * me] = double(r.tokens);
-    p[4 + 3 * me] = r.step_time;
-    p[5 + 3 * me] = r.comm;
+    p[3] = double(r.loss_tokens);
+    p[4 + 3 * me] = double(r.tokens);
+    p[5 + 3 * me] = r.step_time;
+    p[6 + 3 * me] = r.comm;
     group_->all_reduce(v, ReduceOp::Sum);
     // (comm_s counts each rank's waits up to here; this all-reduce's own is not in the record.)
     r.loss = p[0] / double(world);
     r.aux = p[1] / double(world);
     r.tokens = int64_t(p[2]);
+    if (r.loss_tokens >= 0) r.loss_tokens = int64_t(p[3]); // every rank reads the same kind of source
     r.ranks = Json::array();
     r.step_time = 0;
     double comm = 0;
     for (int64_t k = 0; k < world; ++k) {
-        const double tokens = p[3 + 3 * k], time = p[4 + 3 * k], wait = p[5 + 3 * k];
+        const double tokens = p[4 + 3 * k], time = p[5 + 3 * k], wait = p[6 + 3 * k];
         r.ranks.push_back({{f::tokens_per_s, time > 0 ? tokens / time : 0.0}, {f::step_time_s, time}, {f::comm_s, wait}});
         r.step_time = std::max(r.step_time, time);
         comm = std::max(comm, wait);
@@ -441,6 +445,7 @@ Json Trainer::step_record(const StepResult &r, double lr) {
     if (!r.stats.empty()) rec[f::moe] = router_stats_json(r.stats);
     if (config_.seq_len_warmup_steps > 0) rec[f::seq_len] = config_.train_seq_len(step_ - 1);
     if (const auto *mix = dynamic_cast<const DataMixture *>(data_.get())) rec[f::data_share] = data_shares(*mix);
+    if (r.loss_tokens >= 0) rec[f::loss_tokens] = r.loss_tokens;
     return rec;
 }
 
@@ -504,14 +509,26 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
     StepResult r;
     const int64_t n = config_.grad_accum;
     std::string diverged; // this rank's first non-finite loss
+    // The step's batches are read first: under a loss mask (cdrmix/loss_mask.hpp)
+    // micro-batches keep different numbers of targets, and each one's share of
+    // the step's kept targets must be known before its backward.
+    std::vector<torch::Tensor> batches, masks;
+    int64_t kept = 0;
+    for (int64_t micro = 0; micro < n; ++micro) {
+        batches.push_back(data_->next_batch(Split::Train, config_.batch_size, config_.train_seq_len(step_)));
+        masks.push_back(last_loss_mask(*data_));
+        kept += loss_token_count(batches.back(), masks.back());
+    }
+    const bool masked = masks.front().defined();
+    if (masked) r.loss_tokens = kept;
     for (int64_t micro = 0; micro < n; ++micro) {
         const bool last = micro + 1 == n;
-        const torch::Tensor batch =
-            data_->next_batch(Split::Train, config_.batch_size, config_.train_seq_len(step_));
+        const torch::Tensor &batch = batches[static_cast<size_t>(micro)];
+        const torch::Tensor &mask = masks[static_cast<size_t>(micro)];
         LossOutput out;
         {
             AutocastGuard autocast(config_.autocast, "trainer", model_->device().type());
-            out = model_->loss(batch, record_routing);
+            out = masked_loss(*model_, batch, mask, record_routing);
         }
         const double ce = out.ce.item<double>(), total = out.total.item<double>();
         if ((!std::isfinite(ce) || !std::isfinite(total)) && diverged.empty())
@@ -530,11 +547,20 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
                         " (lower train.lr or raise warmup_steps)");
         }
         if (sync_) sync_->set_enabled(last); // reduce once per optimiser step
-        // Each micro-batch holds the same number of tokens, so averaging the
-        // per-micro-batch means gives the mean over the whole step's tokens.
-        if (diverged.empty()) (n == 1 ? out.total : out.total / double(n)).backward();
-        r.loss += ce / double(n);
-        for (const auto &l : out.aux) r.aux += l.value.item<double>() / double(n);
+        // Without a mask each micro-batch holds the same number of targets, so
+        // averaging the per-micro-batch means gives the mean over the whole
+        // step's targets. With one, each mean is weighted by its micro-batch's
+        // share of the step's kept targets (the auxiliary losses still by 1/n).
+        const double share = masked ? double(loss_token_count(batch, mask)) / double(std::max<int64_t>(1, kept))
+                                    : 1.0 / double(n);
+        double aux = 0;
+        for (const auto &l : out.aux) aux += l.value.item<double>() / double(n);
+        if (diverged.empty()) {
+            if (!masked) (n == 1 ? out.total : out.total / double(n)).backward();
+            else (out.ce * share + (out.total - out.ce) / double(n)).backward();
+        }
+        r.loss += ce * share;
+        r.aux += aux;
         for (auto &rec : out.routing) r.routing.push_back(std::move(rec)); // pooled over the micro-batches
         r.tokens += batch.size(0) * (batch.size(1) - 1);
     }

@@ -161,6 +161,7 @@ private:
     struct StepResult {
         double loss = 0, aux = 0, grad_norm = 0;
         int64_t tokens = 0;  // this step's tokens (all ranks' after aggregate())
+        int64_t loss_tokens = -1; // targets with loss under the data's mask (all ranks'); -1: no mask
         double step_time = 0; // seconds (the slowest rank's after aggregate())
         double comm = 0;      // seconds waiting on other ranks (the slowest rank's after aggregate())
         Json ranks;           // per-rank figures (data parallel only)

@@ -6,7 +6,11 @@
 //    n): the sampler's whole state is one row counter per split, which the
 //    position saves next to every member's own position.
 // Members must share one tokenizer: ids would otherwise mean different text.
+// When a member masks its loss (cdrmix/loss_mask.hpp, the `chat` source), the
+// mixture hands on a mask for every batch: the member's for its rows, all ones
+// for rows of members without one.
 #include <cdrmix/data_mixture.hpp>
+#include <cdrmix/loss_mask.hpp>
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -42,7 +46,7 @@ std::string describe_tokenizer(const cdrmix::Tokenizer &t) {
     return t.kind() + ", " + std::to_string(t.vocab_size()) + " tokens";
 }
 
-class MixSource final : public cdrmix::DataSource, public cdrmix::DataMixture {
+class MixSource final : public cdrmix::DataSource, public cdrmix::DataMixture, public cdrmix::LossMaskSource {
 public:
     MixSource(std::vector<Member> members, uint64_t seed, std::string where)
         : members_(std::move(members)), seed_(seed), where_(std::move(where)) {}
@@ -69,8 +73,11 @@ public:
         rows.reserve(pick.size());
         std::vector<int64_t> taken(members_.size(), 0);
         for (size_t p : pick) rows.push_back(parts[p][taken[p]++]);
+        last_mask_ = gather_masks(pick, count, seq_len);
         return torch::stack(rows);
     }
+
+    at::Tensor last_mask() const override { return last_mask_; }
 
     std::shared_ptr<cdrmix::Tokenizer> tokenizer() const override { return members_.front().source->tokenizer(); }
 
@@ -145,10 +152,28 @@ private:
         return members_.size() - 1;
     }
 
+    // The rows' masks in the order drawn; undefined when no member of this batch has one.
+    at::Tensor gather_masks(const std::vector<size_t> &pick, const std::vector<int64_t> &count, int64_t seq_len) const {
+        std::vector<at::Tensor> masks(members_.size());
+        bool any = false;
+        for (size_t m = 0; m < members_.size(); ++m) {
+            if (count[m] == 0) continue;
+            masks[m] = cdrmix::last_loss_mask(*members_[m].source);
+            any = any || masks[m].defined();
+            if (!masks[m].defined()) masks[m] = torch::ones({count[m], seq_len}, torch::kFloat32);
+        }
+        if (!any) return {};
+        std::vector<at::Tensor> rows;
+        std::vector<int64_t> taken(members_.size(), 0);
+        for (size_t p : pick) rows.push_back(masks[p][taken[p]++]);
+        return torch::stack(rows);
+    }
+
     std::vector<Member> members_;
     uint64_t seed_;
     std::string where_;
     int64_t train_row_ = 0, val_row_ = 0;
+    at::Tensor last_mask_; // of the last batch (see gather_masks)
 };
 
 // sources[i] without its mix keys (weight, name), plus the mix's rank and world_size unless it set its own.

@@ -38,6 +38,7 @@ std::unique_ptr<DataSubcommand> add_bench(CLI::App &data, const std::vector<std:
 std::unique_ptr<DataSubcommand> add_dedup(CLI::App &data);
 // plugin_paths: the blocks a --checkpoint's model needs are plugins.
 std::unique_ptr<DataSubcommand> add_filter(CLI::App &data, const std::vector<std::string> &plugin_paths);
+std::unique_ptr<DataSubcommand> add_synth_chat(CLI::App &data);
 std::unique_ptr<DataSubcommand> add_tokenizer_train(CLI::App &tokenizer);
 
 // How tokenize, stats and tokenizer train read their inputs, as the command line gives it.
