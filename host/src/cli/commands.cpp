@@ -215,6 +215,7 @@ int cmd_doctor(const GlobalOptions &g) {
 Json presets_within_budget(const std::string &described, DescribeOptions options, int64_t vocab, int64_t seq_len) {
     options.seq_len = seq_len;
     options.checkpointing = {ActivationCheckpointing::Mode::All, 1};
+    options.stop_when_over_budget = true;
     Json fits = Json::array();
     for (const auto &name : preset_names()) {
         const std::string path = resolve_preset(name);

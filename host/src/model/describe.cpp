@@ -215,6 +215,18 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
                    {"num_layers", spec.num_layers}, {"vocab_size", spec.vocab_size},
                    {"batch_size", o.batch_size}, {"seq_len", T}, {"dtype", o.dtype}};
 
+    // AdamW keeps two fp32 moments per parameter, plus an fp32 master copy when weights are 16-bit.
+    const double optimizer_bytes = value_bytes < 4 ? 12.0 : 8.0;
+    // Weights, gradients and AdamW state of what has been counted so far, against the budget.
+    std::map<std::string, int64_t> layers_of_kind;
+    for (int64_t i = 0; i < spec.num_layers; ++i) ++layers_of_kind[layer_key(spec.layers[static_cast<size_t>(i)], i)];
+    const auto over_budget = [&](double parameters) {
+        return o.stop_when_over_budget && o.budget_bytes > 0 &&
+               parameters * (2 * value_bytes + optimizer_bytes) > o.budget_bytes;
+    };
+    const Json gave_up = {{"name", spec.name}, {"budget", {{"bytes", o.budget_bytes}, {"fits", false}}}};
+    double counted = 0; // parameters, every layer of each kind built so far
+
     // Embedding, final norm and head, with the loss: logits are B*T*V values.
     int64_t total = 0, active = 0;
     double activations = 0;
@@ -224,6 +236,8 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
         total += n;
         active += n;
         report["embedding_and_head"] = n;
+        counted += double(n);
+        if (over_budget(counted)) return gave_up;
         Quadratic q = measure_activations(C, [&](const torch::Tensor &x) {
             torch::Tensor tokens = torch::zeros({1, x.size(1)}, torch::kInt64);
             torch::Tensor logits = outer.head(outer.ln_out(outer.emb(tokens)));
@@ -255,6 +269,8 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
             cost.experts = routed_experts(layer->feed_forward());
             cost.mixer = kind_of(ls.mixer.config);
             cost.ffn = kind_of(ls.ffn.config);
+            counted += double(cost.total) * double(layers_of_kind.at(key));
+            if (over_budget(counted)) return gave_up;
             cost.activations = measure_activations(C, [&](const torch::Tensor &x) {
                 ForwardContext ctx;
                 return layer->forward(x, nullptr, nullptr, ctx);
@@ -313,8 +329,6 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
     // Routed experts only: shared experts, routers and the rest are dense (replicated on every rank).
     report["expert_parameters"] = expert_total;
 
-    // AdamW keeps two fp32 moments per parameter, plus an fp32 master copy when weights are 16-bit.
-    const double optimizer_bytes = value_bytes < 4 ? 12.0 : 8.0;
     // The batch is per rank, so activations are the same for one process and for each rank; with expert
     // parallelism a rank's experts receive as many tokens on average as its own experts would.
     const double per_sequence = value_bytes / 4.0; // measured in float32

@@ -42,6 +42,11 @@ struct DescribeOptions {
     bool shard_optimizer = false;  // ZeRO-1: AdamW state divided over the replicas of each parameter
     ActivationCheckpointing checkpointing; // what the activation figure assumes (train.checkpoint_activations)
     double budget_bytes = 0;               // > 0: whether the total fits in this many bytes, and if not what would
+    // With budget_bytes: give up as soon as the parameters counted so far need
+    // more than the budget for weights, gradients and AdamW state alone, before
+    // building and measuring the rest. The report is then only {name, budget:
+    // {bytes, fits: false}}: the cheap answer a search over presets needs.
+    bool stop_when_over_budget = false;
 };
 
 // A size such as "18GiB", "512 MiB", "2.5GB" or "1000000" (bytes) in bytes:
