@@ -80,9 +80,9 @@ sys.exit(1 if fails else 0)
 PY
 
 # Bad layouts: one line naming the option, non-zero exit. cdrmix-tiny's MoE layer has 4 experts.
-for bad in "--dp 0:--dp" "--ep 0:--ep" "--dp 3 --ep 2:--ep 2 must divide --dp 3: one of 1, 3" \
-           "--dp 6 --ep 3:--ep 3 does not divide the MoE layers' expert counts (4); with --dp 6, --ep must be one of 1, 2"; do
-  args=${bad%%:*} want=${bad#*:}
+# "ARGS:WANT": describe cdrmix-tiny with ARGS fails with one line holding WANT.
+expect_one_line() {
+  local args=${1%%:*} want=${1#*:} err
   # shellcheck disable=SC2086
   if err=$("$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 $args 2>&1 >/dev/null); then
     echo "FAIL [$args] succeeded"; status=1
@@ -91,6 +91,10 @@ for bad in "--dp 0:--dp" "--ep 0:--ep" "--dp 3 --ep 2:--ep 2 must divide --dp 3:
   else
     echo "ok   [$args]: $err"
   fi
+}
+for bad in "--dp 0:--dp" "--ep 0:--ep" "--dp 3 --ep 2:--ep 2 must divide --dp 3: one of 1, 3" \
+           "--dp 6 --ep 3:--ep 3 does not divide the MoE layers' expert counts (4); with --dp 6, --ep must be one of 1, 2"; do
+  expect_one_line "$bad"
 done
 # ---- budget: "ARGS" then the reports in the same order ----
 budget_case() { "$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 --batch 8 --json "$@"; }
@@ -145,14 +149,6 @@ PY
 
 for bad in "--budget 18GB?:describe: --budget: '18GB?' is not a size" "--budget 0GiB:describe: --budget: '0GiB' is not a size" \
            "--checkpoint-activations some:describe: --checkpoint-activations: key 'checkpoint_activations' must be"; do
-  args=${bad%%:*} want=${bad#*:}
-  # shellcheck disable=SC2086
-  if err=$("$cdrmix" describe "$tiny" --vocab-size 256 $args 2>&1 >/dev/null); then
-    echo "FAIL [$args] succeeded"; status=1
-  elif [[ $(wc -l <<<"$err") -ne 1 || $err != *"$want"* ]]; then
-    echo "FAIL [$args]: expected one line with '$want', got: $err"; status=1
-  else
-    echo "ok   [$args]: $err"
-  fi
+  expect_one_line "$bad"
 done
 exit $status
