@@ -75,6 +75,9 @@ TEST(UiInspection, MalformedRoutingNamesWhatIsWrong) {
         }
     };
     fails_with(json::array(), "not a JSON object");
+    json none = routing();
+    none["moe_layers"] = json::array();
+    fails_with(none, "names no MoE layer");
     json j = routing();
     j.erase("num_experts");
     fails_with(j, "has no 'num_experts'");

@@ -25,6 +25,7 @@ Inspection parse_inspection(const nlohmann::json &routing) {
     if (!routing.is_object()) throw std::runtime_error("inspection: not a JSON object");
     Inspection r;
     for (const auto &l : field(routing, "moe_layers", "the routing")) r.layers.push_back(integer(l, "a MoE layer index"));
+    if (r.layers.empty()) throw std::runtime_error("inspection: the routing names no MoE layer");
     r.num_experts = integer(field(routing, "num_experts", "the routing"), "num_experts");
     for (const auto &t : field(routing, "tokens", "the routing")) {
         InspectedToken tok;

@@ -36,7 +36,8 @@ struct Inspection {
     std::vector<std::pair<std::string, int64_t>> expert_tokens(size_t layer, int64_t expert) const;
 };
 
-// Throws std::runtime_error naming the field when the JSON is not an inspection.
+// Throws std::runtime_error naming the field when the JSON is not an inspection
+// (at least one MoE layer, every token routed in each, experts in range).
 Inspection parse_inspection(const nlohmann::json &routing);
 
 // A token's text as the panel shows it: newline, tab and space made visible.
