@@ -20,7 +20,7 @@ BranchLauncher::~BranchLauncher() {
         if (!c.ended) forget_child(c.pid); // never waited for: the branch goes on after the window closes
 }
 
-std::vector<std::string> BranchLauncher::router_types() const {
+std::vector<std::string> registered_routers() {
     std::vector<std::string> names;
     for (const auto &f : Registry::global().list())
         if (f.kind == PluginKind::Router) names.push_back(f.name);

@@ -16,6 +16,9 @@
 
 namespace cdrmix {
 
+// The registered routers' names: what the Swap and Branch tabs offer.
+std::vector<std::string> registered_routers();
+
 class BranchLauncher final : public ui::Branching {
 public:
     // plugin_paths and threads are passed on to each `cdrmix branch` (threads 0: the run's recorded count).
@@ -23,7 +26,7 @@ public:
     ~BranchLauncher() override; // lets running branches finish: they are runs of their own
 
     // ---- ui::Branching (main thread) ----
-    std::vector<std::string> router_types() const override;
+    std::vector<std::string> router_types() const override { return registered_routers(); }
     void branch(const std::string &run_dir, int64_t step, const ui::SwapRequest &swap) override;
     std::string status() const override { return status_; }
 

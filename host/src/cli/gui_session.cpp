@@ -5,7 +5,6 @@
 #include "metrics/metrics.hpp"
 
 #include <cdrmix/error.hpp>
-#include <cdrmix/registry.hpp>
 
 #include <data/jsonl_follower.hpp>
 #include <data/run_source.hpp>
@@ -122,13 +121,6 @@ void ScriptSession::inspect(const std::string &text) {
 ui::InspectView ScriptSession::inspect_view() const {
     const auto v = sampler_.view();
     return {v.routing, v.inspect_status, v.inspect_busy};
-}
-
-std::vector<std::string> ScriptSession::router_types() const {
-    std::vector<std::string> names;
-    for (const auto &f : Registry::global().list())
-        if (f.kind == PluginKind::Router) names.push_back(f.name);
-    return names;
 }
 
 void ScriptSession::swap_router(const ui::SwapRequest &r) {

@@ -46,7 +46,7 @@ public:
     ui::SampleView sample_view() const override;
     void inspect(const std::string &text) override;
     ui::InspectView inspect_view() const override;
-    std::vector<std::string> router_types() const override;
+    std::vector<std::string> router_types() const override { return registered_routers(); }
     void swap_router(const ui::SwapRequest &request) override;
     std::string swap_outcome() const override { return control().swap_outcome(); }
 
