@@ -1,8 +1,13 @@
 // The dashboard's run controls and sampler against a real training script, no
 // window: pause holds training at a step boundary, sampling works while paused
 // and while training, resume goes on, stop ends the run with a checkpoint.
+#include "cli/checkpoint_args.hpp"
 #include "cli/gui_session.hpp"
 #include "core/files.hpp"
+#include "model/routing_inspector.hpp"
+#include "train/checkpoint.hpp"
+
+#include <cdrmix/registry.hpp>
 
 #include <data/inspection.hpp>
 
@@ -178,4 +183,34 @@ TEST(GuiSession, InspectAndSwapRouter) {
 
     session.stop();
     EXPECT_EQ(session.join(), 0);
+}
+
+// The dashboard's specialisation view counts with the session's final weights
+// over a fresh source made from the trainer's data config: the same counts as
+// `cdrmix inspect --specialisation` gives from the checkpoint the run ended with.
+TEST(GuiSession, SpecialisationMatchesTheCheckpointsCount) {
+    const SessionDir tmp;
+    std::string script = kScript;
+    script.replace(script.find("steps = 100000"), 14, "steps = 3");
+    std::ofstream(tmp.dir / "session.lua") << script;
+    ScriptSession session(tmp.options());
+    session.start();
+    ASSERT_EQ(session.join(), 0);
+
+    session.specialise({3, false, 5});
+    ASSERT_TRUE(wait_for([&] { return !session.specialisation_view().busy; }));
+    const ui::SpecialisationView v = session.specialisation_view();
+    EXPECT_EQ(v.status, "over 96 val tokens with the weights of step 3"); // 3 batches of 2 x 16
+    const ui::Specialisation shown = ui::parse_specialisation(v.specialisation);
+    EXPECT_EQ(shown.step, 3);
+    ASSERT_EQ(shown.layers.size(), 1u);
+    EXPECT_EQ(shown.layers[0].slots(), 96 * 2) << "top_k = 2, no capacity limit";
+
+    fs::path run;
+    for (const auto &r : fs::directory_iterator(tmp.dir / "runs")) run = r.path();
+    const LoadedCheckpoint ckpt = load_checkpoint((run / "checkpoints" / "latest").string(), Registry::global());
+    auto data = checkpoint_data(ckpt, {}, "test");
+    ExpertSpecialisation counts(ckpt.tokenizer->vocab_size());
+    counts.add_split(*ckpt.model, *data, Split::Val, 3, 2, 16);
+    EXPECT_EQ(v.specialisation["layers"], ExpertSpecialisation::to_json(counts.summary(*ckpt.tokenizer, 5), *ckpt.tokenizer));
 }

@@ -40,6 +40,27 @@ TEST(UiRunData, StepEvalAndMoeRecordsBecomeSeries) {
 }
 
 // Router swaps (Trainer::swap_router) become marks at their step and time on every plot.
+// The Branch tab lists a run's checkpoint steps; a swap asked for as a branch
+// waits for a checkpoint written after it asked, and branches from the newest.
+TEST(UiRunData, CheckpointStepsAndTheFirstCheckpointAfterARequest) {
+    RunData run;
+    auto checkpoint = [&](const std::string &path) { ingest(run, {{"event", "checkpoint"}, {"path", path}, {"step", 0}}); };
+    checkpoint("runs/a/checkpoints/step-000010");
+    checkpoint("runs/a/checkpoints/latest");
+    checkpoint("runs/a/checkpoints/step-000020");
+    checkpoint("runs/a/checkpoints/step-000010"); // written again after a resume
+    EXPECT_EQ(checkpoint_steps(run), (std::vector<int64_t>{10, 20}));
+    const size_t asked_at = run.checkpoints.size();
+    EXPECT_EQ(checkpoint_step_after(run, asked_at), -1) << "nothing written since";
+    checkpoint("runs/a/checkpoints/latest");
+    EXPECT_EQ(checkpoint_step_after(run, asked_at), -1) << "'latest' is no step to branch from";
+    checkpoint("runs/a/checkpoints/step-000037");
+    EXPECT_EQ(checkpoint_step_after(run, asked_at), 37);
+    EXPECT_EQ(checkpoint_step_after(run, 0), 37);
+    checkpoint("runs/a/checkpoints/step-37"); // not the layout's folder name
+    EXPECT_EQ(checkpoint_step_after(run, asked_at), 37);
+}
+
 TEST(UiRunData, SwapRecordsBecomeMarks) {
     RunData run;
     ingest(run, step_record(1, 4.0, {10, 10, 10, 10}));

@@ -100,3 +100,73 @@ TEST(UiInspection, VisibleTokenShowsWhitespace) {
     EXPECT_EQ(visible_token("\n\t"), "\\n\\t");
     EXPECT_EQ(visible_token("word"), "word");
 }
+
+namespace {
+
+// `cdrmix inspect --json --specialisation`'s "specialisation": one MoE layer (model layer 1), two experts.
+json specialisation() {
+    auto expert = [](int64_t e, int64_t tokens, json top, json classes) {
+        return json{{"expert", e}, {"tokens", tokens}, {"top", std::move(top)}, {"classes", std::move(classes)}};
+    };
+    auto top = [](const char *text, int64_t n) { return json{{"id", 0}, {"text", text}, {"count", n}}; };
+    return {{"split", "val"},
+            {"tokens", 64},
+            {"step", 40},
+            {"layers",
+             {{{"layer", 1},
+               {"experts",
+                {expert(0, 30, {top("e", 9), top(" ", 7)},
+                        {{"digits", 0}, {"letters", 21}, {"other", 0}, {"punctuation", 2}, {"spaces", 7}}),
+                 expert(1, 34, {top("1", 20)},
+                        {{"digits", 30}, {"letters", 4}, {"other", 0}, {"punctuation", 0}, {"spaces", 0}})}}}}}};
+}
+
+} // namespace
+
+TEST(UiSpecialisation, ParsesExpertsWithClassesMostFirst) {
+    const Specialisation s = parse_specialisation(specialisation());
+    EXPECT_EQ(s.split, "val");
+    EXPECT_EQ(s.tokens, 64);
+    EXPECT_EQ(s.step, 40);
+    ASSERT_EQ(s.layers.size(), 1u);
+    EXPECT_EQ(s.layers[0].layer, 1);
+    EXPECT_EQ(s.layers[0].slots(), 64);
+    ASSERT_EQ(s.layers[0].experts.size(), 2u);
+    const ExpertProfile &e0 = s.layers[0].experts[0];
+    EXPECT_EQ(e0.slots, 30);
+    using Counts = std::vector<std::pair<std::string, int64_t>>;
+    EXPECT_EQ(e0.classes, (Counts{{"letters", 21}, {"spaces", 7}, {"punctuation", 2}, {"digits", 0}, {"other", 0}}));
+    EXPECT_EQ(e0.top, (Counts{{"e", 9}, {" ", 7}}));
+    EXPECT_EQ(s.layers[0].experts[1].classes.front(), (std::pair<std::string, int64_t>{"digits", 30}));
+    // Every class keeps one place (its colour), whatever each expert's order.
+    EXPECT_EQ(s.classes, (std::vector<std::string>{"digits", "letters", "other", "punctuation", "spaces"}));
+    EXPECT_EQ(s.class_index("other"), 2u);
+    EXPECT_EQ(s.class_index("emoji"), 5u);
+}
+
+TEST(UiSpecialisation, MalformedSpecialisationNamesWhatIsWrong) {
+    auto fails_with = [](json j, const std::string &expected) {
+        try {
+            parse_specialisation(j);
+            ADD_FAILURE() << "accepted " << j.dump();
+        } catch (const std::runtime_error &e) {
+            EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+        }
+    };
+    fails_with(json(), "not a JSON object");
+    json j = specialisation();
+    j["layers"] = json::array();
+    fails_with(j, "names no MoE layer");
+    j = specialisation();
+    j["layers"][0]["experts"][1]["expert"] = 3;
+    fails_with(j, "layer 1 lists its experts out of order");
+    j = specialisation();
+    j["layers"][0]["experts"][0].erase("classes");
+    fails_with(j, "has no 'classes'");
+    j = specialisation();
+    j["layers"][0]["experts"][0]["top"][0]["count"] = "many";
+    fails_with(j, "count is not an integer");
+    j = specialisation();
+    j.erase("step");
+    EXPECT_EQ(parse_specialisation(j).step, -1) << "the step is optional (cdrmix inspect does not give one)";
+}

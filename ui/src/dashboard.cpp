@@ -4,7 +4,6 @@
 #include "data/smoothing.hpp"
 #include "plot.hpp"
 
-#include "run/run_folder.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -62,6 +61,7 @@ void Dashboard::draw() {
                  ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
                      ImGuiWindowFlags_NoBringToFrontOnFocus);
     draw_header();
+    start_pending_branch();
     swap_marks_.clear();
     for (const auto &r : runs_) {
         const auto &x = x_of(r.data.swaps);
@@ -323,6 +323,11 @@ void Dashboard::open_inspector(const std::string &text) {
     if (live_) live_->inspect(text);
 }
 
+void Dashboard::open_specialisation() {
+    open_specialisation_ = true;
+    if (live_) live_->specialise(specialise_);
+}
+
 void Dashboard::draw_tools() {
     if (!ImGui::BeginTabBar("##tools")) return;
     if (live_) {
@@ -334,6 +339,12 @@ void Dashboard::draw_tools() {
         open_inspector_ = false;
         if (ImGui::BeginTabItem("Inspect routing", nullptr, open)) {
             draw_inspector();
+            ImGui::EndTabItem();
+        }
+        const ImGuiTabItemFlags open_spec = open_specialisation_ ? ImGuiTabItemFlags_SetSelected : 0;
+        open_specialisation_ = false;
+        if (ImGui::BeginTabItem("Specialisation", nullptr, open_spec)) {
+            draw_specialisation();
             ImGui::EndTabItem();
         }
         if (ImGui::BeginTabItem("Swap router")) {
@@ -459,6 +470,111 @@ void Dashboard::draw_token_routing(size_t token) const {
     ImGui::EndTable();
 }
 
+void Dashboard::draw_specialisation() {
+    const SpecialisationView view = live_->specialisation_view();
+    ImGui::SetNextItemWidth(70);
+    ImGui::DragInt("batches##spec", &specialise_.batches, 1, 1, 256);
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(80);
+    int split = specialise_.train_split ? 1 : 0;
+    ImGui::Combo("split##spec", &split, "val\0train\0");
+    specialise_.train_split = split == 1;
+    ImGui::SameLine();
+    ImGui::BeginDisabled(view.busy);
+    if (ImGui::Button("Count")) live_->specialise(specialise_);
+    ImGui::EndDisabled();
+    ImGui::SameLine();
+    ImGui::TextDisabled("%s", view.status.c_str());
+    if (view.specialisation != specialised_json_) {
+        specialised_json_ = view.specialisation;
+        specialisation_ = {};
+        specialisation_error_.clear();
+        if (!specialised_json_.is_null()) {
+            try {
+                specialisation_ = parse_specialisation(specialised_json_);
+            } catch (const std::exception &e) {
+                specialisation_error_ = e.what();
+            }
+        }
+        specialise_layer_ =
+            std::min<int>(specialise_layer_, std::max<int>(0, static_cast<int>(specialisation_.layers.size()) - 1));
+    }
+    if (!specialisation_error_.empty()) {
+        ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", specialisation_error_.c_str());
+        return;
+    }
+    if (specialisation_.layers.empty()) {
+        ImGui::TextDisabled("Count which tokens, and which classes of token, each expert receives over a sample of the "
+                            "run's data (the trainer's batch size and length).");
+        return;
+    }
+    const LayerProfile &layer = specialisation_.layers[static_cast<size_t>(specialise_layer_)];
+    ImGui::SetNextItemWidth(110);
+    if (ImGui::BeginCombo("layer##spec", ("layer " + std::to_string(layer.layer)).c_str())) {
+        for (size_t l = 0; l < specialisation_.layers.size(); ++l)
+            if (ImGui::Selectable(("layer " + std::to_string(specialisation_.layers[l].layer)).c_str(),
+                                  static_cast<int>(l) == specialise_layer_))
+                specialise_layer_ = static_cast<int>(l);
+        ImGui::EndCombo();
+    }
+    const int64_t total = std::max<int64_t>(1, layer.slots());
+    const ImGuiTableFlags flags = ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY |
+                                  ImGuiTableFlags_SizingFixedFit;
+    if (!ImGui::BeginTable("##specialisation", 4, flags, ImVec2(0, ImGui::GetContentRegionAvail().y))) return;
+    ImGui::TableSetupScrollFreeze(0, 1);
+    ImGui::TableSetupColumn("expert");
+    ImGui::TableSetupColumn("share");
+    ImGui::TableSetupColumn("token classes");
+    ImGui::TableSetupColumn("most received (count)", ImGuiTableColumnFlags_WidthStretch);
+    ImGui::TableHeadersRow();
+    const float bar_w = 140, bar_h = ImGui::GetTextLineHeight();
+    for (size_t e = 0; e < layer.experts.size(); ++e) {
+        const ExpertProfile &p = layer.experts[e];
+        ImGui::TableNextRow();
+        ImGui::TableNextColumn();
+        ImGui::ColorButton(("##spec_expert" + std::to_string(e)).c_str(),
+                           ImGui::ColorConvertU32ToFloat4(to_imgui(palette_colour(e))), ImGuiColorEditFlags_NoTooltip,
+                           ImVec2(bar_h, bar_h));
+        ImGui::SameLine(0, 4);
+        ImGui::Text("e%zu", e);
+        ImGui::TableNextColumn();
+        ImGui::Text("%5.1f%%", 100.0 * double(p.slots) / double(total));
+        // The expert's slots split by token class, as one bar; classes keep one grey level each.
+        ImGui::TableNextColumn();
+        const ImVec2 at = ImGui::GetCursorScreenPos();
+        ImDrawList *draw = ImGui::GetWindowDrawList();
+        float x = at.x;
+        for (const auto &[name, n] : p.classes) {
+            const float w = p.slots > 0 ? bar_w * float(n) / float(p.slots) : 0.0f;
+            const auto shade = static_cast<int>(235 - 35 * (specialisation_.class_index(name) % 5));
+            draw->AddRectFilled(ImVec2(x, at.y), ImVec2(x + w, at.y + bar_h), IM_COL32(shade, shade, shade, 255));
+            x += w;
+        }
+        ImGui::Dummy(ImVec2(bar_w, bar_h));
+        if (ImGui::IsItemHovered()) {
+            ImGui::BeginTooltip();
+            for (const auto &[name, n] : p.classes)
+                if (n > 0)
+                    ImGui::Text("%-12s %5.1f%%  (%lld)", name.c_str(), 100.0 * double(n) / double(std::max<int64_t>(1, p.slots)),
+                                static_cast<long long>(n));
+            ImGui::EndTooltip();
+        }
+        // The two largest classes in words.
+        std::string largest;
+        for (size_t c = 0; c < p.classes.size() && c < 2; ++c)
+            if (p.classes[c].second > 0)
+                largest += (c ? "  " : "") + p.classes[c].first + " " +
+                           std::to_string(static_cast<int>(std::lround(100.0 * double(p.classes[c].second) / double(p.slots)))) + "%";
+        ImGui::SameLine(0, 6);
+        ImGui::TextUnformatted(largest.c_str());
+        ImGui::TableNextColumn();
+        std::string top;
+        for (const auto &[text, n] : p.top) top += "'" + visible_token(text) + "' " + std::to_string(n) + "   ";
+        ImGui::TextUnformatted(top.c_str());
+    }
+    ImGui::EndTable();
+}
+
 bool Dashboard::draw_router_choice(const std::vector<std::string> &types, SwapRequest &request) {
     std::vector<int64_t> moe_layers;
     for (const auto &r : runs_)
@@ -495,15 +611,42 @@ bool Dashboard::draw_router_choice(const std::vector<std::string> &types, SwapRe
 
 void Dashboard::draw_swap() {
     ImGui::TextWrapped("Replace the router of the running model at the next step boundary, keeping the experts and "
-                       "their optimiser state; the swap is marked on every plot (dashed).");
+                       "their optimiser state; the swap is marked on every plot (dashed). As a branch, the run takes a "
+                       "checkpoint now and goes on unchanged, and the swap continues from that checkpoint as a new run.");
     SwapRequest request;
     const bool ready = draw_router_choice(live_->router_types(), request);
+    const RunData &run = runs_[live_run_].data;
+    if (branching_) {
+        ImGui::SameLine();
+        ImGui::Checkbox("as a branch", &swap_as_branch_);
+    }
+    const bool as_branch = branching_ && swap_as_branch_;
     ImGui::SameLine();
-    ImGui::BeginDisabled(live_->finished() || !ready);
-    if (ImGui::Button("Swap")) live_->swap_router(request);
+    ImGui::BeginDisabled(live_->finished() || !ready || (as_branch && (pending_branch_ || run.dir.empty())));
+    if (ImGui::Button(as_branch ? "Swap as a branch" : "Swap")) {
+        if (as_branch) {
+            pending_branch_ = PendingBranch{request, run.checkpoints.size()};
+            live_->checkpoint_now();
+        } else {
+            live_->swap_router(request);
+        }
+    }
     ImGui::EndDisabled();
-    const std::string outcome = live_->swap_outcome();
+    if (pending_branch_) ImGui::TextDisabled("waiting for the checkpoint to branch from");
+    const std::string outcome = as_branch ? branching_->status() : live_->swap_outcome();
     if (!outcome.empty()) ImGui::TextWrapped("%s", outcome.c_str());
+}
+
+void Dashboard::start_pending_branch() {
+    if (!pending_branch_ || !branching_) return;
+    const RunData &run = runs_[live_run_].data;
+    const int64_t step = checkpoint_step_after(run, pending_branch_->checkpoints_before);
+    if (step >= 0) {
+        branching_->branch(run.dir, step, pending_branch_->swap);
+        pending_branch_.reset();
+    } else if (live_->finished()) {
+        pending_branch_.reset(); // the run ended without the checkpoint
+    }
 }
 
 void Dashboard::draw_branch() {
@@ -526,12 +669,7 @@ void Dashboard::draw_branch() {
                 branch_run_ = static_cast<int>(i);
         ImGui::EndCombo();
     }
-    std::vector<int64_t> steps;
-    for (const auto &path : run.checkpoints) {
-        const size_t slash = path.find_last_of('/');
-        const int64_t step = run_layout::checkpoint_step(slash == std::string::npos ? path : path.substr(slash + 1));
-        if (step >= 0 && std::find(steps.begin(), steps.end(), step) == steps.end()) steps.push_back(step);
-    }
+    const std::vector<int64_t> steps = checkpoint_steps(run);
     branch_checkpoint_ = std::clamp(branch_checkpoint_, 0, std::max(0, static_cast<int>(steps.size()) - 1));
     ImGui::SameLine();
     ImGui::SetNextItemWidth(120);

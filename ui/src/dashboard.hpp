@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,18 @@ struct SampleView {
 struct InspectView {
     nlohmann::json routing; // `cdrmix inspect --json`'s routing of the last text; null before the first
     std::string status;     // e.g. "routing with the weights of step 120", an error
+    bool busy = false;
+};
+
+struct SpecialiseRequest {
+    int batches = 8;          // of the trainer's batch size and length
+    bool train_split = false; // val (held out) unless set
+    int top = 8;              // tokens listed per expert
+};
+
+struct SpecialisationView {
+    nlohmann::json specialisation; // parse_specialisation's input; null before the first
+    std::string status;            // e.g. "over 8192 val tokens with the weights of step 120", an error
     bool busy = false;
 };
 
@@ -58,6 +71,10 @@ public:
     // The routing inspector: routes the text through the weights of the next step boundary.
     virtual void inspect(const std::string &text) = 0;
     virtual InspectView inspect_view() const = 0;
+    // The specialisation view: which tokens each expert receives over a sample
+    // of the run's data, with the weights of the next step boundary.
+    virtual void specialise(const SpecialiseRequest &request) = 0;
+    virtual SpecialisationView specialisation_view() const = 0;
     // Router hot-swap at the next step boundary (trainer:swap_router), keeping the experts.
     virtual std::vector<std::string> router_types() const = 0;
     virtual void swap_router(const SwapRequest &request) = 0;
@@ -81,12 +98,15 @@ public:
     // Runs keep the colour of the order they were added in.
     size_t add_run(std::string name);
     void ingest(size_t run, const Json &record) { ui::ingest(runs_[run].data, record); }
-    void set_live(LiveRun *live) { live_ = live; }
+    // The live run and its index among the runs (its folder is where a swap's branch starts).
+    void set_live(LiveRun *live, size_t run) { live_ = live, live_run_ = run; }
     void set_branching(Branching *branching) { branching_ = branching; }
     void set_status(std::string status) { status_ = std::move(status); }
     // Opens the routing inspector on this text, asks the live run to route it
     // and selects its first token once the routing arrives.
     void open_inspector(const std::string &text);
+    // Opens the specialisation view and asks the live run to count.
+    void open_specialisation();
     const RunData &run(size_t i) const { return runs_[i].data; }
     size_t run_count() const { return runs_.size(); }
 
@@ -119,7 +139,10 @@ private:
     void draw_sampling();
     void draw_inspector();
     void draw_token_routing(size_t token) const;
+    void draw_specialisation();
     void draw_swap();
+    // A swap asked for as a branch: once the live run's checkpoint is written, branch from it.
+    void start_pending_branch();
     const std::vector<double> &x_of(const Series &s) const { return by_time_ ? s.time : s.step; }
     const char *x_label() const { return by_time_ ? "seconds" : "step"; }
     ImU32 layer_colour(size_t run, size_t layer, size_t layers) const;
@@ -127,6 +150,7 @@ private:
 
     std::vector<RunView> runs_;
     LiveRun *live_ = nullptr;
+    size_t live_run_ = 0;
     Branching *branching_ = nullptr;
     std::string status_;
     float smoothing_ = 0.6f; // TensorBoard's default
@@ -143,9 +167,23 @@ private:
     std::string inspection_error_;
     int inspect_layer_ = 0, selected_token_ = -1;
     bool open_inspector_ = false, select_first_token_ = false;
+    // Specialisation: the request, its parsed result (re-parsed when the JSON changes), the layer shown.
+    SpecialiseRequest specialise_;
+    nlohmann::json specialised_json_;
+    Specialisation specialisation_;
+    std::string specialisation_error_;
+    int specialise_layer_ = 0;
+    bool open_specialisation_ = false;
     // Swap: the chosen layer (0: all) and router, and extra router keys.
     int swap_layer_ = 0, swap_router_ = 0;
     char swap_options_[256] = "";
+    // "As a branch": the swap waits for a checkpoint of the live run beyond this many.
+    bool swap_as_branch_ = false;
+    struct PendingBranch {
+        SwapRequest swap;
+        size_t checkpoints_before = 0;
+    };
+    std::optional<PendingBranch> pending_branch_;
     int branch_run_ = 0, branch_checkpoint_ = 0;
 };
 

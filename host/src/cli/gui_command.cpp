@@ -29,6 +29,9 @@ CLI::App *add_gui_command(CLI::App &app, GuiOptions &o) {
     gui->add_option("--inspect", o.inspect,
                     "With a script: once it has ended, route this text through the final weights and open the "
                     "routing inspector on it (with --frames/--screenshot: a picture of the inspector)");
+    gui->add_flag("--specialisation", o.specialisation,
+                  "With a script: once it has ended, count which tokens each expert receives over a sample of its "
+                  "held-out data and open the specialisation view");
     gui->add_option("--frames", o.frames,
                     "Render this many frames once the data is in (the script has ended, or the watched files are "
                     "read), then exit")
@@ -44,8 +47,9 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
         std::fprintf(stderr, "cdrmix: error: gui needs a script or --watch RUN_DIR, not %s\n", watching ? "both" : "neither");
         return 1;
     }
-    if (!o.inspect.empty() && watching) {
-        std::fprintf(stderr, "cdrmix: error: --inspect needs a script (the inspector routes through a live run's weights), not --watch\n");
+    if ((!o.inspect.empty() || o.specialisation) && watching) {
+        std::fprintf(stderr, "cdrmix: error: %s needs a script (it routes through a live run's weights), not --watch\n",
+                     o.inspect.empty() ? "--specialisation" : "--inspect");
         return 1;
     }
     if (!o.screenshot.empty() && o.frames == 0) {
@@ -79,7 +83,7 @@ int run_gui_command(const GuiOptions &o, const std::vector<std::string> &plugin_
         run.runs_root = o.runs_dir;
         run.plugins = loader.loaded();
         run.device = resolve_device(Registry::global(), device);
-        return run_script_gui(std::move(run), app, branches, o.inspect);
+        return run_script_gui(std::move(run), app, branches, {o.inspect, o.specialisation});
     } catch (const ui::DisplayError &e) {
         std::fprintf(stderr, "cdrmix: error: %s\n", e.what());
         return 1;

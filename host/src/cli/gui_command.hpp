@@ -18,6 +18,7 @@ struct GuiOptions {
     bool headless = false;
     std::string screenshot;
     std::string inspect; // once the script has ended, open the routing inspector on this text
+    bool specialisation = false; // once the script has ended, count and open the specialisation view
     int frames = 0;
     double max_fps = 30;
     std::pair<int, int> size{1280, 800}; // window width, height

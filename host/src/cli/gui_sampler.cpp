@@ -64,6 +64,31 @@ void SampleWorker::set_inspect_waiting(std::string status) {
     ++view_.revision;
 }
 
+void SampleWorker::specialise(std::shared_ptr<const WeightSnapshot> weights, SpecialisationJob job) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (specialise_job_) return;
+        specialise_job_.emplace(std::move(weights), std::move(job));
+        view_.specialise_busy = true;
+        ++view_.revision;
+    }
+    wake_.notify_all();
+}
+
+void SampleWorker::set_specialise_waiting(std::string status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.specialise_status = std::move(status);
+    view_.specialise_busy = true;
+    ++view_.revision;
+}
+
+void SampleWorker::set_specialise_status(std::string status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.specialise_status = std::move(status);
+    view_.specialise_busy = false;
+    ++view_.revision;
+}
+
 void SampleWorker::set_status(std::string status) {
     std::lock_guard<std::mutex> lock(mutex_);
     view_.status = std::move(status);
@@ -85,31 +110,37 @@ SampleWorker::View SampleWorker::view() const {
 void SampleWorker::loop() {
     // One intra-op thread: the training thread keeps its own count (OpenMP's is per thread).
     at::set_num_threads(1);
+    enum class Kind { Inspect, Specialise, Sample };
     for (;;) {
         std::optional<std::pair<Weights, SampleJob>> sample;
         std::optional<std::pair<Weights, std::string>> inspection;
+        std::optional<std::pair<Weights, SpecialisationJob>> specialisation;
+        Kind kind;
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            wake_.wait(lock, [this] { return quit_ || job_ || inspect_job_; });
+            wake_.wait(lock, [this] { return quit_ || job_ || inspect_job_ || specialise_job_; });
             if (quit_) return;
-            if (inspect_job_) inspection = inspect_job_;
-            else sample = job_;
+            if (inspect_job_) inspection = inspect_job_, kind = Kind::Inspect;
+            else if (specialise_job_) specialisation = specialise_job_, kind = Kind::Specialise;
+            else sample = job_, kind = Kind::Sample;
         }
         try {
-            if (inspection) run_inspection(*inspection->first, inspection->second);
-            else run(*sample->first, sample->second);
+            switch (kind) {
+            case Kind::Inspect: run_inspection(*inspection->first, inspection->second); break;
+            case Kind::Specialise: run_specialisation(*specialisation->first, specialisation->second); break;
+            case Kind::Sample: run(*sample->first, sample->second); break;
+            }
         } catch (const std::exception &e) {
             const std::string message = "error: " + lua::exception_message(e);
             std::lock_guard<std::mutex> lock(mutex_);
-            (inspection ? view_.inspect_status : view_.status) = message;
+            (kind == Kind::Inspect ? view_.inspect_status : kind == Kind::Specialise ? view_.specialise_status : view_.status) =
+                message;
         }
         std::lock_guard<std::mutex> lock(mutex_);
-        if (inspection) {
-            inspect_job_.reset();
-            view_.inspect_busy = false;
-        } else {
-            job_.reset();
-            view_.busy = false;
+        switch (kind) {
+        case Kind::Inspect: inspect_job_.reset(), view_.inspect_busy = false; break;
+        case Kind::Specialise: specialise_job_.reset(), view_.specialise_busy = false; break;
+        case Kind::Sample: job_.reset(), view_.busy = false; break;
         }
         ++view_.revision;
     }
@@ -138,6 +169,28 @@ void SampleWorker::run_inspection(const WeightSnapshot &w, const std::string &te
     std::lock_guard<std::mutex> lock(mutex_);
     view_.routing = std::move(routing);
     view_.inspect_status = "routing with the weights of step " + std::to_string(w.step);
+}
+
+void SampleWorker::run_specialisation(const WeightSnapshot &w, const SpecialisationJob &job) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        view_.specialise_status = "counting over " + std::to_string(job.batches) + " batches with the weights of step " +
+                                  std::to_string(w.step);
+        ++view_.revision;
+    }
+    auto data = Registry::global().create_data_source(job.data);
+    if (data->tokenizer()->to_json() != w.tokenizer->to_json())
+        throw Error("the data's tokenizer differs from the model's: token ids would not mean the same characters");
+    ExpertSpecialisation counts(w.tokenizer->vocab_size());
+    counts.add_split(load(w), *data, job.train_split ? Split::Train : Split::Val, job.batches, job.batch_size, job.seq_len);
+    Json out = {{"split", job.train_split ? "train" : "val"},
+                {"tokens", job.batches * job.batch_size * job.seq_len},
+                {"step", w.step},
+                {"layers", ExpertSpecialisation::to_json(counts.summary(*w.tokenizer, job.top), *w.tokenizer)}};
+    std::lock_guard<std::mutex> lock(mutex_);
+    view_.specialisation = std::move(out);
+    view_.specialise_status = "over " + std::to_string(job.batches * job.batch_size * job.seq_len) + " " +
+                              (job.train_split ? "train" : "val") + " tokens with the weights of step " + std::to_string(w.step);
 }
 
 void SampleWorker::run(const WeightSnapshot &w, const SampleJob &job) {

@@ -1,12 +1,14 @@
-// The dashboard's sampling and routing-inspector panels: text generated from,
-// and a text's routing read off, a copy of the trained weights on a thread of
-// its own, so training never waits for either. The copy is taken by the
+// The dashboard's sampling, routing-inspector and specialisation panels: text
+// generated from, a text's routing and the experts' specialisation over a
+// held-out sample read off, a copy of the trained weights on a thread of its
+// own, so training never waits for any of them. The copy is taken by the
 // training thread at a step boundary (snapshot_weights), when no optimiser
 // step is half-done.
 #pragma once
 
 #include "model/model.hpp"
 
+#include <cdrmix/config.hpp>
 #include <cdrmix/tokenizer.hpp>
 
 #include <condition_variable>
@@ -37,7 +39,16 @@ struct SampleJob {
     int64_t top_k = 40;
 };
 
-// One job of each kind may wait at a time; the inspection runs first (one forward pass).
+// `cdrmix inspect --specialisation` on the dashboard's model copy.
+struct SpecialisationJob {
+    Config data;           // the data source to make (a fresh one each job: the same sample every time)
+    bool train_split = false;
+    int64_t batches = 8, batch_size = 8, seq_len = 128;
+    int64_t top = 8;       // tokens listed per expert
+};
+
+// One job of each kind may wait at a time; the inspection runs first (one
+// forward pass), then the specialisation, then the sample.
 class SampleWorker {
 public:
     SampleWorker();
@@ -51,6 +62,10 @@ public:
     void inspect(std::shared_ptr<const WeightSnapshot> weights, std::string text);
     // An inspection is coming once weights are available: busy from now on, with this status.
     void set_inspect_waiting(std::string status);
+    // Counts which tokens each expert receives over the job's sample (ignored while one is asked for or runs).
+    void specialise(std::shared_ptr<const WeightSnapshot> weights, SpecialisationJob job);
+    void set_specialise_waiting(std::string status);
+    void set_specialise_status(std::string status); // e.g. why a job could not be made
     void set_status(std::string status);
     // A job is coming once weights are available: busy from now on, with this status.
     void set_waiting(std::string status);
@@ -61,6 +76,10 @@ public:
         Json routing;                // the last inspection (to_json(TextRouting)); null before the first
         std::string inspect_status;  // "routing of step N", "waiting ...", an error
         bool inspect_busy = false;
+        // The last specialisation: {"split", "tokens", "step", "layers": ExpertSpecialisation::to_json}; null before the first.
+        Json specialisation;
+        std::string specialise_status;
+        bool specialise_busy = false;
         int64_t revision = 0; // grows with every change, so the window knows to redraw
     };
     View view() const;
@@ -72,12 +91,14 @@ private:
     Model &load(const WeightSnapshot &weights);
     void run(const WeightSnapshot &weights, const SampleJob &job);
     void run_inspection(const WeightSnapshot &weights, const std::string &text);
+    void run_specialisation(const WeightSnapshot &weights, const SpecialisationJob &job);
 
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     bool quit_ = false;
     std::optional<std::pair<Weights, SampleJob>> job_;
     std::optional<std::pair<Weights, std::string>> inspect_job_;
+    std::optional<std::pair<Weights, SpecialisationJob>> specialise_job_;
     View view_;
     std::shared_ptr<Model> model_; // the sampler's own copy, rebuilt when the spec changes
     std::string model_key_;

@@ -123,6 +123,35 @@ ui::InspectView ScriptSession::inspect_view() const {
     return {v.routing, v.inspect_status, v.inspect_busy};
 }
 
+std::optional<SpecialisationJob> ScriptSession::specialisation_job(const ui::SpecialiseRequest &r,
+                                                                   const lua::TrainingTarget &target) {
+    if (!target.data) {
+        sampler_.set_specialise_status("error: the trainer's data source was not made by cdrmix.data, so there is "
+                                              "no config to sample from");
+        return std::nullopt;
+    }
+    // A copy with its own record of read keys (copies of a Config share one), for the sampler's thread.
+    const Config &d = *target.data;
+    Config data(d.value(), d.owner(), d.source(), d.sources(), d.path());
+    return SpecialisationJob{std::move(data), r.train_split, r.batches, target.batch_size, target.seq_len, r.top};
+}
+
+void ScriptSession::specialise(const ui::SpecialiseRequest &r) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (latest_ && weights_still()) {
+        if (auto job = specialisation_job(r, runtime_.training_target())) sampler_.specialise(latest_, std::move(*job));
+        return;
+    }
+    pending_specialise_ = r;
+    snapshot_wanted_ = true;
+    sampler_.set_specialise_waiting(in_training_ ? "waiting for the next step boundary" : "waiting for training to start");
+}
+
+ui::SpecialisationView ScriptSession::specialisation_view() const {
+    const auto v = sampler_.view();
+    return {v.specialisation, v.specialise_status, v.specialise_busy};
+}
+
 void ScriptSession::swap_router(const ui::SwapRequest &r) {
     Json router = Json::object();
     if (!r.options.empty()) {
@@ -158,6 +187,10 @@ void ScriptSession::on_record(const Json &r) {
             if (pending_inspect_) {
                 sampler_.inspect(latest_, std::move(*pending_inspect_));
                 pending_inspect_.reset();
+            }
+            if (pending_specialise_) {
+                if (auto job = specialisation_job(*pending_specialise_, target)) sampler_.specialise(latest_, std::move(*job));
+                pending_specialise_.reset();
             }
         }
     }
@@ -207,24 +240,26 @@ struct Followed {
 } // namespace
 
 int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options, BranchLauncher &branches,
-                   const std::string &inspect) {
+                   const GuiFinale &finale) {
     ui::Dashboard dashboard;
     const size_t index = dashboard.add_run(fs::path(run.script).stem().string());
     ScriptSession session(std::move(run));
-    dashboard.set_live(&session);
+    dashboard.set_live(&session, index);
     dashboard.set_branching(&branches);
     Followed followed{dashboard, {}};
     session.start();
     int64_t seen_revision = -1;
     std::string seen_state;
     ui::AppHooks hooks;
-    bool inspect_asked = false;
+    bool finale_asked = false;
+    const bool has_finale = !finale.inspect.empty() || finale.specialisation;
     hooks.poll = [&] {
         const auto records = session.take_records();
         for (const auto &r : records) dashboard.ingest(index, r);
-        if (!inspect.empty() && !inspect_asked && session.finished()) {
-            dashboard.open_inspector(inspect);
-            inspect_asked = true;
+        if (has_finale && !finale_asked && session.finished()) {
+            if (finale.specialisation) dashboard.open_specialisation();
+            if (!finale.inspect.empty()) dashboard.open_inspector(finale.inspect);
+            finale_asked = true;
         }
         const int64_t revision = session.sample_revision();
         std::string state = session.state();
@@ -236,7 +271,8 @@ int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options, Branc
         return changed;
     };
     hooks.data_complete = [&] {
-        return session.finished() && (inspect.empty() || (inspect_asked && !session.inspect_view().busy));
+        return session.finished() && (!has_finale || (finale_asked && !session.inspect_view().busy &&
+                                                        !session.specialisation_view().busy));
     };
     ui::FrameStats stats;
     try {
@@ -247,10 +283,15 @@ int run_script_gui(lua::RunOptions run, const ui::AppOptions &app_options, Branc
         throw;
     }
     print_frame_stats(stats, dashboard);
-    if (!inspect.empty()) {
+    if (!finale.inspect.empty()) {
         const ui::InspectView v = session.inspect_view();
         const size_t tokens = v.routing.is_object() && v.routing.contains("tokens") ? v.routing["tokens"].size() : 0;
         std::fprintf(stderr, "cdrmix gui: inspector: %zu tokens routed (%s)\n", tokens, v.status.c_str());
+    }
+    if (finale.specialisation) {
+        const ui::SpecialisationView v = session.specialisation_view();
+        const size_t layers = v.specialisation.is_object() ? v.specialisation.value("layers", Json::array()).size() : 0;
+        std::fprintf(stderr, "cdrmix gui: specialisation: %zu MoE layers (%s)\n", layers, v.status.c_str());
     }
     if (!session.finished()) {
         std::fprintf(stderr, "cdrmix gui: window closed: stopping the run after the current step, with a checkpoint\n");

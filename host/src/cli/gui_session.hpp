@@ -46,6 +46,8 @@ public:
     ui::SampleView sample_view() const override;
     void inspect(const std::string &text) override;
     ui::InspectView inspect_view() const override;
+    void specialise(const ui::SpecialiseRequest &request) override;
+    ui::SpecialisationView specialisation_view() const override;
     std::vector<std::string> router_types() const override { return registered_routers(); }
     void swap_router(const ui::SwapRequest &request) override;
     std::string swap_outcome() const override { return control().swap_outcome(); }
@@ -64,17 +66,27 @@ private:
     // paused (the snapshot was taken as the pause began) and between trainers.
     bool weights_still() const;
 
-    std::mutex mutex_; // latest_, pending_ and pending_inspect_
+    // A specialisation job for these weights, with the trainer's data and shape (the request's defaults).
+    std::optional<SpecialisationJob> specialisation_job(const ui::SpecialiseRequest &request,
+                                                        const lua::TrainingTarget &target);
+
+    std::mutex mutex_; // latest_ and the pending jobs
     std::shared_ptr<const WeightSnapshot> latest_;
     std::optional<SampleJob> pending_;
     std::optional<std::string> pending_inspect_;
+    std::optional<ui::SpecialiseRequest> pending_specialise_;
     SampleWorker sampler_;
     std::thread worker_;
 };
 
-// inspect: "" or a text the routing inspector opens on once the script has ended.
+// What the window opens once the script has ended (for screenshots and tests).
+struct GuiFinale {
+    std::string inspect;         // "" or a text the routing inspector routes
+    bool specialisation = false; // count the experts' specialisation
+};
+
 // Branches started from the window follow in it (branches: its Branch tab).
-int run_script_gui(lua::RunOptions run, const ui::AppOptions &app, BranchLauncher &branches, const std::string &inspect = "");
+int run_script_gui(lua::RunOptions run, const ui::AppOptions &app, BranchLauncher &branches, const GuiFinale &finale = {});
 
 // Shows the runs in these directories (or metrics.jsonl files), following them as they grow.
 int run_watch_gui(const std::vector<std::string> &paths, const ui::AppOptions &app, BranchLauncher &branches);

@@ -115,6 +115,12 @@ TrainingTarget Runtime::training_target() const {
     return target_;
 }
 
+std::optional<Config> Runtime::data_config(const DataSource *data) const {
+    const auto it = data_configs_.find(data);
+    if (it == data_configs_.end()) return std::nullopt;
+    return it->second;
+}
+
 void Runtime::set_log_every(int64_t n) { progress_->set_log_every(n); }
 
 Run &Runtime::run(const std::string &name) {

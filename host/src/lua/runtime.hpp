@@ -20,11 +20,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace cdrmix {
+class DataSource;
 class Model;
 class ProcessGroup;
 class Tokenizer;
@@ -33,10 +35,15 @@ class Tokenizer;
 namespace cdrmix::lua {
 
 // The model the script's latest trainer trains and its tokenizer: the
-// dashboard samples from a copy of these weights.
+// dashboard samples from a copy of these weights. `data` is the config the
+// trainer's data source was made from (absent for a source made otherwise), so
+// the dashboard can make a source of its own: the trainer's is read by the
+// training thread only, and reading it elsewhere would move its positions.
 struct TrainingTarget {
     std::shared_ptr<Model> model;
     std::shared_ptr<Tokenizer> tokenizer;
+    std::optional<Config> data;
+    int64_t batch_size = 0, seq_len = 0; // the trainer's
 };
 
 struct RunOptions {
@@ -87,6 +94,9 @@ public:
     RunControl &control() { return control_; }
     void set_training_target(TrainingTarget target);
     TrainingTarget training_target() const;
+    // cdrmix.data records the config each source was made from (TrainingTarget::data).
+    void remember_data_config(const DataSource *data, Config config) { data_configs_.insert_or_assign(data, std::move(config)); }
+    std::optional<Config> data_config(const DataSource *data) const;
     // The run of this name (made on first request; its folder only when it opens).
     Run &run(const std::string &name);
     // The --resume option for this trainer: "auto" every time, a path only the first time.
@@ -131,6 +141,7 @@ private:
     RunControl control_;
     mutable std::mutex target_mutex_;
     TrainingTarget target_;
+    std::map<const DataSource *, Config> data_configs_; // Lua thread only
     std::map<std::string, std::unique_ptr<Run>> runs_;
     std::shared_ptr<ProgressSink> progress_;
     Json resolved_ = Json::object();

@@ -53,6 +53,7 @@ int l_data(lua_State *L) {
     Runtime &rt = Runtime::from(L);
     const Config cfg = shard_for_ranks(rt.config_of(L, 1, "data"), rt.dist_env());
     auto data = Registry::global().create_data_source(cfg);
+    rt.remember_data_config(data.get(), cfg);
     rt.resolved()["data"] = cfg.value();
     rt.write_resolved_config();
     push<std::shared_ptr<DataSource>>(L, data, kData);

@@ -60,7 +60,7 @@ int l_trainer(lua_State *L) {
     push<TrainerBox>(L, TrainerBox{run.make_trainer(model, data, tc, &rt.control()), &run,
                                    opt_string_field(L, 1, "resume", "")},
                      kTrainer);
-    rt.set_training_target({model, data->tokenizer()});
+    rt.set_training_target({model, data->tokenizer(), rt.data_config(data.get()), tc.batch_size, tc.seq_len});
     return 1;
 }
 

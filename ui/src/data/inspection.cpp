@@ -56,6 +56,53 @@ Inspection parse_inspection(const nlohmann::json &routing) {
     return r;
 }
 
+Specialisation parse_specialisation(const nlohmann::json &j) {
+    if (!j.is_object()) throw std::runtime_error("inspection: the specialisation is not a JSON object");
+    Specialisation s;
+    const auto &split = field(j, "split", "the specialisation");
+    if (!split.is_string()) throw std::runtime_error("inspection: the specialisation's split is not a string");
+    s.split = split.get<std::string>();
+    s.tokens = integer(field(j, "tokens", "the specialisation"), "the specialisation's tokens");
+    if (j.contains("step")) s.step = integer(j["step"], "the specialisation's step");
+    for (const auto &l : field(j, "layers", "the specialisation")) {
+        LayerProfile layer;
+        layer.layer = integer(field(l, "layer", "a layer"), "a layer index");
+        for (const auto &e : field(l, "experts", "a layer")) {
+            if (integer(field(e, "expert", "an expert"), "an expert index") != static_cast<int64_t>(layer.experts.size()))
+                throw std::runtime_error("inspection: layer " + std::to_string(layer.layer) + " lists its experts out of order");
+            ExpertProfile p;
+            p.slots = integer(field(e, "tokens", "an expert"), "an expert's tokens");
+            const auto &classes = field(e, "classes", "an expert");
+            if (!classes.is_object()) throw std::runtime_error("inspection: an expert's classes are not an object");
+            for (const auto &[name, n] : classes.items()) {
+                p.classes.emplace_back(name, integer(n, "a class count"));
+                if (std::find(s.classes.begin(), s.classes.end(), name) == s.classes.end()) s.classes.push_back(name);
+            }
+            std::stable_sort(p.classes.begin(), p.classes.end(), [](const auto &a, const auto &b) { return a.second > b.second; });
+            for (const auto &t : field(e, "top", "an expert")) {
+                const auto &text = field(t, "text", "a top token");
+                if (!text.is_string()) throw std::runtime_error("inspection: a top token's text is not a string");
+                p.top.emplace_back(text.get<std::string>(), integer(field(t, "count", "a top token"), "a top token's count"));
+            }
+            layer.experts.push_back(std::move(p));
+        }
+        s.layers.push_back(std::move(layer));
+    }
+    if (s.layers.empty()) throw std::runtime_error("inspection: the specialisation names no MoE layer");
+    std::sort(s.classes.begin(), s.classes.end());
+    return s;
+}
+
+size_t Specialisation::class_index(const std::string &name) const {
+    return static_cast<size_t>(std::find(classes.begin(), classes.end(), name) - classes.begin());
+}
+
+int64_t LayerProfile::slots() const {
+    int64_t n = 0;
+    for (const auto &e : experts) n += e.slots;
+    return n;
+}
+
 int64_t Inspection::top_expert(size_t token, size_t layer) const {
     const auto &slots = tokens.at(token).layers.at(layer);
     if (slots.empty()) return -1;

@@ -1,6 +1,7 @@
 #include "data/run_data.hpp"
 
 #include "metrics/record_fields.hpp"
+#include "run/run_folder.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -163,6 +164,30 @@ std::vector<double> recent_utilisation(const LayerStats &l, int window) {
     if (total <= 0) return util;
     for (double &u : util) u = u * static_cast<double>(l.num_experts) / total;
     return util;
+}
+
+namespace {
+
+int64_t checkpoint_step_of(const std::string &path) {
+    const size_t slash = path.find_last_of('/');
+    return run_layout::checkpoint_step(slash == std::string::npos ? path : path.substr(slash + 1));
+}
+
+} // namespace
+
+std::vector<int64_t> checkpoint_steps(const RunData &run) {
+    std::vector<int64_t> steps;
+    for (const auto &path : run.checkpoints) {
+        const int64_t step = checkpoint_step_of(path);
+        if (step >= 0 && std::find(steps.begin(), steps.end(), step) == steps.end()) steps.push_back(step);
+    }
+    return steps;
+}
+
+int64_t checkpoint_step_after(const RunData &run, size_t before) {
+    for (size_t i = run.checkpoints.size(); i > before; --i)
+        if (const int64_t step = checkpoint_step_of(run.checkpoints[i - 1]); step >= 0) return step;
+    return -1;
 }
 
 } // namespace cdrmix::ui

@@ -65,6 +65,14 @@ struct RunData {
 // Adds one record (any event; unknown events are counted and ignored).
 void ingest(RunData &run, const Json &record);
 
+// The steps of the run's checkpoints (checkpoint records' paths ending in a
+// step's folder; not "latest"), each once, in the order written.
+std::vector<int64_t> checkpoint_steps(const RunData &run);
+// The step of the newest checkpoint among those written after the first
+// `before` checkpoint records, or -1 while there is none: a swap asked for as a
+// branch waits for the checkpoint it asked for.
+int64_t checkpoint_step_after(const RunData &run, size_t before);
+
 // Utilisation of each expert over the last `window` steps of a layer: tokens
 // it received divided by a fair share (total / E). 1 = fair, 0 = dead.
 std::vector<double> recent_utilisation(const LayerStats &layer, int window);
