@@ -3,7 +3,9 @@
 # (experts x router), two runs at a time: summary.csv has 4 rows whose figures
 # are the runs' own metrics.jsonl records; then a grid with one point that
 # fails (an unknown router): its row names the failure, the other point still
-# runs, and the exit status is non-zero.
+# runs, and the exit status is non-zero; then two seeds of one point: each
+# run starts LibTorch's generator at its seed (its initial weights differ), so
+# the spread over seeds is not zero.
 set -u
 cdrmix=$1 work=$2 corpus=$3
 fail() { echo "FAIL: $*"; exit 1; }
@@ -52,7 +54,22 @@ assert rows[1]["model.router.type"] == "nosuch" and rows[1]["status"].startswith
 PY
 grep -q "unknown router 'nosuch'" "$work/failing/point-002/output.log" || fail "the failed run's output log"
 
+"$cdrmix" --threads 2 sweep tests/lua/sweep_tiny.lua data.path="$corpus" --seeds 2 --parallel 2 -o "$work/seeds" \
+  >/dev/null || fail "the 2-seed sweep"
+python3 - "$work/seeds" <<'PY' || fail "the 2-seed sweep's table"
+import csv, glob, json, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(f"{d}/summary.csv")))
+assert len(rows) == 1 and rows[0]["seeds_ok"] == "2", rows
+for s in (1, 2):
+    [cfg] = glob.glob(f"{d}/point-001-seed-{s}/sweep_tiny-*/config.json")
+    c = json.load(open(cfg))
+    assert c["environment"]["torch_seed"] == s and f"train.seed={s}" in c["overrides"], c
+assert float(rows[0]["final_val_loss_std"]) > 0, rows[0]
+print("2 seeds ok: val loss spread", rows[0]["final_val_loss_std"])
+PY
+
 err=$("$cdrmix" sweep tests/lua/sweep_tiny.lua model.num_experts -o "$work/bad" 2>&1) && fail "a malformed axis was accepted"
 printf '%s\n' "$err" | head -n 1 | grep -q "sweep: 'model.num_experts': expected key=value" || fail "malformed axis: $err"
 [ ! -e "$work/bad" ] || fail "a malformed sweep left a folder"
-echo "ok: cdrmix sweep (2x2 table from the runs' metrics, a failed run named, bad input named)"
+echo "ok: cdrmix sweep (2x2 table from the runs' metrics, a failed run named, seeds spread, bad input named)"

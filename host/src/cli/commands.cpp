@@ -92,9 +92,17 @@ private:
     RunControl &control_;
 };
 
-int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector<std::string> &overrides,
-            bool headless, const std::string &runs_dir, const std::string &resume, int64_t stop_after,
-            const std::string &branch_swap, const std::string &script_origin) {
+// `cdrmix run`'s own options.
+struct RunCommandOptions {
+    std::string script, runs_dir = "runs", resume, branch_swap, script_origin;
+    std::vector<std::string> overrides;
+    bool headless = false;
+    int64_t stop_after = 0;
+    uint64_t seed = run_environment::kTorchSeed;
+};
+
+int cmd_run(const GlobalOptions &g, const RunCommandOptions &o) {
+    const std::string &script = o.script, &resume = o.resume, &branch_swap = o.branch_swap;
     if (const std::string problem = script_file_problem(script); !problem.empty()) {
         std::fprintf(stderr, "cdrmix: error: %s\n", problem.c_str());
         return 1;
@@ -115,17 +123,18 @@ int cmd_run(const GlobalOptions &g, const std::string &script, const std::vector
     print_problems(loader);
     lua::RunOptions opts;
     opts.script = script;
-    opts.overrides = overrides;
-    opts.headless = headless;
-    opts.runs_root = runs_dir;
+    opts.overrides = o.overrides;
+    opts.headless = o.headless;
+    opts.runs_root = o.runs_dir;
     opts.plugins = loader.loaded();
     opts.device = resolve_device(Registry::global(), g.device);
     opts.resume = resume;
     opts.branch_swap = std::move(swap);
-    opts.script_origin = script_origin;
+    opts.script_origin = o.script_origin;
+    opts.torch_seed = o.seed;
     lua::Runtime runtime(opts);
     InterruptHandler interrupt(runtime.control());
-    if (stop_after > 0) runtime.bus().add_sink(std::make_shared<StopAfterStep>(stop_after, runtime.control()));
+    if (o.stop_after > 0) runtime.bus().add_sink(std::make_shared<StopAfterStep>(o.stop_after, runtime.control()));
     return runtime.run();
 }
 
@@ -260,25 +269,24 @@ int cli_main(int argc, char **argv) {
     app.add_option("--device", g.device, "Compute device: cpu (default), cuda, cuda:N, rocm, tenstorrent");
     app.fallthrough();
 
-    std::string script, runs_dir = "runs", resume;
-    std::vector<std::string> overrides;
-    bool headless = false;
+    RunCommandOptions run_options;
     auto *run = app.add_subcommand("run", "Run a Lua experiment script");
-    run->add_option("script", script, "The .lua script")->required();
-    run->add_option("overrides", overrides, "key=value settings for the script's cdrmix.config");
-    run->add_flag("--headless", headless, "One JSON object per log interval on stdout instead of a progress bar");
-    run->add_option("--runs-dir", runs_dir, "Where run directories are created (default: runs)");
-    run->add_option("--resume", resume, "auto (newest checkpoint of an earlier run of the same name) or a checkpoint/run folder");
-    int64_t stop_after = 0;
-    run->add_option("--stop-after", stop_after,
+    run->add_option("script", run_options.script, "The .lua script")->required();
+    run->add_option("overrides", run_options.overrides, "key=value settings for the script's cdrmix.config");
+    run->add_flag("--headless", run_options.headless, "One JSON object per log interval on stdout instead of a progress bar");
+    run->add_option("--runs-dir", run_options.runs_dir, "Where run directories are created (default: runs)");
+    run->add_option("--resume", run_options.resume,
+                    "auto (newest checkpoint of an earlier run of the same name) or a checkpoint/run folder");
+    run->add_option("--stop-after", run_options.stop_after,
                     "Stop at this step with a checkpoint, as the Stop button does (the schedule is unchanged)")
         ->check(CLI::PositiveNumber);
-    std::string branch_swap;
-    run->add_option("--branch-swap", branch_swap,
+    run->add_option("--seed", run_options.seed,
+                    "LibTorch's start seed: the model's initialisation and every draw before the trainer seeds its "
+                    "own (default 0; recorded, so replay uses it; `cdrmix sweep --seeds` sets it)");
+    run->add_option("--branch-swap", run_options.branch_swap,
                     "With --resume CHECKPOINT: swap routers right after resuming, as a branch of that run "
                     "(JSON {\"layer\": id or \"all\", \"router\": {...}}; `cdrmix branch` passes it)");
-    std::string script_origin;
-    run->add_option("--script-origin", script_origin,
+    run->add_option("--script-origin", run_options.script_origin,
                     "Take the script's relative paths (data, Lua modules) as if it were at this path, and record "
                     "that name (`cdrmix replay` and `branch` run a run folder's copy of the script)");
     GuiOptions gui_options;
@@ -349,14 +357,21 @@ int cli_main(int argc, char **argv) {
     }
     try {
         configure_threads(g.threads);
-        if (*run) return cmd_run(g, script, overrides, headless, runs_dir, resume, stop_after, branch_swap, script_origin);
+        if (*run) return cmd_run(g, run_options);
         if (*plot) return run_plot_command(plot_options);
         if (*replay) return run_replay_command(replay_options, g.plugin_paths, g.threads, g.device);
         if (*branch) return run_branch_command(branch_options, g.plugin_paths, g.threads, g.device);
         if (*sweep) return run_sweep_command(sweep_options, g.plugin_paths, g.threads, g.device);
         // `cdrmix launch -n N gui x.lua`: rank 0 shows the dashboard (it alone gets the records); the others run headless.
         if (*gui && !gui_options.script.empty() && dist_env_from_environment().rank != 0)
-            return cmd_run(g, gui_options.script, gui_options.overrides, true, gui_options.runs_dir, "", 0, "", "");
+        {
+            RunCommandOptions headless_rank;
+            headless_rank.script = gui_options.script;
+            headless_rank.overrides = gui_options.overrides;
+            headless_rank.headless = true;
+            headless_rank.runs_dir = gui_options.runs_dir;
+            return cmd_run(g, headless_rank);
+        }
         if (*gui) return run_gui_command(gui_options, g.plugin_paths, g.device);
         if (*plugins) return cmd_plugins(g);
         if (*doctor) return cmd_doctor(g);

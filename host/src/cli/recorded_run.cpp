@@ -79,6 +79,9 @@ std::vector<std::string> rerun_args(const RecordedRun &run, const std::vector<st
     if (const int n = rerun_threads(run, threads); n > 0) args.insert(args.end(), {"--threads", std::to_string(n)});
     args.insert(args.end(), {"--device", rerun_device(run, device), "run", fs::absolute(run.script_copy).string()});
     args.insert(args.end(), run.overrides.begin(), run.overrides.end());
+    if (const auto seed = run.environment.find(env::torch_seed);
+        seed != run.environment.end() && seed->is_number_unsigned())
+        args.insert(args.end(), {"--seed", std::to_string(seed->get<uint64_t>())});
     // The copy's relative paths are the original's (it runs in the recorded working folder).
     args.insert(args.end(), {"--headless", "--runs-dir", runs_dir, "--script-origin", run.script});
     return args;

@@ -80,7 +80,10 @@ CLI::App *add_sweep_command(CLI::App &app, SweepOptions &o) {
     auto *cmd = app.add_subcommand("sweep", "Run a script over a grid of overrides and summarise the runs");
     cmd->add_option("script", o.script, "The .lua script")->required();
     cmd->add_option("overrides", o.args, "key=v1,v2,... (an axis of the grid) or key=value (every run)");
-    cmd->add_option("--seeds", o.seeds, "Run every grid point with seeds 1..N (sets --seed-key)")->check(CLI::Range(1, 1000));
+    cmd->add_option("--seeds", o.seeds,
+                    "Run every grid point with seeds 1..N (each run's `--seed`, its initial weights, and the --seed-key "
+                    "overrides)")
+        ->check(CLI::Range(1, 1000));
     cmd->add_option("--seed-key", o.seed_keys,
                     "The overrides --seeds sets, a comma list (default train.seed; train.seed,data.seed also "
                     "varies the data order)");
@@ -124,6 +127,8 @@ int run_sweep_command(const SweepOptions &o, const std::vector<std::string> &plu
             std::vector<std::string> args = base;
             args.insert(args.end(), job.overrides.begin(), job.overrides.end());
             args.insert(args.end(), {"--headless", "--runs-dir", job_dir});
+            // A seed also starts LibTorch's generator, so the seeds' models start from different weights.
+            if (job.seed > 0) args.insert(args.end(), {"--seed", std::to_string(job.seed)});
             results[next].job = job;
             results[next].ran = true;
             ChildSpec spec;

@@ -58,7 +58,7 @@ Runtime::Runtime(RunOptions options) : options_(std::move(options)), dist_env_(d
     at::Generator gen = at::detail::getDefaultCPUGenerator(); // a handle to the shared generator
     {
         std::lock_guard<std::mutex> lock(gen.mutex());
-        gen.set_current_seed(run_environment::kTorchSeed);
+        gen.set_current_seed(options_.torch_seed);
     }
     L_ = luaL_newstate();
     if (!L_) throw Error("cannot create a Lua state (out of memory)");
@@ -157,7 +157,8 @@ Json Runtime::shared_config() const {
     Json c = resolved_;
     c["script"] = script_origin();
     c["overrides"] = options_.overrides;
-    c[run_environment::keys::environment] = run_environment::current(options_.device.str(), dist_env_.world_size);
+    c[run_environment::keys::environment] =
+        run_environment::current(options_.device.str(), dist_env_.world_size, options_.torch_seed);
     return c;
 }
 

@@ -8,6 +8,7 @@
 #include "lua/config_sources.hpp"
 #include "metrics/metrics.hpp"
 #include "metrics/progress.hpp"
+#include "run/environment.hpp"
 #include "run/run.hpp"
 #include "dist/dist_env.hpp"
 #include "train/run_control.hpp"
@@ -60,6 +61,7 @@ struct RunOptions {
     // {"layer", "router"} the first trainer to resume applies right after resuming;
     // its run's config.json records {"of": checkpoint, "step", "swap"} as "branch".
     Json branch_swap;
+    uint64_t torch_seed = run_environment::kTorchSeed; // LibTorch's start seed (`cdrmix run --seed`)
     std::vector<LoadedPlugin> plugins;   // written to the run directory
     c10::Device device = c10::Device(c10::DeviceType::CPU); // where models are created (--device)
 };

@@ -14,7 +14,7 @@
 
 namespace cdrmix::run_environment {
 
-Json current(const std::string &device, int world_size) {
+Json current(const std::string &device, int world_size, uint64_t torch_seed) {
     std::error_code ec;
     const std::string cwd = std::filesystem::current_path(ec).string();
     std::string kernels;
@@ -28,7 +28,7 @@ Json current(const std::string &device, int world_size) {
             {keys::threads, at::get_num_threads()},
             {keys::device, device},
             {keys::cpu_kernels, kernels},
-            {keys::torch_seed, kTorchSeed},
+            {keys::torch_seed, torch_seed},
             {keys::world_size, world_size},
             {keys::cwd, cwd}};
 }

@@ -17,7 +17,8 @@
 namespace cdrmix::run_environment {
 
 // LibTorch's default generator is seeded with this when a script starts, so
-// model initialisation is reproducible (lua::Runtime).
+// model initialisation is reproducible (lua::Runtime), unless `cdrmix run
+// --seed` gives another start seed.
 inline constexpr uint64_t kTorchSeed = 0;
 
 namespace keys {
@@ -38,8 +39,8 @@ inline constexpr const char *size = "size";
 inline constexpr const char *crc32c = "crc32c";
 } // namespace keys
 
-// This process's environment, as a run started now would record it.
-Json current(const std::string &device, int world_size);
+// This process's environment, as a run started now with this start seed would record it.
+Json current(const std::string &device, int world_size, uint64_t torch_seed);
 
 // plugins.json: one entry per loaded plugin with its file's size and CRC-32C.
 Json plugin_records(const std::vector<LoadedPlugin> &plugins);
