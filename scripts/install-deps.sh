@@ -17,6 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev python3
   # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the ASan/UBSan runtimes
   clang libclang-rt-14-dev
+  # the GPU kernels compiled as HIP for AMD targets on every build (HIP 5.2; no AMD GPU needed)
+  hipcc libamdhip64-dev
   # `cdrmix plot`: PNG files (libstb-dev below also gives it stb_easy_font's text)
   libpng-dev
   # dashboard (GUI) and headless display for its tests

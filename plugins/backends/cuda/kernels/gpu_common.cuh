@@ -5,10 +5,16 @@
 #include "wkv_cuda.hpp"
 
 #if defined(CDRMIX_HIP)
-#include <hip/hip_bf16.h>
 #include <hip/hip_fp16.h>
 #include <hip/hip_runtime.h>
+#if __has_include(<hip/hip_bf16.h>) // ROCm 6 and later: CUDA's intrinsics
+#include <hip/hip_bf16.h>
 using cdrmix_bf16 = __hip_bfloat16;
+#else // ROCm 5 (Debian 12's HIP 5.2): the older struct, the same 16 bits, converted by its own operators
+#include <hip/hip_bfloat16.h>
+using cdrmix_bf16 = hip_bfloat16;
+#define CDRMIX_BF16_STRUCT 1
+#endif
 #else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -23,12 +29,20 @@ using cdrmix_bf16 = __nv_bfloat16;
 namespace cdrmix::gpu::detail {
 
 __device__ __forceinline__ float to_f(float x) { return x; }
+#if defined(CDRMIX_BF16_STRUCT)
+__device__ __forceinline__ float to_f(cdrmix_bf16 x) { return static_cast<float>(x); }
+#else
 __device__ __forceinline__ float to_f(cdrmix_bf16 x) { return __bfloat162float(x); }
+#endif
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
 
 template <class T> __device__ __forceinline__ T from_f(float x);
 template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+#if defined(CDRMIX_BF16_STRUCT)
+template <> __device__ __forceinline__ cdrmix_bf16 from_f<cdrmix_bf16>(float x) { return cdrmix_bf16(x); } // nearest even
+#else
 template <> __device__ __forceinline__ cdrmix_bf16 from_f<cdrmix_bf16>(float x) { return __float2bfloat16(x); }
+#endif
 template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half(x); }
 
 // A sum over a fully unrolled loop kept as four partial sums, so its additions
