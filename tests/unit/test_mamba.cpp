@@ -1,10 +1,11 @@
-// The mamba2, swiglu and relu2 block plugins, created through the registry:
-// defaults at hidden sizes 64 and 128, Mamba-2's chunked SSD scan against a
-// plain token-by-token reference written here from the formulas (forward and
-// every gradient, float64, several chunk sizes, lengths that are not a multiple
-// of the chunk), streaming equal to parallel, finite-difference gradients, the
-// two FFNs against their formulas and as MoE experts, and a whole model built
-// from them.
+// The mamba1, mamba2, swiglu and relu2 block plugins, created through the
+// registry: defaults at hidden sizes 64 and 128, Mamba-2's chunked SSD scan and
+// Mamba-1's two-level selective scan against plain token-by-token references
+// written here from the formulas (forward and every gradient, float64, several
+// chunk sizes and lengths, lengths that are not a multiple of the chunk),
+// streaming equal to parallel, finite-difference gradients, the two FFNs against
+// their formulas and as MoE experts, and whole models built from them (Mamba-1
+// in an Oxidizr-style hybrid with latent attention and MoE).
 #include "model/model.hpp"
 #include "test_util.hpp"
 
@@ -62,6 +63,46 @@ Tensor mamba2_reference(cdrmix::Block &block, const Tensor &u, int64_t N, int64_
     Tensor g = torch::stack(ys, 1) * torch::silu(z);
     g = g * torch::rsqrt(g.square().mean(-1, true) + 1e-5) * p["norm.weight"];
     return g.matmul(p["out_proj.weight"].t());
+}
+
+// Mamba-1 token by token from the block's parameters: the conv as a sum over
+// its window, per channel h = exp(dt A) h + dt x B, y = C . h + D x, gated by silu(z).
+Tensor mamba1_reference(cdrmix::Block &block, const Tensor &u) {
+    auto p = block.named_parameters();
+    const Tensor w_in = p["in_proj.weight"], conv_w = p["conv1d.weight"], conv_b = p["conv1d.bias"];
+    const Tensor w_x = p["x_proj.weight"], w_dt = p["dt_proj.weight"], b_dt = p["dt_proj.bias"];
+    const Tensor A = -torch::exp(p["A_log"]), D = p["D"];
+    const int64_t Bsz = u.size(0), T = u.size(1), d_inner = A.size(0), N = A.size(1);
+    const int64_t R = w_dt.size(1), K = conv_w.size(2);
+    Tensor proj = u.matmul(w_in.t());
+    Tensor x_in = proj.narrow(-1, 0, d_inner), z = proj.narrow(-1, d_inner, d_inner);
+    Tensor h = torch::zeros({Bsz, d_inner, N}, u.options());
+    std::vector<Tensor> ys;
+    for (int64_t t = 0; t < T; ++t) {
+        Tensor acc = conv_b.unsqueeze(0).expand({Bsz, d_inner});
+        for (int64_t k = 0; k < K; ++k) {
+            const int64_t s = t - (K - 1) + k;
+            if (s >= 0) acc = acc + conv_w.select(1, 0).select(1, k) * x_in.select(1, s);
+        }
+        Tensor x = torch::silu(acc); // [B, d_inner]
+        Tensor dbc = x.matmul(w_x.t());
+        Tensor dt = torch::softplus(dbc.narrow(-1, 0, R).matmul(w_dt.t()) + b_dt); // [B, d_inner]
+        Tensor b = dbc.narrow(-1, R, N), c = dbc.narrow(-1, R + N, N);
+        h = torch::exp(dt.unsqueeze(-1) * A) * h + (dt * x).unsqueeze(-1) * b.unsqueeze(1);
+        Tensor y = (h * c.unsqueeze(1)).sum(-1) + D * x;
+        ys.push_back(y * torch::silu(z.select(1, t)));
+    }
+    return torch::stack(ys, 1).matmul(p["out_proj.weight"].t());
+}
+
+// The error message a block config raises at width 64, or "(no error)".
+std::string block_error(const Json &cfg) {
+    try {
+        make_block(cfg, BlockContext{64, 0, 1});
+    } catch (const cdrmix::Error &e) {
+        return e.what();
+    }
+    return "(no error)";
 }
 
 // Runs x [B,T,C] whole, then as consecutive pieces ending at `cuts` (the last
@@ -194,14 +235,7 @@ TEST(Mamba2, GradientsFlowThroughTheCarriedState) {
 }
 
 TEST(Mamba2, ConfigErrorsNameTheKey) {
-    auto message = [](const Json &cfg) {
-        try {
-            make_block(cfg, BlockContext{64, 0, 1});
-        } catch (const cdrmix::Error &e) {
-            return std::string(e.what());
-        }
-        return std::string("(no error)");
-    };
+    const auto message = block_error;
     EXPECT_NE(message({{"type", "mamba2"}, {"head_dim", 48}}).find("must be a multiple of head_dim 48"),
               std::string::npos);
     EXPECT_NE(message({{"type", "mamba2"}, {"chunk_size", 0}}).find("key 'chunk_size'"), std::string::npos);
@@ -231,6 +265,162 @@ TEST(Mamba2, ModelWithSwigluAndRelu2ExpertsStreamsAndTrains) {
     out.total.backward();
     EXPECT_TRUE(params["blocks.0.att.A_log"].grad().isfinite().all().item<bool>());
     EXPECT_GT(params["blocks.0.att.in_proj.weight"].grad().abs().max().item<double>(), 0.0);
+
+    m->eval();
+    torch::NoGradGuard no_grad;
+    Tensor tokens = batch.slice(1, 0, 9);
+    ForwardContext ctx;
+    Tensor whole = m->forward(tokens, nullptr, ctx);
+    cdrmix::ModelState state;
+    std::vector<Tensor> parts;
+    for (auto [s, e] : {std::pair<int64_t, int64_t>{0, 5}, {5, 6}, {6, 7}, {7, 9}}) {
+        ForwardContext c;
+        parts.push_back(m->forward(tokens.slice(1, s, e), &state, c));
+    }
+    EXPECT_LT(max_abs_diff(torch::cat(parts, 1), whole), 1e-10);
+}
+
+const Json kMamba1 = {{"type", "mamba1"}, {"d_state", 4}, {"dt_rank", 3}};
+
+TEST(Mamba1, DefaultsBuildAt64And128WithDocumentedState) {
+    torch::manual_seed(10);
+    for (int64_t C : {64, 128}) {
+        auto b = make_block({{"type", "mamba1"}}, BlockContext{C, 0, 2});
+        Tensor x = torch::randn({2, 5, C});
+        cdrmix::BlockState state;
+        ForwardContext ctx;
+        EXPECT_EQ(b->forward(x, &state, ctx).sizes(), x.sizes());
+        const int64_t d_inner = 2 * C;
+        ASSERT_EQ(state.size(), 2u);
+        EXPECT_EQ(state[0].sizes(), (std::vector<int64_t>{2, d_inner, 3}));
+        EXPECT_EQ(state[1].sizes(), (std::vector<int64_t>{2, d_inner, 16}));
+        auto p = b->named_parameters();
+        // dt_rank = ceil(hidden_size / 16); x_proj yields dt_rank + 2 * d_state.
+        EXPECT_EQ(p["dt_proj.weight"].sizes(), (std::vector<int64_t>{d_inner, C / 16}));
+        EXPECT_EQ(p["x_proj.weight"].size(0), C / 16 + 32);
+        // S4D-real: A = -(1..d_state) in every channel.
+        Tensor expected_A = -torch::arange(1, 17, torch::kFloat32).expand({d_inner, 16});
+        EXPECT_LT(max_abs_diff(-torch::exp(p["A_log"]), expected_A), 1e-5);
+        EXPECT_EQ(b->forward(x, nullptr, ctx).abs().max().item<double>(), 0.0);
+        Tensor dt = torch::softplus(p["dt_proj.bias"]);
+        EXPECT_GE(dt.min().item<double>(), 1e-3 * (1 - 1e-5));
+        EXPECT_LE(dt.max().item<double>(), 1e-1 * (1 + 1e-5));
+    }
+}
+
+TEST(Mamba1, ScanEqualsSequentialReference) {
+    torch::manual_seed(11);
+    const int64_t C = 16;
+    auto b = double_block(kMamba1, C, 31);
+    // Lengths 2..17 give chunks of 2 to 5 tokens, padded and not, one chunk and several.
+    for (int64_t T : {2, 3, 5, 10, 17}) {
+        SCOPED_TRACE("T " + std::to_string(T));
+        Tensor x = torch::randn({2, T, C}, torch::kFloat64);
+        Tensor proj = torch::randn({2, T, C}, torch::kFloat64);
+        Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+        ForwardContext ctx;
+        Tensor y = b->forward(xa, nullptr, ctx);
+        Tensor y_ref = mamba1_reference(*b, xb);
+        EXPECT_LT(max_abs_diff(y, y_ref), 1e-12);
+
+        b->zero_grad();
+        (y * proj).sum().backward();
+        std::map<std::string, Tensor> grads;
+        for (auto &p : b->named_parameters()) grads[p.key()] = p.value().grad().clone();
+        b->zero_grad();
+        (y_ref * proj).sum().backward();
+        EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
+        for (auto &p : b->named_parameters())
+            EXPECT_LT(max_abs_diff(grads[p.key()], p.value().grad()), 1e-11) << p.key();
+    }
+}
+
+TEST(Mamba1, StreamingEqualsParallel) {
+    torch::manual_seed(12);
+    auto b = double_block(kMamba1, 16, 32);
+    Tensor x = torch::randn({2, 21, 16}, torch::kFloat64);
+    // Pieces of several lengths (each its own chunking), then single tokens.
+    std::vector<int64_t> cuts = {7, 8, 10, 19};
+    for (int64_t t : token_cuts(19, 21)) cuts.push_back(t);
+    EXPECT_LT(pieces_gap(*b, x, cuts), 1e-10);
+    EXPECT_LT(pieces_gap(*b, x, token_cuts(0, 21)), 1e-10);
+    EXPECT_LT(pieces_gap(*b, x, {21}), 1e-12);
+    // A wide conv, no conv window at all, and a single-step start.
+    auto wide = double_block({{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 6}}, 8, 33);
+    EXPECT_LT(pieces_gap(*wide, x.narrow(-1, 0, 8), {1, 3, 12, 13, 21}), 1e-10);
+    auto pointwise = double_block({{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 1}}, 8, 34);
+    EXPECT_LT(pieces_gap(*pointwise, x.narrow(-1, 0, 8), {1, 2, 9, 21}), 1e-10);
+}
+
+TEST(Mamba1, GradientsMatchFiniteDifferences) {
+    torch::manual_seed(13);
+    const Json cfg = {{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 3}, {"expand", 1}, {"dt_rank", 2}};
+    auto b = double_block(cfg, 8, 35);
+    // 5 tokens: chunks of 3, the second padded.
+    Tensor x = torch::randn({1, 5, 8}, torch::kFloat64).requires_grad_(true);
+    Tensor proj = torch::randn({1, 5, 8}, torch::kFloat64);
+    auto loss = [&] {
+        ForwardContext ctx;
+        return (b->forward(x, nullptr, ctx) * proj).sum();
+    };
+    cdrmix::test::expect_gradient_matches(x, loss, 8, 1e-6, 1e-6);
+    for (const auto &p : b->named_parameters()) {
+        SCOPED_TRACE(p.key());
+        cdrmix::test::expect_gradient_matches(p.value(), loss, 4, 1e-6, 1e-6);
+    }
+}
+
+TEST(Mamba1, GradientsFlowThroughTheCarriedState) {
+    torch::manual_seed(14);
+    auto b = double_block(kMamba1, 16, 36);
+    Tensor x = torch::randn({2, 9, 16}, torch::kFloat64);
+    Tensor proj = torch::randn({2, 9, 16}, torch::kFloat64);
+    Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+    ForwardContext ctx;
+    (b->forward(xa, nullptr, ctx) * proj).sum().backward();
+    cdrmix::BlockState state;
+    Tensor first = b->forward(xb.slice(1, 0, 6), &state, ctx);
+    Tensor step = b->forward(xb.slice(1, 6, 7), &state, ctx);
+    Tensor rest = b->forward(xb.slice(1, 7, 9), &state, ctx);
+    (torch::cat({first, step, rest}, 1) * proj).sum().backward();
+    EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
+}
+
+TEST(Mamba1, ConfigErrorsNameTheKey) {
+    EXPECT_NE(block_error({{"type", "mamba1"}, {"dt_rank", 0}}).find("key 'dt_rank'"), std::string::npos);
+    EXPECT_NE(block_error({{"type", "mamba1"}, {"d_stat", 8}}).find("unknown key 'd_stat'; did you mean 'd_state'?"),
+              std::string::npos);
+    EXPECT_NE(block_error({{"type", "mamba1"}, {"chunk_size", 8}}).find("unknown key 'chunk_size'"), std::string::npos);
+}
+
+// Oxidizr's hybrid layout: Mamba-1 layers, latent attention with an MoE FFN on the last.
+TEST(Mamba1, HybridModelWithLatentAttentionAndMoEStreamsAndTrains) {
+    const Json spec = {{"vocab_size", 11},
+                       {"hidden_size", 16},
+                       {"num_layers", 3},
+                       {"norm", "rmsnorm"},
+                       {"mixer", {{"type", "mla"}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4}}},
+                       {"mamba_layers", {0, 1}},
+                       {"mamba", kMamba1},
+                       {"ffn", {{"type", "swiglu"}}},
+                       {"moe_every", 3},
+                       {"num_experts", 3},
+                       {"top_k", 2},
+                       {"expert", {{"type", "swiglu"}}}};
+    auto m = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "test"), cdrmix::Registry::global());
+    auto params = m->named_parameters();
+    for (const char *name : {"blocks.0.att.x_proj.weight", "blocks.1.att.dt_proj.bias", "blocks.1.att.A_log",
+                             "blocks.2.att.kv_a_proj_with_mqa.weight", "blocks.2.ffn.experts.2.w1.weight"})
+        EXPECT_TRUE(params.contains(name)) << name;
+    EXPECT_FALSE(params.contains("blocks.2.att.A_log"));
+    m->to(torch::kFloat64);
+    cdrmix::test::perturb(*m, 0.05, 37);
+    torch::manual_seed(15);
+    Tensor batch = torch::randint(0, 11, {2, 10}, torch::kInt64);
+    auto out = m->loss(batch);
+    out.total.backward();
+    EXPECT_TRUE(params["blocks.0.att.A_log"].grad().isfinite().all().item<bool>());
+    EXPECT_GT(params["blocks.1.att.in_proj.weight"].grad().abs().max().item<double>(), 0.0);
 
     m->eval();
     torch::NoGradGuard no_grad;
