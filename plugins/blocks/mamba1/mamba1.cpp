@@ -42,10 +42,11 @@ namespace {
 
 using torch::Tensor;
 
-// What the scan consumes, all [B, T, d_inner, d_state] but c [B, T, d_state]:
-// log_decay = dt A, input = dt B x.
+// What the scan consumes per token: dt and x [B, T, d_inner], b and c [B, T, d_state].
+// The [.., d_inner, d_state] decay and input are formed inside the scan, already
+// in its step-major layout, so no tensor of that size is padded or permuted.
 struct ScanInputs {
-    Tensor log_decay, input, c;
+    Tensor dt, x, b, c;
 };
 
 // Zero-pads dimension 1 (time) of t by `pad` steps at the end.
@@ -65,15 +66,16 @@ Tensor steps_first(const Tensor &t, int64_t nc, int64_t Q) {
     return t.reshape(shape).permute(order).contiguous();
 }
 
-// Two-level selective scan (see the header). h0 [B, d_inner, d_state] or
-// undefined (zeros). Returns y [B, T, d_inner] (without the D skip) and the final state.
-std::pair<Tensor, Tensor> selective_scan(ScanInputs in, Tensor h0) {
-    const int64_t Bsz = in.input.size(0), T = in.input.size(1), Dn = in.input.size(2), N = in.input.size(3);
+// Two-level selective scan (see the header) with A [d_inner, d_state]. h0 [B, d_inner,
+// d_state] or undefined (zeros). Returns y [B, T, d_inner] (without the D skip) and the final state.
+std::pair<Tensor, Tensor> selective_scan(const ScanInputs &in, const Tensor &A, const Tensor &h0) {
+    const int64_t Bsz = in.x.size(0), T = in.x.size(1), Dn = in.x.size(2), N = in.b.size(2);
     const auto Q = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(T))));
     const int64_t pad = (Q - T % Q) % Q, nc = (T + pad) / Q;
-    Tensor a = steps_first(pad_time(in.log_decay, pad), nc, Q); // [Q, B, nc, D, N]
-    Tensor u = steps_first(pad_time(in.input, pad), nc, Q);
-    Tensor c = steps_first(pad_time(in.c, pad), nc, Q).unsqueeze(-1); // [Q, B, nc, N, 1]
+    auto chunked = [&](const Tensor &t) { return steps_first(pad_time(t, pad), nc, Q); }; // [Q, B, nc, ..]
+    Tensor dt = chunked(in.dt);
+    Tensor a = dt.unsqueeze(-1) * A;                                        // [Q, B, nc, D, N], log decay
+    Tensor u = (dt * chunked(in.x)).unsqueeze(-1) * chunked(in.b).unsqueeze(-2); // dt x B
     // unbind rather than indexing per step: its backward stacks the slices' gradients
     // once, where each select's backward would fill a whole zero tensor.
     const auto decay = torch::exp(a).unbind(0);
@@ -95,15 +97,16 @@ std::pair<Tensor, Tensor> selective_scan(ScanInputs in, Tensor h0) {
 
     // h_t = local_t + (decay from the chunk's start through t) * entering state.
     Tensor states = torch::stack(local, 0) + torch::exp(a.cumsum(0)) * torch::stack(entering, 1).unsqueeze(0);
-    Tensor y = states.matmul(c).squeeze(-1);                                  // [Q, B, nc, D]
+    Tensor y = states.matmul(chunked(in.c).unsqueeze(-1)).squeeze(-1); // [Q, B, nc, D]
     y = y.permute({1, 2, 0, 3}).reshape({Bsz, nc * Q, Dn}).narrow(1, 0, T);
     return {y, h};
 }
 
 // One recurrent step: the same arguments with T == 1.
-std::pair<Tensor, Tensor> selective_step(const ScanInputs &in, const Tensor &h0) {
-    Tensor h = in.input.select(1, 0);
-    if (h0.defined()) h = torch::addcmul(h, torch::exp(in.log_decay.select(1, 0)), h0);
+std::pair<Tensor, Tensor> selective_step(const ScanInputs &in, const Tensor &A, const Tensor &h0) {
+    Tensor dt = in.dt.select(1, 0); // [B, D]
+    Tensor h = (dt * in.x.select(1, 0)).unsqueeze(-1) * in.b.select(1, 0).unsqueeze(1);
+    if (h0.defined()) h = torch::addcmul(h, torch::exp(dt.unsqueeze(-1) * A), h0);
     Tensor y = h.matmul(in.c.select(1, 0).unsqueeze(-1)).squeeze(-1); // [B, D]
     return {y.unsqueeze(1), h};
 }
@@ -151,11 +154,10 @@ public:
         Tensor dbc = x_proj(x);
         Tensor dt = torch::softplus(dt_proj(dbc.narrow(-1, 0, R_))); // [B, T, d_inner]
         Tensor b = dbc.narrow(-1, R_, N_), c = dbc.narrow(-1, R_ + N_, N_);
+        const ScanInputs in{dt, x, b, c};
         Tensor A = -torch::exp(A_log);
-        ScanInputs in{dt.unsqueeze(-1) * A, (dt * x).unsqueeze(-1) * b.unsqueeze(2), c};
-
         Tensor h0 = has_state ? (*state)[1].to(u.dtype()) : Tensor();
-        auto [y, h] = T == 1 ? selective_step(in, h0) : selective_scan(std::move(in), h0);
+        auto [y, h] = T == 1 ? selective_step(in, A, h0) : selective_scan(in, A, h0);
         y = y + x * D;
         // A copy, so the carried state does not keep the whole window alive.
         if (state) *state = {window.narrow(2, T, K_ - 1).contiguous(), h};
