@@ -1,13 +1,14 @@
--- Mamba-1 against Mamba-2 in Oxidizr's hybrid (configs/models/oxidizr-nano-mamba1.yaml):
--- the same layers, latent attention and MoE, with each mixer in turn on the mamba_layers,
--- trained for the same steps on the same data; prints each one's tokens/s and losses.
+-- Mamba-1, Mamba-2 and Mamba-3 in Oxidizr's hybrid (configs/models/oxidizr-nano-mamba1.yaml):
+-- the same layers, latent attention and MoE, with each mixer in turn on the mamba_layers
+-- (the preset's mamba keys are ones all three take), trained for the same steps on the
+-- same data; prints each one's tokens/s and losses.
 --
 --   cdrmix run experiments/mamba_hybrid.lua                     -- the preset's full width
 --   cdrmix run experiments/mamba_hybrid.lua model.hidden_size=128 train.steps=10
 local cfg = cdrmix.config {
   data = { type = "text", path = "../data/fortunes.txt", tokenizer = "char", val_fraction = 0.05 },
   model = cdrmix.yaml("oxidizr-nano-mamba1"),
-  mixers = { "mamba1", "mamba2" },
+  mixers = { "mamba1", "mamba2", "mamba3" },
   train = {
     steps = 20,
     batch_size = 8,

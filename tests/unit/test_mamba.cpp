@@ -1,8 +1,10 @@
-// The mamba1, mamba2, swiglu and relu2 block plugins, created through the
-// registry: defaults at hidden sizes 64 and 128, Mamba-2's chunked SSD scan and
-// Mamba-1's two-level selective scan against plain token-by-token references
-// written here from the formulas (forward and every gradient, float64, several
-// chunk sizes and lengths, lengths that are not a multiple of the chunk),
+// The mamba1, mamba2, mamba3, swiglu and relu2 block plugins, created through
+// the registry: defaults at hidden sizes 64 and 128, Mamba-2's chunked SSD scan,
+// Mamba-1's two-level selective scan and Mamba-3's trapezoidal rotary scan
+// against plain token-by-token references written here from the formulas
+// (Mamba-3's turns the state itself, as a complex state, rather than B and C;
+// forward and every gradient, float64, several chunk sizes and lengths, lengths
+// that are not a multiple of the chunk),
 // streaming equal to parallel, finite-difference gradients, the two FFNs against
 // their formulas and as MoE experts, and whole models built from them (Mamba-1
 // in an Oxidizr-style hybrid with latent attention and MoE).
@@ -93,6 +95,67 @@ Tensor mamba1_reference(cdrmix::Block &block, const Tensor &u) {
         ys.push_back(y * torch::silu(z.select(1, t)));
     }
     return torch::stack(ys, 1).matmul(p["out_proj.weight"].t());
+}
+
+// Turns the pairs (v[..., i], v[..., i + N/2]) by phi[..., i].
+Tensor turn(const Tensor &v, const Tensor &phi) {
+    const int64_t half = v.size(-1) / 2;
+    Tensor v1 = v.narrow(-1, 0, half), v2 = v.narrow(-1, half, half);
+    return torch::cat({v1 * torch::cos(phi) - v2 * torch::sin(phi), v1 * torch::sin(phi) + v2 * torch::cos(phi)}, -1);
+}
+
+Tensor rms(const Tensor &t) { return t * torch::rsqrt(t.square().mean(-1, true) + 1e-5); }
+
+// Mamba-3 token by token from the block's parameters, in the fixed frame: the
+// state S [P x N] per head is decayed and turned by dt theta each step (the
+// complex-valued state), the trapezoid's previous input term decayed and turned
+// with it: S = Rot(a S + (1 - lambda) dt a X_prev B_prev^T) + lambda dt X B^T, y = S C + D x.
+Tensor mamba3_reference(cdrmix::Block &block, const Tensor &u) {
+    auto p = block.named_parameters();
+    const Tensor A = -torch::exp(p["A_log"]), D = p["D"], b_bias = p["b_bias"], c_bias = p["c_bias"];
+    const Tensor bc_norm = p["bc_norm"];
+    const int64_t Bsz = u.size(0), T = u.size(1), H = b_bias.size(0), R = b_bias.size(1), N = b_bias.size(2);
+    const int64_t d_inner = p["norm.weight"].size(0), P = d_inner / H, conv_dim = d_inner + 2 * R * N;
+    const bool conv = p.contains("conv1d.weight"), rope = p.contains("theta_proj.weight");
+    const bool mimo = p.contains("mimo_x_up");
+    Tensor proj = u.matmul(p["in_proj.weight"].t());
+    Tensor z = proj.narrow(-1, 0, d_inner), xbc_in = proj.narrow(-1, d_inner, conv_dim);
+    Tensor dt_all = torch::softplus(proj.narrow(-1, d_inner + conv_dim, H) + p["dt_bias"]);
+    Tensor lam_all = torch::sigmoid(u.matmul(p["lambda_proj.weight"].t()) + p["lambda_proj.bias"]);
+    Tensor S = torch::zeros({Bsz, H, P, N}, u.options()), prev = torch::zeros_like(S);
+    std::vector<Tensor> ys;
+    for (int64_t t = 0; t < T; ++t) {
+        Tensor xbc = xbc_in.select(1, t);
+        if (conv) {
+            const Tensor w = p["conv1d.weight"];
+            const int64_t K = w.size(2);
+            Tensor acc = p["conv1d.bias"].unsqueeze(0).expand({Bsz, conv_dim});
+            for (int64_t k = 0; k < K; ++k) {
+                const int64_t s = t - (K - 1) + k;
+                if (s >= 0) acc = acc + w.select(1, 0).select(1, k) * xbc_in.select(1, s);
+            }
+            xbc = torch::silu(acc);
+        }
+        Tensor x = xbc.narrow(-1, 0, d_inner).reshape({Bsz, H, P});
+        Tensor b = rms(xbc.narrow(-1, d_inner, R * N).reshape({Bsz, 1, R, N})) * bc_norm[0] + b_bias; // [B,H,R,N]
+        Tensor c = rms(xbc.narrow(-1, d_inner + R * N, R * N).reshape({Bsz, 1, R, N})) * bc_norm[1] + c_bias;
+        Tensor X = mimo ? x.unsqueeze(2) * p["mimo_x_up"] : x.unsqueeze(2); // [B,H,R,P]
+        Tensor outer = X.transpose(-1, -2).matmul(b);                      // sum_r X_r B_r^T
+        Tensor dt = dt_all.select(1, t).view({Bsz, H, 1, 1}), lam = lam_all.select(1, t).view({Bsz, H, 1, 1});
+        Tensor alpha = torch::exp(dt * A.view({1, H, 1, 1}));
+        Tensor carried = alpha * S + (1 - lam) * dt * alpha * prev;
+        if (rope) {
+            Tensor theta = u.select(1, t).matmul(p["theta_proj.weight"].t()) + p["theta_proj.bias"]; // [B,N/2]
+            carried = turn(carried, dt * theta.view({Bsz, 1, 1, N / 2}));
+        }
+        S = carried + lam * dt * outer;
+        prev = outer;
+        Tensor y = S.matmul(c.transpose(-1, -2)); // [B,H,P,R]
+        y = mimo ? (y.transpose(-1, -2) * p["mimo_x_down"]).sum(2) : y.squeeze(-1);
+        ys.push_back((y + D.view({1, H, 1}) * x).reshape({Bsz, d_inner}));
+    }
+    Tensor g = rms(torch::stack(ys, 1) * torch::silu(z)) * p["norm.weight"];
+    return g.matmul(p["out_proj.weight"].t());
 }
 
 // The error message a block config raises at width 64, or "(no error)".
@@ -430,6 +493,162 @@ TEST(Mamba1, HybridModelWithLatentAttentionAndMoEStreamsAndTrains) {
     cdrmix::ModelState state;
     std::vector<Tensor> parts;
     for (auto [s, e] : {std::pair<int64_t, int64_t>{0, 5}, {5, 6}, {6, 7}, {7, 9}}) {
+        ForwardContext c;
+        parts.push_back(m->forward(tokens.slice(1, s, e), &state, c));
+    }
+    EXPECT_LT(max_abs_diff(torch::cat(parts, 1), whole), 1e-10);
+}
+
+const Json kMamba3 = {{"type", "mamba3"}, {"d_state", 6}, {"head_dim", 8}, {"chunk_size", 4}};
+
+// The variants: single input without conv, real state with conv, and MIMO rank 2 with both.
+std::vector<Json> mamba3_variants() {
+    Json real_conv = kMamba3, mimo = kMamba3;
+    real_conv["complex_rope"] = false;
+    real_conv["use_conv"] = true;
+    real_conv["d_state"] = 5;
+    mimo["mimo_rank"] = 2;
+    mimo["use_conv"] = true;
+    mimo["d_conv"] = 3;
+    return {kMamba3, real_conv, mimo};
+}
+
+TEST(Mamba3, DefaultsBuildAt64And128WithDocumentedState) {
+    torch::manual_seed(20);
+    for (int64_t C : {64, 128}) {
+        auto b = make_block({{"type", "mamba3"}}, BlockContext{C, 0, 2});
+        Tensor x = torch::randn({2, 5, C});
+        cdrmix::BlockState state;
+        ForwardContext ctx;
+        EXPECT_EQ(b->forward(x, &state, ctx).sizes(), x.sizes());
+        const int64_t H = 2 * C / 32;
+        // {SSM state, previous rotated key, previous input, cumulative angle}: no conv by default.
+        ASSERT_EQ(state.size(), 4u);
+        EXPECT_EQ(state[0].sizes(), (std::vector<int64_t>{2, H, 32, 64}));
+        EXPECT_EQ(state[1].sizes(), (std::vector<int64_t>{2, H, 1, 64}));
+        EXPECT_EQ(state[2].sizes(), (std::vector<int64_t>{2, H, 1, 32}));
+        EXPECT_EQ(state[3].sizes(), (std::vector<int64_t>{2, H, 32}));
+        auto p = b->named_parameters();
+        EXPECT_FALSE(p.contains("conv1d.weight"));
+        EXPECT_FALSE(p.contains("mimo_x_up"));
+        EXPECT_EQ(p["b_bias"].min().item<double>(), 1.0);
+        EXPECT_EQ(p["c_bias"].max().item<double>(), 1.0);
+        EXPECT_EQ(b->forward(x, nullptr, ctx).abs().max().item<double>(), 0.0);
+    }
+}
+
+TEST(Mamba3, ScanEqualsSequentialReference) {
+    torch::manual_seed(21);
+    const int64_t C = 16, T = 11;
+    Tensor x = torch::randn({2, T, C}, torch::kFloat64);
+    Tensor proj = torch::randn({2, T, C}, torch::kFloat64);
+    for (const Json &variant : mamba3_variants()) {
+        auto source = double_block(variant, C, 41);
+        for (int64_t Q : {1, 3, 4, 64}) {
+            SCOPED_TRACE(variant.dump() + " chunk_size " + std::to_string(Q));
+            Json cfg = variant;
+            cfg["chunk_size"] = Q;
+            auto b = make_block(cfg, BlockContext{C, 1, 3});
+            b->to(torch::kFloat64);
+            {
+                torch::NoGradGuard no_grad;
+                auto src = source->named_parameters();
+                for (auto &p : b->named_parameters()) p.value().copy_(src[p.key()]);
+            }
+            Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+            ForwardContext ctx;
+            Tensor y = b->forward(xa, nullptr, ctx);
+            Tensor y_ref = mamba3_reference(*b, xb);
+            EXPECT_LT(max_abs_diff(y, y_ref), 1e-12);
+
+            (y * proj).sum().backward();
+            std::map<std::string, Tensor> grads;
+            for (auto &p : b->named_parameters()) grads[p.key()] = p.value().grad().clone();
+            b->zero_grad();
+            (y_ref * proj).sum().backward();
+            EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
+            for (auto &p : b->named_parameters())
+                EXPECT_LT(max_abs_diff(grads[p.key()], p.value().grad()), 1e-11) << p.key();
+        }
+    }
+}
+
+TEST(Mamba3, StreamingEqualsParallel) {
+    torch::manual_seed(22);
+    Tensor x = torch::randn({2, 21, 16}, torch::kFloat64);
+    std::vector<int64_t> cuts = {7, 8, 10, 19};
+    for (int64_t t : token_cuts(19, 21)) cuts.push_back(t);
+    for (const Json &variant : mamba3_variants()) {
+        SCOPED_TRACE(variant.dump());
+        auto b = double_block(variant, 16, 42);
+        EXPECT_LT(pieces_gap(*b, x, cuts), 1e-10);
+        EXPECT_LT(pieces_gap(*b, x, token_cuts(0, 21)), 1e-10);
+        EXPECT_LT(pieces_gap(*b, x, {1, 3, 12, 13, 21}), 1e-10);
+    }
+}
+
+TEST(Mamba3, GradientsMatchFiniteDifferences) {
+    torch::manual_seed(23);
+    const Json cfg = {{"type", "mamba3"}, {"d_state", 4}, {"head_dim", 4}, {"chunk_size", 3},
+                      {"use_conv", true}, {"d_conv", 2}, {"mimo_rank", 2}};
+    auto b = double_block(cfg, 8, 43);
+    Tensor x = torch::randn({1, 5, 8}, torch::kFloat64).requires_grad_(true);
+    Tensor proj = torch::randn({1, 5, 8}, torch::kFloat64);
+    auto loss = [&] {
+        ForwardContext ctx;
+        return (b->forward(x, nullptr, ctx) * proj).sum();
+    };
+    cdrmix::test::expect_gradient_matches(x, loss, 8, 1e-6, 1e-6);
+    for (const auto &p : b->named_parameters()) {
+        SCOPED_TRACE(p.key());
+        cdrmix::test::expect_gradient_matches(p.value(), loss, 4, 1e-6, 1e-6);
+    }
+}
+
+TEST(Mamba3, GradientsFlowThroughTheCarriedState) {
+    torch::manual_seed(24);
+    auto b = double_block(mamba3_variants()[2], 16, 44);
+    Tensor x = torch::randn({2, 9, 16}, torch::kFloat64);
+    Tensor proj = torch::randn({2, 9, 16}, torch::kFloat64);
+    Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+    ForwardContext ctx;
+    (b->forward(xa, nullptr, ctx) * proj).sum().backward();
+    cdrmix::BlockState state;
+    Tensor first = b->forward(xb.slice(1, 0, 6), &state, ctx);
+    Tensor step = b->forward(xb.slice(1, 6, 7), &state, ctx);
+    Tensor rest = b->forward(xb.slice(1, 7, 9), &state, ctx);
+    (torch::cat({first, step, rest}, 1) * proj).sum().backward();
+    EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
+}
+
+TEST(Mamba3, ConfigErrorsNameTheKey) {
+    EXPECT_NE(block_error({{"type", "mamba3"}, {"d_state", 7}}).find("key 'd_state' must be even with complex_rope"),
+              std::string::npos);
+    EXPECT_EQ(block_error({{"type", "mamba3"}, {"d_state", 7}, {"complex_rope", false}}), "(no error)");
+    EXPECT_NE(block_error({{"type", "mamba3"}, {"head_dim", 48}}).find("must be a multiple of head_dim 48"),
+              std::string::npos);
+    EXPECT_NE(block_error({{"type", "mamba3"}, {"mimo_rnak", 2}}).find("did you mean 'mimo_rank'?"), std::string::npos);
+}
+
+TEST(Mamba3, HybridModelStreams) {
+    Json mamba = kMamba3;
+    mamba["mimo_rank"] = 2;
+    const Json spec = {{"vocab_size", 11},     {"hidden_size", 16},      {"num_layers", 2},
+                       {"mixer", {{"type", "attention"}}}, {"mamba_layers", {0}}, {"mamba", mamba},
+                       {"ffn", {{"type", "swiglu"}}}};
+    auto m = std::make_shared<cdrmix::Model>(cdrmix::ModelSpec::from_json(spec, "test"), cdrmix::Registry::global());
+    EXPECT_TRUE(m->named_parameters().contains("blocks.0.att.mimo_x_down"));
+    m->to(torch::kFloat64);
+    cdrmix::test::perturb(*m, 0.05, 45);
+    m->eval();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(25);
+    Tensor tokens = torch::randint(0, 11, {2, 9}, torch::kInt64);
+    ForwardContext ctx;
+    Tensor whole = m->forward(tokens, nullptr, ctx);
+    cdrmix::ModelState state;
+    std::vector<Tensor> parts;
+    for (auto [s, e] : {std::pair<int64_t, int64_t>{0, 5}, {5, 6}, {6, 9}}) {
         ForwardContext c;
         parts.push_back(m->forward(tokens.slice(1, s, e), &state, c));
     }
