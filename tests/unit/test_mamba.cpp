@@ -345,6 +345,14 @@ TEST(Mamba2, ModelWithSwigluAndRelu2ExpertsStreamsAndTrains) {
 
 const Json kMamba1 = {{"type", "mamba1"}, {"d_state", 4}, {"dt_rank", 3}};
 
+// Mamba-1's two scan forms: the fused CPU op and the two-level scan in tensor ops.
+const std::vector<std::string> kMamba1Scans = {"fused", "chunked"};
+
+Json with_scan(Json cfg, const std::string &scan) {
+    cfg["scan"] = scan;
+    return cfg;
+}
+
 TEST(Mamba1, DefaultsBuildAt64And128WithDocumentedState) {
     torch::manual_seed(10);
     for (int64_t C : {64, 128}) {
@@ -372,81 +380,110 @@ TEST(Mamba1, DefaultsBuildAt64And128WithDocumentedState) {
 }
 
 TEST(Mamba1, ScanEqualsSequentialReference) {
-    torch::manual_seed(11);
     const int64_t C = 16;
-    auto b = double_block(kMamba1, C, 31);
-    // Lengths 2..17 give chunks of 2 to 5 tokens, padded and not, one chunk and several.
-    for (int64_t T : {2, 3, 5, 10, 17}) {
-        SCOPED_TRACE("T " + std::to_string(T));
-        Tensor x = torch::randn({2, T, C}, torch::kFloat64);
-        Tensor proj = torch::randn({2, T, C}, torch::kFloat64);
-        Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
-        ForwardContext ctx;
-        Tensor y = b->forward(xa, nullptr, ctx);
-        Tensor y_ref = mamba1_reference(*b, xb);
-        EXPECT_LT(max_abs_diff(y, y_ref), 1e-12);
+    for (const auto &scan : kMamba1Scans) {
+        auto b = double_block(with_scan(kMamba1, scan), C, 31);
+        torch::manual_seed(11);
+        // Lengths 2..40: chunks of 2 to 7 tokens, padded and not, one chunk and several;
+        // one to three segments of the fused op's saved states.
+        for (int64_t T : {2, 3, 5, 10, 17, 40}) {
+            SCOPED_TRACE(scan + " T " + std::to_string(T));
+            Tensor x = torch::randn({2, T, C}, torch::kFloat64);
+            Tensor proj = torch::randn({2, T, C}, torch::kFloat64);
+            Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+            ForwardContext ctx;
+            Tensor y = b->forward(xa, nullptr, ctx);
+            Tensor y_ref = mamba1_reference(*b, xb);
+            EXPECT_LT(max_abs_diff(y, y_ref), 1e-12);
 
-        b->zero_grad();
-        (y * proj).sum().backward();
-        std::map<std::string, Tensor> grads;
-        for (auto &p : b->named_parameters()) grads[p.key()] = p.value().grad().clone();
-        b->zero_grad();
-        (y_ref * proj).sum().backward();
-        EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
-        for (auto &p : b->named_parameters())
-            EXPECT_LT(max_abs_diff(grads[p.key()], p.value().grad()), 1e-11) << p.key();
+            b->zero_grad();
+            (y * proj).sum().backward();
+            std::map<std::string, Tensor> grads;
+            for (auto &p : b->named_parameters()) grads[p.key()] = p.value().grad().clone();
+            b->zero_grad();
+            (y_ref * proj).sum().backward();
+            EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
+            for (auto &p : b->named_parameters())
+                EXPECT_LT(max_abs_diff(grads[p.key()], p.value().grad()), 1e-11) << p.key();
+        }
     }
 }
 
+TEST(Mamba1, FusedEqualsChunkedInFloat32) {
+    torch::manual_seed(16);
+    std::vector<std::shared_ptr<cdrmix::Block>> forms;
+    for (const auto &scan : kMamba1Scans) {
+        torch::manual_seed(17);
+        forms.push_back(make_block({{"type", "mamba1"}, {"scan", scan}}, BlockContext{32, 0, 1}));
+        cdrmix::test::perturb(*forms.back(), 0.1, 18);
+    }
+    Tensor x = torch::randn({3, 70, 32}).requires_grad_(true);
+    ForwardContext ctx;
+    Tensor fused = forms[0]->forward(x, nullptr, ctx), chunked = forms[1]->forward(x, nullptr, ctx);
+    EXPECT_LT(max_abs_diff(fused, chunked), 1e-5 * chunked.abs().max().item<double>());
+    auto gf = torch::autograd::grad({fused.square().sum()}, {x})[0];
+    auto gc = torch::autograd::grad({chunked.square().sum()}, {x})[0];
+    EXPECT_LT(max_abs_diff(gf, gc), 1e-4 * gc.abs().max().item<double>());
+}
+
 TEST(Mamba1, StreamingEqualsParallel) {
-    torch::manual_seed(12);
-    auto b = double_block(kMamba1, 16, 32);
-    Tensor x = torch::randn({2, 21, 16}, torch::kFloat64);
-    // Pieces of several lengths (each its own chunking), then single tokens.
-    std::vector<int64_t> cuts = {7, 8, 10, 19};
-    for (int64_t t : token_cuts(19, 21)) cuts.push_back(t);
-    EXPECT_LT(pieces_gap(*b, x, cuts), 1e-10);
-    EXPECT_LT(pieces_gap(*b, x, token_cuts(0, 21)), 1e-10);
-    EXPECT_LT(pieces_gap(*b, x, {21}), 1e-12);
-    // A wide conv, no conv window at all, and a single-step start.
-    auto wide = double_block({{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 6}}, 8, 33);
-    EXPECT_LT(pieces_gap(*wide, x.narrow(-1, 0, 8), {1, 3, 12, 13, 21}), 1e-10);
-    auto pointwise = double_block({{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 1}}, 8, 34);
-    EXPECT_LT(pieces_gap(*pointwise, x.narrow(-1, 0, 8), {1, 2, 9, 21}), 1e-10);
+    for (const auto &scan : kMamba1Scans) {
+        SCOPED_TRACE(scan);
+        torch::manual_seed(12);
+        auto b = double_block(with_scan(kMamba1, scan), 16, 32);
+        Tensor x = torch::randn({2, 21, 16}, torch::kFloat64);
+        // Pieces of several lengths (each its own chunking), then single tokens.
+        std::vector<int64_t> cuts = {7, 8, 10, 19};
+        for (int64_t t : token_cuts(19, 21)) cuts.push_back(t);
+        EXPECT_LT(pieces_gap(*b, x, cuts), 1e-10);
+        EXPECT_LT(pieces_gap(*b, x, token_cuts(0, 21)), 1e-10);
+        EXPECT_LT(pieces_gap(*b, x, {21}), 1e-12);
+        // A wide conv, no conv window at all, and a single-step start.
+        auto wide = double_block(with_scan({{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 6}}, scan), 8, 33);
+        EXPECT_LT(pieces_gap(*wide, x.narrow(-1, 0, 8), {1, 3, 12, 13, 21}), 1e-10);
+        auto pointwise = double_block(with_scan({{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 1}}, scan), 8, 34);
+        EXPECT_LT(pieces_gap(*pointwise, x.narrow(-1, 0, 8), {1, 2, 9, 21}), 1e-10);
+    }
 }
 
 TEST(Mamba1, GradientsMatchFiniteDifferences) {
-    torch::manual_seed(13);
     const Json cfg = {{"type", "mamba1"}, {"d_state", 3}, {"d_conv", 3}, {"expand", 1}, {"dt_rank", 2}};
-    auto b = double_block(cfg, 8, 35);
-    // 5 tokens: chunks of 3, the second padded.
-    Tensor x = torch::randn({1, 5, 8}, torch::kFloat64).requires_grad_(true);
-    Tensor proj = torch::randn({1, 5, 8}, torch::kFloat64);
-    auto loss = [&] {
-        ForwardContext ctx;
-        return (b->forward(x, nullptr, ctx) * proj).sum();
-    };
-    cdrmix::test::expect_gradient_matches(x, loss, 8, 1e-6, 1e-6);
-    for (const auto &p : b->named_parameters()) {
-        SCOPED_TRACE(p.key());
-        cdrmix::test::expect_gradient_matches(p.value(), loss, 4, 1e-6, 1e-6);
+    for (const auto &scan : kMamba1Scans) {
+        SCOPED_TRACE(scan);
+        torch::manual_seed(13);
+        auto b = double_block(with_scan(cfg, scan), 8, 35);
+        // 5 tokens: chunks of 3, the second padded.
+        Tensor x = torch::randn({1, 5, 8}, torch::kFloat64).requires_grad_(true);
+        Tensor proj = torch::randn({1, 5, 8}, torch::kFloat64);
+        auto loss = [&] {
+            ForwardContext ctx;
+            return (b->forward(x, nullptr, ctx) * proj).sum();
+        };
+        cdrmix::test::expect_gradient_matches(x, loss, 8, 1e-6, 1e-6);
+        for (const auto &p : b->named_parameters()) {
+            SCOPED_TRACE(p.key());
+            cdrmix::test::expect_gradient_matches(p.value(), loss, 4, 1e-6, 1e-6);
+        }
     }
 }
 
 TEST(Mamba1, GradientsFlowThroughTheCarriedState) {
-    torch::manual_seed(14);
-    auto b = double_block(kMamba1, 16, 36);
-    Tensor x = torch::randn({2, 9, 16}, torch::kFloat64);
-    Tensor proj = torch::randn({2, 9, 16}, torch::kFloat64);
-    Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
-    ForwardContext ctx;
-    (b->forward(xa, nullptr, ctx) * proj).sum().backward();
-    cdrmix::BlockState state;
-    Tensor first = b->forward(xb.slice(1, 0, 6), &state, ctx);
-    Tensor step = b->forward(xb.slice(1, 6, 7), &state, ctx);
-    Tensor rest = b->forward(xb.slice(1, 7, 9), &state, ctx);
-    (torch::cat({first, step, rest}, 1) * proj).sum().backward();
-    EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
+    for (const auto &scan : kMamba1Scans) {
+        SCOPED_TRACE(scan);
+        torch::manual_seed(14);
+        auto b = double_block(with_scan(kMamba1, scan), 16, 36);
+        Tensor x = torch::randn({2, 9, 16}, torch::kFloat64);
+        Tensor proj = torch::randn({2, 9, 16}, torch::kFloat64);
+        Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+        ForwardContext ctx;
+        (b->forward(xa, nullptr, ctx) * proj).sum().backward();
+        cdrmix::BlockState state;
+        Tensor first = b->forward(xb.slice(1, 0, 6), &state, ctx);
+        Tensor step = b->forward(xb.slice(1, 6, 7), &state, ctx);
+        Tensor rest = b->forward(xb.slice(1, 7, 9), &state, ctx);
+        (torch::cat({first, step, rest}, 1) * proj).sum().backward();
+        EXPECT_LT(max_abs_diff(xa.grad(), xb.grad()), 1e-12);
+    }
 }
 
 TEST(Mamba1, ConfigErrorsNameTheKey) {
@@ -454,6 +491,7 @@ TEST(Mamba1, ConfigErrorsNameTheKey) {
     EXPECT_NE(block_error({{"type", "mamba1"}, {"d_stat", 8}}).find("unknown key 'd_stat'; did you mean 'd_state'?"),
               std::string::npos);
     EXPECT_NE(block_error({{"type", "mamba1"}, {"chunk_size", 8}}).find("unknown key 'chunk_size'"), std::string::npos);
+    EXPECT_NE(block_error({{"type", "mamba1"}, {"scan", "fuse"}}).find("key 'scan'"), std::string::npos);
 }
 
 // Oxidizr's hybrid layout: Mamba-1 layers, latent attention with an MoE FFN on the last.

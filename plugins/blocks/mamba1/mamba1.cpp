@@ -12,13 +12,15 @@
 //
 // with d_inner = expand * hidden_size. Unlike Mamba-2 the decay differs per
 // channel and state entry, so there is no shared scalar decay to turn a chunk
-// into matmuls; the parallel path is a two-level scan instead. The sequence is
-// cut into chunks of Q ~ sqrt(T) tokens: one loop of Q steps runs every chunk at
-// once from a zero state, one loop of T/Q steps carries the state across chunk
-// boundaries, and the carried state reaches each token through the cumulative
-// decay inside its chunk. That is about 2 sqrt(T) tensor steps instead of T, with
-// nothing divided by a decay. A single token (decoding) takes the recurrent step.
-// Padded steps have decay 1 and no input, and leave the state unchanged.
+// into matmuls. On CPU (`scan: fused`) the scan is one fused op with its own
+// backward (selective_scan.cpp) that never stores the [B, T, d_inner, d_state]
+// states. Elsewhere, or with `scan: chunked`, it is a two-level scan in tensor
+// ops: the sequence is cut into chunks of Q ~ sqrt(T) tokens, one loop of Q steps
+// runs every chunk at once from a zero state, one loop of T/Q steps carries the
+// state across chunk boundaries, and the carried state reaches each token
+// through the cumulative decay inside its chunk: about 2 sqrt(T) tensor steps
+// instead of T, with nothing divided by a decay. Padded steps have decay 1 and no
+// input, and leave the state unchanged. A single token there takes the recurrent step.
 //
 // Initialisation as mamba_ssm: A_log = log(1..d_state) per channel (S4D-real),
 // D = 1, dt_proj.weight uniform in +-dt_rank^-1/2, softplus(dt_proj.bias)
@@ -29,6 +31,8 @@
 // dt_proj.weight, dt_proj.bias, A_log [d_inner, d_state], D [d_inner], out_proj.weight.
 // State: {conv_state [B, d_inner, d_conv - 1] (the conv's last inputs),
 // ssm_state [B, d_inner, d_state]}.
+#include "selective_scan.hpp"
+
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
@@ -119,6 +123,7 @@ public:
         K_ = cfg.get_int("d_conv");
         d_inner_ = cfg.get_int("expand") * C;
         R_ = cfg.has("dt_rank") ? cfg.get_int("dt_rank") : (C + 15) / 16;
+        fused_ = cfg.get_string("scan") == "fused";
 
         in_proj = register_module("in_proj", torch::nn::Linear(torch::nn::LinearOptions(C, 2 * d_inner_).bias(false)));
         conv1d = register_module(
@@ -157,7 +162,7 @@ public:
         const ScanInputs in{dt, x, b, c};
         Tensor A = -torch::exp(A_log);
         Tensor h0 = has_state ? (*state)[1].to(u.dtype()) : Tensor();
-        auto [y, h] = T == 1 ? selective_step(in, A, h0) : selective_scan(in, A, h0);
+        auto [y, h] = scan(in, A, h0);
         y = y + x * D;
         // A copy, so the carried state does not keep the whole window alive.
         if (state) *state = {window.narrow(2, T, K_ - 1).contiguous(), h};
@@ -165,7 +170,16 @@ public:
     }
 
 private:
+    std::pair<Tensor, Tensor> scan(const ScanInputs &in, const Tensor &A, const Tensor &h0) const {
+        if (fused_ && in.x.device().is_cpu()) {
+            auto [y, h] = mamba1::selective_scan_fused(in.dt, in.x, A, in.b, in.c, h0);
+            return {y.to(in.x.scalar_type()), h};
+        }
+        return in.x.size(1) == 1 ? selective_step(in, A, h0) : selective_scan(in, A, h0);
+    }
+
     int64_t N_, K_, d_inner_, R_;
+    bool fused_;
     torch::nn::Linear in_proj{nullptr}, x_proj{nullptr}, dt_proj{nullptr}, out_proj{nullptr};
     torch::nn::Conv1d conv1d{nullptr};
     Tensor A_log, D;
@@ -179,6 +193,9 @@ cdrmix::Schema schema() {
     s.integer("dt_rank", nullptr, "rank of the step-size projection x_proj -> dt_proj")
         .min(1)
         .default_is("ceil(hidden_size / 16)");
+    s.string("scan", "fused", "fused: one CPU op storing no per-step states (chunked on other devices); "
+                              "chunked: the two-level scan in tensor ops")
+        .one_of({"fused", "chunked"});
     return s;
 }
 
