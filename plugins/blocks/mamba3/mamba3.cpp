@@ -22,11 +22,9 @@
 // (per channel), the state takes the rank-R update sum_r X_r B_r^T and
 // y = sum_r mimo_x_down[h, r] * (S C_r). Without it R = 1 and X = x.
 //
-// The parallel path is Mamba-2's chunked SSD scan with several keys per token
-// (2R: current and previous) and R queries: within a chunk the scores are
-// (Q R) x (Q 2R) with the decay matrix repeated over the rows of each token;
-// chunk states and the states entering chunks as in Mamba-2. A single token takes the
-// recurrent step. Padded steps have decay 1 and no input.
+// The parallel path is the mamba2 block's chunked SSD scan (../mamba2/ssd_scan.hpp)
+// with 2R keys per token (the current and the previous token's) and R queries;
+// a single token takes the recurrent step.
 //
 // Initialisation: in_proj, conv1d, lambda_proj and theta_proj LibTorch's defaults
 // (lambda near 1/2, the trapezoid's average), b_bias = c_bias = 1 and bc_norm = 1
@@ -36,93 +34,19 @@
 // State: {ssm_state [B, H, P, N], the previous token's rotated key B~ [B, H, R, N]
 // and input X [B, H, R, P]}, then with complex_rope the cumulative angle
 // [B, H, N/2], then with use_conv the conv's last inputs [B, conv_dim, d_conv - 1].
+#include "../mamba2/ssd_scan.hpp"
+
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
 
 #include <cmath>
-#include <limits>
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace {
 
 using torch::Tensor;
-
-// out[..., i, j] = sum_{j<k<=i} a[..., k] for i >= j, -inf above the diagonal
-// (exp(out) is the masked decay matrix), summed rather than differenced for accuracy.
-Tensor segsum(const Tensor &a) {
-    const int64_t L = a.size(-1);
-    std::vector<int64_t> square(a.sizes().begin(), a.sizes().end());
-    square.push_back(L);
-    Tensor rows = a.unsqueeze(-1).expand(square);
-    Tensor strict = torch::ones({L, L}, a.options().dtype(torch::kBool)).tril(-1);
-    Tensor sums = rows.masked_fill(strict.logical_not(), 0.0).cumsum(-2);
-    Tensor lower = torch::ones({L, L}, a.options().dtype(torch::kBool)).tril(0);
-    return sums.masked_fill(lower.logical_not(), -std::numeric_limits<double>::infinity());
-}
-
-// Zero-pads dimension 1 (time) of t by `pad` steps at the end.
-Tensor pad_time(const Tensor &t, int64_t pad) {
-    std::vector<int64_t> widths(static_cast<size_t>(2 * (t.dim() - 1)), 0);
-    widths.back() = pad;
-    return torch::constant_pad_nd(t, widths, 0.0);
-}
-
-// [B, nc*Q, H, R, X] -> [B, nc, H, Q*R, X]: each chunk's rows, token-major.
-Tensor chunk_rows(const Tensor &t, int64_t nc, int64_t Q) {
-    const int64_t Bsz = t.size(0), H = t.size(2), R = t.size(3), X = t.size(4);
-    return t.reshape({Bsz, nc, Q, H, R, X}).permute({0, 1, 3, 2, 4, 5}).reshape({Bsz, nc, H, Q * R, X});
-}
-
-// A scalar-decay scan with several keys and queries per token:
-// S_t = exp(a_t) S_{t-1} + sum_r v_{t,r} k_{t,r}^T,  y_{t,r'} = S_t q_{t,r'}.
-// q [B,T,H,Rq,N], k [B,T,H,Rk,N], v [B,T,H,Rk,P], a [B,T,H].
-struct ScanInputs {
-    Tensor q, k, v, a;
-};
-
-// The chunked form (see the header). s0 [B,H,P,N] or undefined (zeros).
-// Returns y [B,T,H,Rq,P] and the final state.
-std::pair<Tensor, Tensor> ssd_chunked(const ScanInputs &in, Tensor s0, int64_t Q) {
-    const int64_t Bsz = in.v.size(0), T = in.v.size(1), H = in.v.size(2), P = in.v.size(4);
-    const int64_t N = in.k.size(4), Rq = in.q.size(3), Rk = in.k.size(3);
-    const int64_t pad = (Q - T % Q) % Q, nc = (T + pad) / Q;
-    Tensor q = chunk_rows(pad_time(in.q, pad), nc, Q), k = chunk_rows(pad_time(in.k, pad), nc, Q);
-    Tensor v = chunk_rows(pad_time(in.v, pad), nc, Q);
-    Tensor a = pad_time(in.a, pad).reshape({Bsz, nc, Q, H}).permute({0, 1, 3, 2}); // [B,nc,H,Q]
-    Tensor a_cum = a.cumsum(-1);
-
-    // Within chunks: every query row of token i sees every key row of tokens j <= i.
-    Tensor decay = torch::exp(segsum(a)).repeat_interleave(Rq, -2).repeat_interleave(Rk, -1);
-    Tensor y_diag = (q.matmul(k.transpose(-1, -2)) * decay).matmul(v); // [B,nc,H,Q*Rq,P]
-
-    // Each chunk's contribution to the state at its end.
-    Tensor to_end = torch::exp(a_cum.narrow(-1, Q - 1, 1) - a_cum).repeat_interleave(Rk, -1);
-    Tensor chunk_states = (v * to_end.unsqueeze(-1)).transpose(-1, -2).matmul(k); // [B,nc,H,P,N]
-
-    // Between chunks, with the initial state as contribution 0.
-    if (!s0.defined()) s0 = torch::zeros({Bsz, H, P, N}, v.options());
-    Tensor states = torch::cat({s0.unsqueeze(1), chunk_states}, 1).permute({0, 2, 1, 3, 4}).reshape(
-        {Bsz, H, nc + 1, P * N});
-    Tensor chunk_totals = torch::constant_pad_nd(a_cum.select(-1, Q - 1).permute({0, 2, 1}), {1, 0}, 0.0);
-    Tensor entering = torch::exp(segsum(chunk_totals)).matmul(states).reshape({Bsz, H, nc + 1, P, N});
-
-    Tensor s_in = entering.narrow(2, 0, nc).permute({0, 2, 1, 3, 4}); // [B,nc,H,P,N]
-    Tensor y_off = q.matmul(s_in.transpose(-1, -2)) * torch::exp(a_cum).repeat_interleave(Rq, -1).unsqueeze(-1);
-
-    Tensor y = (y_diag + y_off).reshape({Bsz, nc, H, Q, Rq, P}).permute({0, 1, 3, 2, 4, 5});
-    return {y.reshape({Bsz, nc * Q, H, Rq, P}).narrow(1, 0, T), entering.select(2, nc)};
-}
-
-// One recurrent step: the same arguments with T == 1.
-std::pair<Tensor, Tensor> ssd_step(const ScanInputs &in, const Tensor &s0) {
-    Tensor s = in.v.select(1, 0).transpose(-1, -2).matmul(in.k.select(1, 0)); // [B,H,P,N]
-    if (s0.defined()) s = s + s0 * torch::exp(in.a.select(1, 0)).unsqueeze(-1).unsqueeze(-1);
-    Tensor y = in.q.select(1, 0).matmul(s.transpose(-1, -2)); // [B,H,Rq,P]
-    return {y.unsqueeze(1), s};
-}
 
 // Turns the pairs (v[..., i], v[..., i + N/2]) by phi[..., i].
 Tensor rotate(const Tensor &v, const Tensor &phi) {
@@ -141,17 +65,6 @@ Tensor previous(const Tensor &t, const Tensor &first) {
     Tensor head = first.defined() ? first.unsqueeze(1) : torch::zeros_like(t.narrow(1, 0, 1));
     return torch::cat({head, t.narrow(1, 0, t.size(1) - 1)}, 1);
 }
-
-// RMSNorm of y * silu(z) over all d_inner channels (the mamba2 block's gated norm).
-class GatedRMSNorm : public torch::nn::Module {
-public:
-    explicit GatedRMSNorm(int64_t d) { weight = register_parameter("weight", torch::ones({d})); }
-
-    Tensor forward(const Tensor &y, const Tensor &z) { return rms_normalise(y * torch::silu(z)) * weight; }
-
-private:
-    Tensor weight;
-};
 
 class Mamba3 : public cdrmix::Block {
 public:
@@ -195,7 +108,7 @@ public:
             mimo_x_up = register_parameter("mimo_x_up", torch::ones({H_, R_, P_}));
             mimo_x_down = register_parameter("mimo_x_down", torch::full({H_, R_, P_}, 1.0 / static_cast<double>(R_)));
         }
-        norm = register_module("norm", std::make_shared<GatedRMSNorm>(d_inner_));
+        norm = register_module("norm", std::make_shared<ssd::GatedRMSNorm>(d_inner_));
         out_proj = register_module("out_proj", torch::nn::Linear(torch::nn::LinearOptions(d_inner_, C).bias(false)));
         torch::NoGradGuard no_grad;
         out_proj->weight.zero_();
@@ -239,9 +152,9 @@ public:
         Tensor gamma = (lambda * dt).unsqueeze(-1).unsqueeze(-1);
         Tensor beta = ((1 - lambda) * dt * torch::exp(a)).unsqueeze(-1).unsqueeze(-1);
         // The trapezoid's two ends: this token's key and input, and the previous token's.
-        ScanInputs in{c, torch::cat({b, previous(b, carried(1))}, 3),
+        const ssd::ScanInputs in{c, torch::cat({b, previous(b, carried(1))}, 3),
                       torch::cat({X * gamma, previous(X, carried(2)) * beta}, 3), a};
-        auto [y, s] = T == 1 ? ssd_step(in, carried(0)) : ssd_chunked(in, carried(0), Q_);
+        auto [y, s] = T == 1 ? ssd::ssd_step(in, carried(0)) : ssd::ssd_chunked(in, carried(0), Q_);
         y = mimo_ ? (y * mimo_x_down).sum(3) : y.squeeze(3); // [B,T,H,P]
         y = (y + x * D.unsqueeze(-1)).reshape({Bsz, T, d_inner_});
 
@@ -262,7 +175,7 @@ private:
     bool rope_, conv_, mimo_;
     torch::nn::Linear in_proj{nullptr}, lambda_proj{nullptr}, theta_proj{nullptr}, out_proj{nullptr};
     torch::nn::Conv1d conv1d{nullptr};
-    std::shared_ptr<GatedRMSNorm> norm;
+    std::shared_ptr<ssd::GatedRMSNorm> norm;
     Tensor dt_bias, A_log, D, b_bias, c_bias, bc_norm, mimo_x_up, mimo_x_down;
 };
 
