@@ -1,13 +1,14 @@
 // The mamba1, mamba2, mamba3, swiglu and relu2 block plugins, created through
-// the registry: defaults at hidden sizes 64 and 128, Mamba-2's chunked SSD scan,
-// Mamba-1's two-level selective scan and Mamba-3's trapezoidal rotary scan
-// against plain token-by-token references written here from the formulas
-// (Mamba-3's turns the state itself, as a complex state, rather than B and C;
-// forward and every gradient, float64, several chunk sizes and lengths, lengths
-// that are not a multiple of the chunk),
-// streaming equal to parallel, finite-difference gradients, the two FFNs against
-// their formulas and as MoE experts, and whole models built from them (Mamba-1
-// in an Oxidizr-style hybrid with latent attention and MoE).
+// the registry: defaults at hidden sizes 64 and 128; Mamba-2's chunked SSD scan,
+// both of Mamba-1's scans (the fused CPU op and the two-level tensor scan) and
+// Mamba-3's trapezoidal rotary scan against plain token-by-token references
+// written here from the formulas (Mamba-3's turns the state itself, as a
+// complex state, rather than B and C; forward and every gradient, float64,
+// several chunk sizes and lengths, lengths that are not a multiple of the
+// chunk); streaming equal to parallel, finite-difference gradients, gradients
+// through the carried state, key errors; the two FFNs against their formulas
+// and as MoE experts; and whole models built from them (Mamba-1 in an
+// Oxidizr-style hybrid with latent attention and MoE).
 #include "model/model.hpp"
 #include "test_util.hpp"
 
