@@ -26,8 +26,7 @@ local data = cdrmix.data(cfg.data)
 for _, mixer in ipairs(cfg.mixers) do
   cfg.model.mamba.type = mixer
   local model = cdrmix.model(cfg.model, { vocab_size = data:vocab_size() })
-  local train = {}
-  for k, v in pairs(cfg.train) do train[k] = v end
+  local train = cfg.train
   train.model, train.data, train.name = model, data, "mamba_hybrid-" .. mixer
   local result = cdrmix.trainer(train):run()
   print(string.format("%s: %.0f tokens/s, final train loss %.4f, val loss %.4f", mixer, result.tokens_per_s,
