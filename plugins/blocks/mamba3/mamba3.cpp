@@ -84,7 +84,8 @@ public:
                                 " must be a multiple of head_dim " + std::to_string(P_));
         if (rope_ && N_ % 2 != 0)
             throw cdrmix::Error(cfg.where() + ": key 'd_state' must be even with complex_rope (got " +
-                                std::to_string(N_) + "; try " + std::to_string(N_ + 1) + ")");
+                                std::to_string(N_) + "; try " + std::to_string(N_ + 1) +
+                                " or complex_rope: false)");
         H_ = d_inner_ / P_;
         conv_dim_ = d_inner_ + 2 * R_ * N_;
 
@@ -141,7 +142,7 @@ public:
         if (rope_) {
             Tensor step = dt.unsqueeze(-1) * theta_proj(u).unsqueeze(2); // [B,T,H,N/2]
             angle = step.cumsum(1);
-            if (has_state) angle = angle + carried(3).unsqueeze(1);
+            if (has_state) angle = angle + carried(kAngleSlot).unsqueeze(1);
             b = rotate(b, -angle.unsqueeze(3));
             c = rotate(c, -angle.unsqueeze(3));
         }
@@ -153,7 +154,7 @@ public:
         Tensor beta = ((1 - lambda) * dt * torch::exp(a)).unsqueeze(-1).unsqueeze(-1);
         // The trapezoid's two ends: this token's key and input, and the previous token's.
         const ssd::ScanInputs in{c, torch::cat({b, previous(b, carried(1))}, 3),
-                      torch::cat({X * gamma, previous(X, carried(2)) * beta}, 3), a};
+                                 torch::cat({X * gamma, previous(X, carried(2)) * beta}, 3), a};
         auto [y, s] = T == 1 ? ssd::ssd_step(in, carried(0)) : ssd::ssd_chunked(in, carried(0), Q_);
         y = mimo_ ? (y * mimo_x_down).sum(3) : y.squeeze(3); // [B,T,H,P]
         y = (y + x * D.unsqueeze(-1)).reshape({Bsz, T, d_inner_});
@@ -169,7 +170,9 @@ public:
     }
 
 private:
-    size_t conv_slot() const { return rope_ ? 4 : 3; }
+    // State slots after {ssm_state, previous key, previous input}: the angle, then the conv window.
+    static constexpr size_t kAngleSlot = 3;
+    size_t conv_slot() const { return rope_ ? kAngleSlot + 1 : kAngleSlot; }
 
     int64_t N_, K_, P_, Q_, R_, d_inner_, H_, conv_dim_;
     bool rope_, conv_, mimo_;
