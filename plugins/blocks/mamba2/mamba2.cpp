@@ -11,14 +11,9 @@
 //
 // with d_inner = expand * hidden_size and H = d_inner / P.
 //
-// The parallel path is the chunked SSD scan: within each chunk of Q tokens the
-// outputs come from matmuls with the masked cumulative-decay matrix
-// L[i,j] = exp(sum_{j<k<=i} dt_k A) (the quadratic, attention-like form); each
-// chunk's end state is summarised the same way, and the states entering the
-// chunks come from one matmul with the chunk-level decay matrix, so no loop runs
-// over tokens or chunks. A single token (decoding) takes the recurrent step.
-// The sequence is zero-padded to a multiple of Q: padded steps have dt = 0,
-// hence decay 1 and no input, and leave the state unchanged.
+// The parallel path is the chunked SSD scan (ssd_scan.hpp, with one key and one
+// query per token: B and C, shared by the heads); a single token (decoding)
+// takes the recurrent step.
 //
 // Initialisation as mamba_ssm: softplus(dt_bias) log-uniform in [1e-3, 1e-1],
 // A_log = log of uniform [1, 16], D = 1, norm weight 1, in_proj and conv1d
@@ -29,108 +24,18 @@
 // D [H], norm.weight [d_inner], out_proj.weight.
 // State: {conv_state [B, d_inner + 2N, d_conv - 1] (the conv's last inputs),
 // ssm_state [B, H, P, N]}.
+#include "ssd_scan.hpp"
+
 #include <cdrmix/sdk.hpp>
 
 #include <torch/torch.h>
 
 #include <cmath>
-#include <limits>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace {
 
 using torch::Tensor;
-
-// out[..., i, j] = sum_{j<k<=i} a[..., k] for i >= j, -inf above the diagonal,
-// so exp(out) is the masked decay matrix. Summing the masked inputs instead of
-// differencing a cumulative sum keeps long chunks accurate.
-Tensor segsum(const Tensor &a) {
-    const int64_t L = a.size(-1);
-    std::vector<int64_t> square(a.sizes().begin(), a.sizes().end());
-    square.push_back(L);
-    Tensor rows = a.unsqueeze(-1).expand(square); // rows[..., i, j] = a[..., i]
-    Tensor strict = torch::ones({L, L}, a.options().dtype(torch::kBool)).tril(-1);
-    Tensor sums = rows.masked_fill(strict.logical_not(), 0.0).cumsum(-2);
-    Tensor lower = torch::ones({L, L}, a.options().dtype(torch::kBool)).tril(0);
-    return sums.masked_fill(lower.logical_not(), -std::numeric_limits<double>::infinity());
-}
-
-// Zero-pads dimension 1 (time) of t by `pad` steps at the end.
-Tensor pad_time(const Tensor &t, int64_t pad) {
-    std::vector<int64_t> widths(static_cast<size_t>(2 * (t.dim() - 1)), 0);
-    widths.back() = pad;
-    return torch::constant_pad_nd(t, widths, 0.0);
-}
-
-// Chunked SSD scan. x [B,T,H,P], dt [B,T,H], A [H], b and c [B,T,N], s0 [B,H,P,N]
-// or undefined (zeros). Returns y [B,T,H,P] (without the D skip) and the final state.
-std::pair<Tensor, Tensor> ssd_chunked(Tensor x, Tensor dt, const Tensor &A, Tensor b, Tensor c, Tensor s0,
-                                      int64_t Q) {
-    const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), N = b.size(2);
-    const int64_t pad = (Q - T % Q) % Q;
-    if (pad > 0) {
-        x = pad_time(x, pad);
-        dt = pad_time(dt, pad);
-        b = pad_time(b, pad);
-        c = pad_time(c, pad);
-    }
-    const int64_t nc = (T + pad) / Q;
-    Tensor X = (x * dt.unsqueeze(-1)).reshape({Bsz, nc, Q, H, P}).permute({0, 1, 3, 2, 4}); // [B,nc,H,Q,P]
-    Tensor a = (dt * A).reshape({Bsz, nc, Q, H}).permute({0, 1, 3, 2});                  // [B,nc,H,Q]
-    Tensor a_cum = a.cumsum(-1);
-    Tensor Bc = b.reshape({Bsz, nc, 1, Q, N});
-    Tensor Cc = c.reshape({Bsz, nc, 1, Q, N});
-
-    // Within chunks: y_i = sum_{j<=i} (C_i . B_j) L[i,j] dt_j x_j.
-    Tensor y_diag = (Cc.matmul(Bc.transpose(-1, -2)) * torch::exp(segsum(a))).matmul(X); // [B,nc,H,Q,P]
-
-    // Each chunk's contribution to the state at its end.
-    Tensor to_end = torch::exp(a_cum.narrow(-1, Q - 1, 1) - a_cum);                   // [B,nc,H,Q]
-    Tensor chunk_states = (X * to_end.unsqueeze(-1)).transpose(-1, -2).matmul(Bc);    // [B,nc,H,P,N]
-
-    // Between chunks: the state entering chunk z is sum_{c<=z} decay(c..z) * contribution c,
-    // with the initial state as contribution 0.
-    if (!s0.defined()) s0 = torch::zeros({Bsz, H, P, N}, x.options());
-    Tensor states = torch::cat({s0.unsqueeze(1), chunk_states}, 1)                     // [B,nc+1,H,P,N]
-                        .permute({0, 2, 1, 3, 4})
-                        .reshape({Bsz, H, nc + 1, P * N});
-    Tensor chunk_totals = torch::constant_pad_nd(a_cum.select(-1, Q - 1).permute({0, 2, 1}), {1, 0}, 0.0); // [B,H,nc+1]
-    Tensor entering = torch::exp(segsum(chunk_totals)).matmul(states).reshape({Bsz, H, nc + 1, P, N});
-
-    // Entering states seen from inside each chunk: y_i += exp(a_cum_i) C_i S_in.
-    Tensor s_in = entering.narrow(2, 0, nc).permute({0, 2, 1, 3, 4});                  // [B,nc,H,P,N]
-    Tensor y_off = Cc.matmul(s_in.transpose(-1, -2)) * torch::exp(a_cum).unsqueeze(-1); // [B,nc,H,Q,P]
-
-    Tensor y = (y_diag + y_off).permute({0, 1, 3, 2, 4}).reshape({Bsz, nc * Q, H, P}).narrow(1, 0, T);
-    return {y, entering.select(2, nc)};
-}
-
-// One recurrent step: the same arguments with T == 1.
-std::pair<Tensor, Tensor> ssd_step(const Tensor &x, const Tensor &dt, const Tensor &A, const Tensor &b,
-                                   const Tensor &c, const Tensor &s0) {
-    const int64_t Bsz = x.size(0), H = x.size(2), P = x.size(3), N = b.size(2);
-    Tensor dt1 = dt.reshape({Bsz, H});
-    Tensor s = (x.reshape({Bsz, H, P}) * dt1.unsqueeze(-1)).unsqueeze(-1) * b.reshape({Bsz, 1, 1, N});
-    if (s0.defined()) s = s + s0 * torch::exp(dt1 * A).reshape({Bsz, H, 1, 1});
-    Tensor y = s.matmul(c.reshape({Bsz, 1, N, 1})).reshape({Bsz, 1, H, P});
-    return {y, s};
-}
-
-// RMSNorm of y * silu(z) over all d_inner channels (one group; norm_before_gate false).
-class GatedRMSNorm : public torch::nn::Module {
-public:
-    explicit GatedRMSNorm(int64_t d) { weight = register_parameter("weight", torch::ones({d})); }
-
-    Tensor forward(const Tensor &y, const Tensor &z) {
-        Tensor g = y * torch::silu(z);
-        return g * torch::rsqrt(g.square().mean(-1, true) + 1e-5) * weight;
-    }
-
-private:
-    Tensor weight;
-};
 
 class Mamba2 : public cdrmix::Block {
 public:
@@ -157,7 +62,7 @@ public:
         dt_bias = register_parameter("dt_bias", dt + torch::log(-torch::expm1(-dt))); // softplus^-1(dt)
         A_log = register_parameter("A_log", torch::log(torch::empty({H_}).uniform_(1.0, 16.0)));
         D = register_parameter("D", torch::ones({H_}));
-        norm = register_module("norm", std::make_shared<GatedRMSNorm>(d_inner_));
+        norm = register_module("norm", std::make_shared<ssd::GatedRMSNorm>(d_inner_));
         out_proj = register_module("out_proj", torch::nn::Linear(torch::nn::LinearOptions(d_inner_, C).bias(false)));
         torch::NoGradGuard no_grad;
         out_proj->weight.zero_();
@@ -182,8 +87,11 @@ public:
         Tensor A = -torch::exp(A_log);
 
         Tensor s0 = has_state ? (*state)[1].to(u.dtype()) : Tensor();
-        auto [y, s_final] = T == 1 ? ssd_step(x, dt, A, b, c, s0) : ssd_chunked(x, dt, A, b, c, s0, Q_);
-        y = (y + x * D.unsqueeze(-1)).reshape({Bsz, T, d_inner_});
+        // One key and one query per token, shared by the heads.
+        const ssd::ScanInputs in{c.reshape({Bsz, T, 1, 1, N_}), b.reshape({Bsz, T, 1, 1, N_}),
+                                 (x * dt.unsqueeze(-1)).unsqueeze(3), dt * A};
+        auto [y, s_final] = T == 1 ? ssd::ssd_step(in, s0) : ssd::ssd_chunked(in, s0, Q_);
+        y = (y.squeeze(3) + x * D.unsqueeze(-1)).reshape({Bsz, T, d_inner_});
         // A copy, so the carried state does not keep the whole window alive.
         if (state) *state = {window.narrow(2, T, K_ - 1).contiguous(), s_final};
         return out_proj(norm->forward(y, z));
@@ -193,7 +101,7 @@ private:
     int64_t N_, K_, P_, Q_, d_inner_, H_, conv_dim_;
     torch::nn::Linear in_proj{nullptr}, out_proj{nullptr};
     torch::nn::Conv1d conv1d{nullptr};
-    std::shared_ptr<GatedRMSNorm> norm;
+    std::shared_ptr<ssd::GatedRMSNorm> norm;
     Tensor dt_bias, A_log, D;
 };
 
