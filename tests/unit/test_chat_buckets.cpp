@@ -1,7 +1,7 @@
 // The chat source's packing = "bucket": rows that start at a conversation's
 // start, masked pads, the split rule for long conversations worked by hand,
-// less padding than one bucket, exact resume, the trainer and eval over batches
-// whose length varies, and the config errors.
+// less padding than one bucket, exact resume, ranks' shares, the trainer and
+// eval over batches whose length varies, and the config errors.
 #include "metrics/metrics.hpp"
 #include "test_util.hpp"
 #include "train/trainer.hpp"
@@ -157,6 +157,29 @@ TEST(ChatBuckets, RestoredPositionGivesTheSameBatches) {
     other["buckets"] = {24, 64};
     EXPECT_NE(cdrmix::test::error_of([&] { make_source(other)->restore(saved); }).find("other packing or buckets"),
               std::string::npos);
+}
+
+TEST(ChatBuckets, RanksReadDisjointRowsInBatchesOfTheSameLength) {
+    const fs::path dir = cdrmix::test::scratch_dir("chat_buckets_ranks");
+    std::set<std::string> texts;
+    const std::string train = write_conversations(dir / "train.jsonl", 30, &texts);
+    const std::string val = write_conversations(dir / "val.jsonl", 4);
+    auto rank = [&](int r, Json buckets) {
+        Json cfg = bucketed(train, val, std::move(buckets));
+        cfg["rank"] = r;
+        cfg["world_size"] = 2;
+        return make_source(cfg);
+    };
+    // One bucket: 15 rows per rank per pass, and the two passes together read every conversation once.
+    auto r0 = rank(0, {64}), r1 = rank(1, {64});
+    std::set<std::string> read;
+    for (int k = 0; k < 15; ++k)
+        for (auto *d : {r0.get(), r1.get()}) read.insert(row_text(d->next_batch(Split::Train, 1, 64)[0]));
+    EXPECT_EQ(read, texts);
+    // Several buckets: every rank draws the same bucket for the same batch.
+    auto b0 = rank(0, {44, 52, 64}), b1 = rank(1, {44, 52, 64});
+    for (int k = 0; k < 10; ++k)
+        EXPECT_EQ(b0->next_batch(Split::Train, 2, 64).size(1), b1->next_batch(Split::Train, 2, 64).size(1)) << k;
 }
 
 TEST(ChatBuckets, TrainerAndEvalTakeBatchesOfVaryingLength) {
