@@ -225,6 +225,13 @@ TEST(ChatBuckets, BadSettingsAreOneLineNamingTheKey) {
     EXPECT_NE(cdrmix::test::error_of([&] { make_source(bucketed(train, val, {128}))->next_batch(Split::Train, 2, 64); })
                   .find("bucket 128 is longer than seq_len 64"),
               std::string::npos);
+    const Json text = {{"weight", 1}, {"type", "text"}, {"path", train}, {"tokenizer", "byte"}};
+    Json member = bucketed(train, val, {64});
+    member["weight"] = 1;
+    EXPECT_NE(cdrmix::test::error_of([&] {
+                  make_source({{"type", "mix"}, {"sources", {text, member}}})->next_batch(Split::Train, 8, 128);
+              }).find("where the mix needs"),
+              std::string::npos);
     Json window = bucketed(train, val, {64});
     window["packing"] = "window";
     EXPECT_NE(cdrmix::test::error_of([&] { make_source(window); }).find("'buckets' is read only with packing = \"bucket\""),
