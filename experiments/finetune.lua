@@ -9,6 +9,7 @@
 --   cdrmix run experiments/finetune.lua          -- a few minutes on 2 cores
 --   cdrmix run experiments/finetune.lua stages.tools.steps=400 eval.limit=100
 --   cdrmix run experiments/finetune.lua replay=true   -- each stage also on the earlier stages' data
+--   cdrmix run experiments/finetune.lua packing=bucket -- chat rows start at conversations (docs/data.md#chat)
 local cfg = cdrmix.config {
   chat_dir = "data/chat",
   pretrain = { type = "text", path = "../data/fortunes.txt", tokenizer = "byte", val_fraction = 0.05 },
@@ -25,6 +26,7 @@ local cfg = cdrmix.config {
   eval = { limit = 40, max_tokens = 128 },  -- per reply: a tool call is some 80 byte tokens
   -- true: each chat stage also trains on the earlier chat stages' files (one corpus), against forgetting
   replay = false,
+  packing = "window", -- the chat sources' packing: window or bucket (its default buckets, 64, 128 and 256)
 }
 
 local function file(name) return cfg.chat_dir .. "/" .. name end
@@ -41,7 +43,7 @@ end
 local function chat_data(kinds_so_far)
   local paths = {}
   for _, kind in ipairs(kinds_so_far) do paths[#paths + 1] = file(kind .. "_train.jsonl") end
-  return cdrmix.data { type = "chat", path = paths, tokenizer = "byte", val_fraction = 0.05 }
+  return cdrmix.data { type = "chat", path = paths, tokenizer = "byte", val_fraction = 0.05, packing = cfg.packing }
 end
 
 -- Tool-call validity and answer accuracy on every kind's held-out conversations.

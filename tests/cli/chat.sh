@@ -15,7 +15,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 for kind in instruct tools reasoning; do
   "$cdrmix" data synth-chat --kind "$kind" --n 60 --seed 3 -o "$work/chat/${kind}_train.jsonl" >/dev/null ||
     fail "synth-chat $kind"
-  "$cdrmix" data synth-chat --kind "$kind" --n 4 --seed 3 --start 1000 -o "$work/chat/${kind}_test.jsonl" >/dev/null ||
+  "$cdrmix" data synth-chat --kind "$kind" --n 4 --seed 3 --split test -o "$work/chat/${kind}_test.jsonl" >/dev/null ||
     fail "synth-chat $kind test"
 done
 "$cdrmix" data synth-chat --kind tools --n 60 --seed 3 -o "$work/again.jsonl" >/dev/null || fail "synth-chat again"

@@ -8,12 +8,15 @@ DataThroughput measure_data_throughput(DataSource &data, Split split, int64_t ba
     using Clock = std::chrono::steady_clock;
     data.next_batch(split, batch, seq_len);
     DataThroughput r;
+    // Counted from the batches: a bucketed chat source's rows can be shorter than seq_len.
+    int64_t targets = 0;
     const auto start = Clock::now();
     while ((r.seconds = std::chrono::duration<double>(Clock::now() - start).count()) < seconds) {
-        data.next_batch(split, batch, seq_len);
+        const at::Tensor b = data.next_batch(split, batch, seq_len);
+        targets += b.size(0) * (b.size(1) - 1);
         ++r.batches;
     }
-    r.tokens_per_s = r.seconds > 0 ? double(r.batches * batch * seq_len) / r.seconds : 0.0;
+    r.tokens_per_s = r.seconds > 0 ? double(targets) / r.seconds : 0.0;
     return r;
 }
 

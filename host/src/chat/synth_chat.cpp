@@ -38,8 +38,8 @@ const std::vector<std::string> &words() {
 
 class Draw {
 public:
-    Draw(SynthKind kind, uint64_t seed, int64_t index)
-        : rng_(mix_key({seed, uint64_t(kind) + 0x73796e74ULL, uint64_t(index)})) {}
+    Draw(SynthKind kind, uint64_t seed, int64_t index, uint64_t attempt)
+        : rng_(mix_key({seed, uint64_t(kind) + 0x73796e74ULL, uint64_t(index), attempt})) {}
     int64_t in(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng_); }
     template <class T> const T &pick(const std::vector<T> &v) { return v[size_t(in(0, int64_t(v.size()) - 1))]; }
 
@@ -163,14 +163,23 @@ Json synth_tools() {
                         tool("lookup", {{"country", {{"enum", countries}}}}, {"country"})});
 }
 
-Json synth_conversation(SynthKind kind, uint64_t seed, int64_t index) {
-    Draw d(kind, seed, index);
-    switch (kind) {
-    case SynthKind::Tools: return tool_conversation(d);
-    case SynthKind::Instruct: return instruct_conversation(d);
-    case SynthKind::Reasoning: return reasoning_conversation(d);
+SynthSplit synth_split_of(const std::string &question) {
+    uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a: the same on every platform, unlike std::hash
+    for (unsigned char c : question) h = (h ^ c) * 0x100000001b3ULL;
+    return mix_key({h}) % 5 == 0 ? SynthSplit::Test : SynthSplit::Train;
+}
+
+Json synth_conversation(SynthKind kind, uint64_t seed, int64_t index, SynthSplit split) {
+    // Drawn again until the question is one of the split's: with a fifth of the
+    // questions held out, 200 attempts all missing has odds below 1e-19.
+    for (uint64_t attempt = 0; attempt < 200; ++attempt) {
+        Draw d(kind, seed, index, attempt);
+        Json r = kind == SynthKind::Tools      ? tool_conversation(d)
+                 : kind == SynthKind::Instruct ? instruct_conversation(d)
+                                               : reasoning_conversation(d);
+        if (synth_split_of(r["messages"][0]["content"].get<std::string>()) == split) return r;
     }
-    throw Error("synth_conversation: unknown kind");
+    throw Error("synth_conversation: no question of the requested split drawn (index " + std::to_string(index) + ")");
 }
 
 std::string chat_answer(const std::string &reply) {

@@ -11,6 +11,11 @@
 // expected (after the thought span, see chat_answer), which the chat evaluation
 // compares against.
 //
+// Held-out questions: every question (the user message's text) belongs to one
+// split by a hash of its text (synth_split_of), and a split's conversations
+// only ask its own questions, so a test file shares no question with a train
+// file whatever their seeds and indices.
+//
 // Threads: every function may be called from any thread.
 #pragma once
 
@@ -23,13 +28,17 @@
 namespace cdrmix {
 
 enum class SynthKind { Tools, Instruct, Reasoning };
+enum class SynthSplit { Train, Test };
+
+// The split a question belongs to: test for about one question in five.
+SynthSplit synth_split_of(const std::string &question);
 
 // "tools", "instruct" or "reasoning"; anything else throws naming the closest.
 SynthKind parse_synth_kind(const std::string &name);
 // The tools the `tools` kind declares (JSON Schema parameters).
 Json synth_tools();
-// Conversation `index` of a kind: a pure function of (kind, seed, index).
-Json synth_conversation(SynthKind kind, uint64_t seed, int64_t index);
+// Conversation `index` of a kind's split: a pure function of (kind, seed, index, split).
+Json synth_conversation(SynthKind kind, uint64_t seed, int64_t index, SynthSplit split);
 
 // The answer in an assistant reply: the text after its last </think>, trimmed.
 std::string chat_answer(const std::string &reply);

@@ -1,6 +1,7 @@
 // cdrmix.Data and cdrmix.Tokenizer: data source plugins and their tokenizers in Lua.
 //   local data = cdrmix.data{type = "text", path = "corpus.txt", tokenizer = "char"}
 //   local batch = data:batch("train", 16, 128)     -- int64 [16, 129]
+//   local batch, mask = data:batch("train", 16, 128) -- mask: float [16, 128] from a chat source, else nil
 #include "lua/wrap_data.hpp"
 
 #include "lua/lua_util.hpp"
@@ -8,6 +9,7 @@
 #include "lua/wrap_tensor.hpp"
 
 #include <cdrmix/error.hpp>
+#include <cdrmix/loss_mask.hpp>
 #include <cdrmix/registry.hpp>
 
 #include <torch/torch.h>
@@ -60,11 +62,19 @@ int l_data(lua_State *L) {
     return 1;
 }
 
+// data:batch(split, B, T) -> batch [, mask]: the mask (cdrmix/loss_mask.hpp)
+// is the second value, nil for a source without one, so
+// model:loss(data:batch(...)) trains on what the stock trainer would.
 int l_batch(lua_State *L) {
     auto &d = check_data(L, 1);
     const Split split = check_split(L, 2);
     push_tensor(L, d->next_batch(split, luaL_checkinteger(L, 3), luaL_checkinteger(L, 4)));
-    return 1;
+    const at::Tensor mask = last_loss_mask(*d);
+    if (mask.defined())
+        push_tensor(L, mask);
+    else
+        lua_pushnil(L);
+    return 2;
 }
 
 int l_vocab_size(lua_State *L) {

@@ -3,6 +3,7 @@
 //   local logits = model:forward(tokens)          -- [B,T] -> [B,T,V]
 //   local loss, parts = model:loss(batch)         -- [B,T+1] -> scalar (+ {ce=, aux=})
 //   local loss, parts = model:loss(batch, {routing = true}) -- parts.routing: per MoE layer statistics
+//   local loss = model:loss(batch, mask)          -- mean over the targets the mask keeps (data:batch's 2nd value)
 //   local logits, state = model:step(tokens, state) -- streaming: [B,T] from state (nil: the start)
 //   model:generate(data, "ROMEO:", {max_tokens = 100, temperature = 0.8, top_k = 40, top_p = 0.9,
 //                  seed = 1, stop = {"\n\n"}, on_text = function(piece) io.write(piece) end})
@@ -26,6 +27,7 @@
 #include "model/sampler.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/masked_loss.hpp"
 #include "train/trainer.hpp"
 
 #include <cdrmix/error.hpp>
@@ -85,18 +87,27 @@ int l_forward(lua_State *L) {
     return 1;
 }
 
-// model:loss(batch [, {routing = true}]): the total loss and its parts; with
-// routing, parts.routing is the step records' `moe` list for this batch.
+// model:loss(batch [, mask] [, {routing = true}]): the total loss and its
+// parts; with a mask (data:batch's second value; nil: none) the cross-entropy
+// is the trainer's masked_loss. With routing, parts.routing is the step
+// records' `moe` list for this batch.
 int l_loss(lua_State *L) {
     auto &m = check_model(L, 1);
+    const torch::Tensor batch = check_tensor(L, 2).to(torch::kInt64);
+    torch::Tensor mask;
+    int options = 3;
+    if (lua_isnil(L, 3) || test<at::Tensor>(L, 3, kTensor)) {
+        if (!lua_isnil(L, 3)) mask = check_tensor(L, 3);
+        options = 4;
+    }
     bool routing = false;
-    if (!lua_isnoneornil(L, 3)) {
-        luaL_checktype(L, 3, LUA_TTABLE);
-        lua_getfield(L, 3, "routing");
+    if (!lua_isnoneornil(L, options)) {
+        luaL_checktype(L, options, LUA_TTABLE);
+        lua_getfield(L, options, "routing");
         routing = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    LossOutput out = m->loss(check_tensor(L, 2).to(torch::kInt64), routing);
+    LossOutput out = masked_loss(*m, batch, mask, routing);
     push_tensor(L, out.total);
     lua_newtable(L);
     push_tensor(L, out.ce);

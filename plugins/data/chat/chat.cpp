@@ -12,8 +12,14 @@
 // through a second window source with the same options, so both choose the
 // same windows and the position is the token source's.
 //
+// With packing = "bucket" rows are whole conversations instead, grouped by
+// length (bucket_batches.hpp); the windows above stay the default because they
+// waste no token on padding.
+//
 // The val split is val_path's files or, without them, every
 // round(1 / val_fraction)-th conversation of the train files.
+#include "bucket_batches.hpp"
+
 #include <cdrmix/chat.hpp>
 #include <cdrmix/data_paths.hpp>
 #include <cdrmix/jsonl.hpp>
@@ -25,6 +31,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 namespace {
 
@@ -36,9 +43,9 @@ struct Rendered {
     int64_t skipped = 0;
 };
 
-struct Stream {
-    std::vector<uint32_t> tokens, mask;
-};
+using cdrmix::chat::PackedSplit;
+
+const std::vector<int64_t> kDefaultBuckets = {64, 128, 256};
 
 class ChatSource final : public cdrmix::DataSource, public cdrmix::LossMaskSource {
 public:
@@ -76,48 +83,84 @@ public:
                         for (const auto &s : conv) sink(s.text);
             },
             where_);
-        const Stream train = tokenise(r.train), val = tokenise(r.val);
+        train_ = tokenise(r.train);
+        val_ = tokenise(r.val);
         conversations_ = static_cast<int64_t>(r.train.size() + r.val.size());
-        for (uint32_t m : train.mask) trained_ += m;
+        train_tokens_ = static_cast<int64_t>(train_.tokens.size());
+        for (uint32_t m : train_.mask) trained_ += m;
 
         const cdrmix::SplitOptions split = cdrmix::read_split_options(cfg);
-        auto parts = [&](const Stream &t, const Stream &v, bool masks) {
+        if (cfg.get_string("packing") == "bucket") {
+            bucket_lengths_ = cfg.has("buckets") ? cdrmix::chat::read_bucket_lengths(cfg.value()["buckets"], where_)
+                                                 : kDefaultBuckets;
+            bucket_train_ = std::make_unique<cdrmix::chat::BucketReader>(train_, bucket_lengths_, split, cdrmix::Split::Train,
+                                                                         "the train split of " + where_);
+            bucket_val_ = std::make_unique<cdrmix::chat::BucketReader>(val_, bucket_lengths_, split, cdrmix::Split::Val,
+                                                                       "the val split of " + where_);
+            return;
+        }
+        if (cfg.has("buckets")) throw Error(where_ + ": 'buckets' is read only with packing = \"bucket\"");
+        // The streams move into the window sources, which keep the only copy.
+        auto parts = [&](bool masks) {
             cdrmix::WindowSourceParts p;
             p.type = "chat";
             p.where = where_;
             p.split = split;
             p.tokenizer = tokenizer_;
-            p.train = cdrmix::tokens_in_memory(masks ? t.mask : t.tokens);
-            p.val = cdrmix::tokens_in_memory(masks ? v.mask : v.tokens);
+            p.train = cdrmix::tokens_in_memory(std::move(masks ? train_.mask : train_.tokens));
+            p.val = cdrmix::tokens_in_memory(std::move(masks ? val_.mask : val_.tokens));
             return p;
         };
-        tokens_ = cdrmix::make_window_source(parts(train, val, false));
-        masks_ = cdrmix::make_window_source(parts(train, val, true));
-        train_tokens_ = static_cast<int64_t>(train.tokens.size());
+        tokens_ = cdrmix::make_window_source(parts(false));
+        masks_ = cdrmix::make_window_source(parts(true));
     }
 
     at::Tensor next_batch(cdrmix::Split split, int64_t batch, int64_t seq_len) override {
+        if (bucketed()) {
+            auto b = bucket(split).next(batch, seq_len);
+            last_mask_ = b.mask;
+            return b.tokens;
+        }
         at::Tensor out = tokens_->next_batch(split, batch, seq_len);
         last_mask_ = masks_->next_batch(split, batch, seq_len).slice(1, 1).to(torch::kFloat32);
         return out;
     }
     at::Tensor last_mask() const override { return last_mask_; }
     std::shared_ptr<cdrmix::Tokenizer> tokenizer() const override { return tokenizer_; }
-    int64_t num_tokens(cdrmix::Split split) const override { return tokens_->num_tokens(split); }
+    int64_t num_tokens(cdrmix::Split split) const override {
+        if (!bucketed()) return tokens_->num_tokens(split);
+        return static_cast<int64_t>((split == cdrmix::Split::Train ? train_ : val_).tokens.size());
+    }
     void reset(cdrmix::Split split) override {
+        if (bucketed()) return bucket(split).reset();
         tokens_->reset(split);
         masks_->reset(split);
     }
-    Json position() const override { return tokens_->position(); }
+    // Bucketed: {"source": "chat", "packing": "bucket", "buckets": [...],
+    // "train": {"batches", "rows"}, "val": {...}}; windows: the window source's.
+    Json position() const override {
+        if (!bucketed()) return tokens_->position();
+        return {{"source", "chat"}, {"packing", "bucket"}, {"buckets", bucket_lengths_},
+                {"train", bucket_train_->position()}, {"val", bucket_val_->position()}};
+    }
     void restore(const Json &p) override {
+        const bool saved_bucketed = p.is_object() && p.value("packing", "window") == "bucket";
+        if (saved_bucketed != bucketed() || (bucketed() && p.value("buckets", Json()) != Json(bucket_lengths_)))
+            throw Error(where_ + ": the saved data position " + p.dump().substr(0, 120) +
+                        " was made with other packing or buckets than this source's (" + packing_text() + ")");
+        if (bucketed()) {
+            bucket_train_->restore(p.value("train", Json()));
+            bucket_val_->restore(p.value("val", Json()));
+            return;
+        }
         tokens_->restore(p);
         masks_->restore(p);
     }
     std::string describe() const override {
         return "chat: " + std::to_string(conversations_) + " conversation(s), " + std::to_string(train_tokens_) +
                " train tokens of which " + std::to_string(trained_) + " have loss, " + tokenizer_->kind() +
-               " tokens, vocabulary " + std::to_string(tokenizer_->vocab_size()) + ", " + std::to_string(skipped_) +
-               " malformed line(s) skipped";
+               " tokens, vocabulary " + std::to_string(tokenizer_->vocab_size()) + ", " + packing_text() + ", " +
+               std::to_string(skipped_) + " malformed line(s) skipped";
     }
 
 private:
@@ -144,14 +187,24 @@ private:
         }
     }
 
-    Stream tokenise(const std::vector<std::vector<cdrmix::ChatSegment>> &conversations) const {
-        Stream s;
-        for (const auto &conv : conversations)
+    bool bucketed() const { return bucket_train_ != nullptr; }
+    cdrmix::chat::BucketReader &bucket(cdrmix::Split split) {
+        return split == cdrmix::Split::Train ? *bucket_train_ : *bucket_val_;
+    }
+    std::string packing_text() const {
+        return bucketed() ? "packing bucket " + Json(bucket_lengths_).dump() : std::string("packing window");
+    }
+
+    PackedSplit tokenise(const std::vector<std::vector<cdrmix::ChatSegment>> &conversations) const {
+        PackedSplit s;
+        for (const auto &conv : conversations) {
+            s.starts.push_back(static_cast<int64_t>(s.tokens.size()));
             for (const auto &seg : conv)
                 for (int64_t id : tokenizer_->encode(seg.text)) {
                     s.tokens.push_back(static_cast<uint32_t>(id));
                     s.mask.push_back(seg.loss ? 1 : 0);
                 }
+        }
         return s;
     }
 
@@ -159,7 +212,12 @@ private:
     bool skip_ = false;
     int64_t skipped_ = 0, conversations_ = 0, trained_ = 0, train_tokens_ = 0;
     std::shared_ptr<cdrmix::Tokenizer> tokenizer_;
+    PackedSplit train_, val_; // packing = "bucket" reads them; "window" moves their streams out
+    // packing = "window": the token and mask streams through window sources.
     std::shared_ptr<cdrmix::DataSource> tokens_, masks_;
+    // packing = "bucket": whole conversations by length.
+    std::vector<int64_t> bucket_lengths_;
+    std::unique_ptr<cdrmix::chat::BucketReader> bucket_train_, bucket_val_;
     at::Tensor last_mask_;
 };
 
@@ -173,6 +231,12 @@ cdrmix::Schema schema() {
     s.boolean("loss_on_tool_calls", true, "the assistant's tool calls are training targets too");
     s.string("on_error", "fail", "a malformed conversation stops the run, or is warned about and skipped")
         .one_of({"fail", "skip"});
+    s.string("packing", "window",
+             "window: the token stream cut into seq_len windows; bucket: each row one conversation (or a piece of one), "
+             "padded, rows of similar length batched together")
+        .one_of({"window", "bucket"});
+    s.list("buckets", "packing = bucket: row lengths in tokens, increasing (a batch's length is its bucket's)")
+        .default_is(Json(kDefaultBuckets).dump());
     s.include(cdrmix::split_keys());
     return s;
 }

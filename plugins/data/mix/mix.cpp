@@ -42,6 +42,13 @@ struct Member {
     int64_t train_rows = 0;
 };
 
+// "3 x 65", or the dimensions joined by " x " for a tensor of another rank.
+std::string shape(const at::Tensor &t) {
+    std::string s;
+    for (int64_t d : t.sizes()) s += (s.empty() ? "" : " x ") + std::to_string(d);
+    return s;
+}
+
 std::string describe_tokenizer(const cdrmix::Tokenizer &t) {
     return t.kind() + ", " + std::to_string(t.vocab_size()) + " tokens";
 }
@@ -65,7 +72,10 @@ public:
             if (count[m] == 0) continue;
             parts[m] = members_[m].source->next_batch(split, count[m], seq_len);
             if (parts[m].dim() != 2 || parts[m].size(0) != count[m] || parts[m].size(1) != seq_len + 1)
-                throw Error(where_ + ": source '" + members_[m].name + "' returned a batch of the wrong shape");
+                throw Error(where_ + ": source '" + members_[m].name + "' returned a batch of " + shape(parts[m]) +
+                            " tokens where the mix needs " + std::to_string(count[m]) + " x " +
+                            std::to_string(seq_len + 1) + " (rows of seq_len + 1 from every member; a chat member "
+                            "with packing = \"bucket\" gives shorter ones)");
             if (split == Split::Train) members_[m].train_rows += count[m];
         }
         // Rows in the order drawn, each member's rows in the order it gave them.
