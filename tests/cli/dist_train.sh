@@ -3,6 +3,7 @@
 # host, two ranks over loopback only, every wait bounded:
 #   - hand-written loops (cdrmix.dist.data_parallel and plain all_reduce) equal one process;
 #   - the stock trainer: aggregated records, rank 0 alone writes the run folder;
+#     with activation checkpointing, the same losses bit for bit;
 #   - a rank killed with SIGKILL mid-run: the other exits non-zero within the
 #     timeout naming it and the last checkpoint, which stays intact;
 #   - --resume auto finishes at the same world size and at another;
@@ -38,6 +39,22 @@ folders=$(ls -d "$runs"/dist_trainer-* 2>/dev/null | wc -l)
 steps=$(cat "$runs"/dist_trainer-*/metrics.jsonl 2>/dev/null | grep -c '"event":"step".*"world_size":2')
 [ "$folders" = 1 ] && [ "$steps" = 6 ]
 verdict "rank 0 alone writes the run folder ($folders folder, $steps step records of world size 2)" $?
+
+# Activation checkpointing under data parallelism: every layer recomputed in
+# backward, the gradients all-reduced as before: the same losses, bit for bit.
+ckpt_runs=$tmp/ckpt_runs
+timeout 300 "$cdrmix" launch -n 2 --master 127.0.0.1:$((port + 5)) --timeout 60 run "$lua/dist_trainer.lua" \
+  data.path="$corpus" train.checkpoint_activations=all --headless --runs-dir "$ckpt_runs" >"$tmp/ckpt" 2>&1
+check "stock trainer on 2 ranks with every layer's activations checkpointed" 0 \
+  "dist_trainer: rank 1 of 2 ok, 6 steps to step 6" "$tmp/ckpt" $?
+python3 - "$runs"/dist_trainer-*/metrics.jsonl "$ckpt_runs"/dist_trainer-*/metrics.jsonl "$ckpt_runs"/dist_trainer-*/config.json <<'PY'
+import json, sys
+losses = lambda f: [r["loss"] for r in map(json.loads, open(f)) if r.get("event") == "step"]
+plain, ckpt = losses(sys.argv[1]), losses(sys.argv[2])
+assert json.load(open(sys.argv[3]))["train"]["checkpoint_activations"] == "all"
+assert len(plain) == 6 and plain == ckpt, (plain, ckpt)
+PY
+verdict "... the same 6 losses as without checkpointing, bit for bit" $?
 
 ep_runs=$tmp/ep_runs
 EXPERT_PARALLEL=2 timeout 300 "$cdrmix" launch -n 2 --master 127.0.0.1:$((port + 4)) --timeout 60 run \
