@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -60,13 +61,15 @@ void MasterWeights::round_into_weights() {
     }
 }
 
-void MasterWeights::rebind(Model &model) {
+void MasterWeights::rebind(Model &model, const std::vector<std::string> &replaced) {
     std::map<std::string, torch::Tensor> kept(masters_.begin(), masters_.end());
     masters_.clear();
     weights_.clear();
     for (const auto &p : model.named_parameters()) {
         if (!p.value().requires_grad() || !p.value().is_floating_point()) continue;
-        const auto it = kept.find(p.key());
+        const bool fresh = std::any_of(replaced.begin(), replaced.end(),
+                                       [&](const std::string &prefix) { return p.key().rfind(prefix, 0) == 0; });
+        const auto it = fresh ? kept.end() : kept.find(p.key());
         masters_.emplace_back(p.key(), it != kept.end() ? it->second : master_of(p.value()));
         weights_.emplace_back(p.key(), p.value());
     }

@@ -33,9 +33,11 @@ public:
     // The masters rounded into the bf16 weights; the masters' gradients are
     // released, so float32 gradients live only from widen_gradients() to here.
     void round_into_weights();
-    // After the model's parameters were replaced (Model::swap_router): kept
-    // names keep their masters, new parameters get masters of their bf16 values.
-    void rebind(Model &model);
+    // After some of the model's parameters were replaced (Model::swap_router):
+    // those whose names start with one of `replaced` get masters of their new
+    // bf16 values (a new router may reuse its predecessor's names), the others
+    // keep their masters.
+    void rebind(Model &model, const std::vector<std::string> &replaced);
     // Loads the masters from a checkpoint folder (load_float32_weights) and rounds them into the weights.
     void load(const std::string &checkpoint_dir);
 

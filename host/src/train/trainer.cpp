@@ -668,7 +668,11 @@ Json Trainer::swap_router(int64_t layer, const Json &router, const Registry &reg
     for (const auto &[name, p] : optimised())
         if (auto it = state.find(key(p)); it != state.end()) by_name[name] = it->second->clone();
     const auto layers = model_->swap_router(layer, router, registry, config_.seed + static_cast<uint64_t>(step_));
-    if (masters_) masters_->rebind(*model_);
+    if (masters_) {
+        std::vector<std::string> routers; // what Model::swap_router replaced
+        for (const int64_t i : layers) routers.push_back("blocks." + std::to_string(i) + ".ffn.router.");
+        masters_->rebind(*model_, routers);
+    }
     const double lr = static_cast<torch::optim::AdamWOptions &>(optimizer_->param_groups().front().options()).lr();
     optimizer_ = make_adamw(optimised(), lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
     for (const auto &[name, p] : optimised())
