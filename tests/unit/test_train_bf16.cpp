@@ -221,6 +221,29 @@ TEST(TrainBf16Weights, ResumeIsBitwiseAndCheckpointsRecordTheDtype) {
         EXPECT_TRUE(torch::equal(model_d->named_parameters()[name], master)) << name;
 }
 
+// A bf16 run resuming a float32 checkpoint takes its float32 weights as masters
+// exactly (and their rounding as weights), and goes on.
+TEST(TrainBf16Weights, ResumesAFloat32CheckpointFromItsWeights) {
+    OneThread one;
+    const fs::path dir = scratch("from_float32");
+    cdrmix::MetricsBus bus;
+    auto data = text_source(dir);
+    const int64_t vocab = data->tokenizer()->vocab_size();
+    auto model_a = make_model(vocab, 5);
+    cdrmix::Trainer a(model_a, data, config(3, "float32"), bus, (dir / "ckpt").string());
+    losses_of(a);
+    EXPECT_FALSE(cdrmix::has_master_weights(a.last_checkpoint()));
+    auto model_b = make_model(vocab, 99);
+    cdrmix::Trainer b(model_b, text_source(dir), config(5, "bfloat16"), bus, "");
+    b.resume(a.last_checkpoint());
+    const auto trained = model_a->named_parameters(), resumed = model_b->named_parameters();
+    for (const auto &[name, master] : b.master_weights()->named()) {
+        EXPECT_TRUE(torch::equal(master, trained[name])) << name;
+        EXPECT_TRUE(torch::equal(resumed[name], trained[name].to(torch::kBFloat16))) << name;
+    }
+    EXPECT_EQ(losses_of(b).size(), 2u);
+}
+
 // A router swapped mid-run under bf16 weights: the kept parameters keep their
 // master tensors (not masters re-made from the rounded weights), the new router
 // gets masters of its own new weights although its names are the old router's,
