@@ -221,6 +221,26 @@ TEST(TrainBf16Weights, ResumeIsBitwiseAndCheckpointsRecordTheDtype) {
         EXPECT_TRUE(torch::equal(model_d->named_parameters()[name], master)) << name;
 }
 
+// Gradient accumulation sums the micro-batches' gradients in float32: 1 +
+// 2^-9 survives in the master's gradient, where bf16 would round it to 1.
+TEST(TrainBf16Weights, MicroBatchGradientsAddUpInFloat32) {
+    auto model = make_model(20, 5);
+    cdrmix::MasterWeights masters(*model);
+    const auto &[name, master] = masters.named().front();
+    Tensor w = model->named_parameters()[name];
+    const double small = std::ldexp(1.0, -9);
+    w.mutable_grad() = torch::ones_like(w);
+    masters.widen_gradients();
+    EXPECT_FALSE(w.grad().defined()) << "the bf16 gradient is released";
+    w.mutable_grad() = torch::full_like(w, small);
+    masters.widen_gradients();
+    ASSERT_EQ(master.grad().scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(torch::equal(master.grad(), torch::full_like(master, 1 + small)));
+    EXPECT_TRUE(torch::equal(torch::ones_like(w) + torch::full_like(w, small), torch::ones_like(w))) << "bf16 loses it";
+    masters.round_into_weights();
+    EXPECT_FALSE(master.grad().defined());
+}
+
 // A bf16 run resuming a float32 checkpoint takes its float32 weights as masters
 // exactly (and their rounding as weights), and goes on.
 TEST(TrainBf16Weights, ResumesAFloat32CheckpointFromItsWeights) {

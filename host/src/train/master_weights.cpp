@@ -48,7 +48,11 @@ void MasterWeights::widen_gradients() {
     for (size_t i = 0; i < masters_.size(); ++i) {
         torch::Tensor &w = weights_[i].second;
         torch::Tensor &m = masters_[i].second;
-        m.mutable_grad() = w.grad().defined() ? w.grad().to(torch::kFloat32) : torch::Tensor();
+        if (!w.grad().defined()) continue;
+        if (m.grad().defined())
+            m.mutable_grad().add_(w.grad());
+        else
+            m.mutable_grad() = w.grad().to(torch::kFloat32);
         w.mutable_grad() = torch::Tensor(); // one parameter at a time: the bf16 and float32 copies barely overlap
     }
 }

@@ -3,8 +3,8 @@
 // backward run in bf16 (half the weight and activation memory); the optimiser
 // steps float32 masters of the trainable ones, because bf16's 8-bit mantissa
 // drops an update smaller than about 1/256 of its weight. Each step:
-// widen_gradients() moves the weights' bf16 gradients into float32 gradients of
-// the masters (clipping and AdamW see float32), the optimiser steps the masters,
+// widen_gradients() adds the weights' bf16 gradients into float32 gradients of
+// the masters after each micro-batch (clipping and AdamW see float32), the optimiser steps the masters,
 // and round_into_weights() writes them back rounded to nearest. Buffers keep
 // their dtype: they are statistics (aux_free's bias), not weights.
 #pragma once
@@ -27,8 +27,9 @@ public:
     // The masters under their parameters' names, in the model's order: what the optimiser is built over.
     const NamedTensors &named() const { return masters_; }
     std::vector<torch::Tensor> tensors() const;
-    // The bf16 weights' gradients, widened into the masters' (undefined stays
-    // undefined); the bf16 gradients are released.
+    // Adds the bf16 weights' gradients, widened, into the masters' (undefined
+    // stays undefined) and releases the bf16 ones. Called after each
+    // micro-batch's backward, so accumulation sums in float32, not in bf16.
     void widen_gradients();
     // The masters rounded into the bf16 weights; the masters' gradients are
     // released, so float32 gradients live only from widen_gradients() to here.

@@ -599,6 +599,7 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
             if (!masked) (n == 1 ? out.total : out.total / double(n)).backward();
             else (out.ce * share + (out.total - out.ce) / double(n)).backward();
         }
+        if (masters_) masters_->widen_gradients(); // accumulated over micro-batches in float32
         r.loss += ce * share;
         r.aux += aux;
         for (auto &rec : out.routing) r.routing.push_back(std::move(rec)); // pooled over the micro-batches
@@ -606,7 +607,6 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
     }
     if (sync_) r.comm += sync_->last_wait_s();
     if (experts_) r.comm += experts_->take_exchange_seconds(); // the experts' all-to-alls, both passes
-    if (masters_) masters_->widen_gradients(); // clipped and stepped in float32
     r.grad_norm = sync_      ? sync_->clip_grad_norm(config_.grad_clip)
                   : masters_ ? clip_grad_norm(masters_->tensors(), config_.grad_clip)
                              : clip_gradients(*model_, config_.grad_clip);
