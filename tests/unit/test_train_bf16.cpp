@@ -322,10 +322,14 @@ TEST(TrainBf16Weights, RefusedValuesAndModels) {
     auto data = text_source(dir);
     auto model = make_model(data->tokenizer()->vocab_size(), 5);
     model->to(torch::kFloat64);
+    // The first parameter float32, the rest float64: a refusal after converting the first would leave a mix.
+    model->named_parameters()["emb.weight"].set_data(model->named_parameters()["emb.weight"].to(torch::kFloat32));
     cdrmix::MetricsBus bus;
     const std::string wide =
         cdrmix::test::error_of([&] { cdrmix::Trainer t(model, data, config(2, "bfloat16"), bus, ""); });
     EXPECT_NE(wide.find("is Double, not float32"), std::string::npos) << wide;
+    for (const auto &p : model->named_parameters())
+        EXPECT_EQ(p.value().scalar_type(), p.key() == "emb.weight" ? torch::kFloat32 : torch::kFloat64) << p.key();
 }
 
 // Data parallelism (and with it ZeRO sharding) is refused with one line on

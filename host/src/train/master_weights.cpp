@@ -25,12 +25,15 @@ torch::Tensor master_of(const torch::Tensor &weight) {
 
 MasterWeights::MasterWeights(Model &model) {
     torch::NoGradGuard no_grad;
+    // Checked before any is converted, so a refused model is left as it was.
+    for (const auto &p : model.named_parameters())
+        if (p.value().is_floating_point() && p.value().scalar_type() != torch::kFloat32)
+            throw Error("train.weights_dtype = \"bfloat16\": parameter '" + p.key() + "' is " +
+                        std::string(c10::toString(p.value().scalar_type())) +
+                        ", not float32 (build the model in float32)");
     for (auto &p : model.named_parameters()) {
         torch::Tensor &w = p.value();
         if (!w.is_floating_point()) continue;
-        if (w.scalar_type() != torch::kFloat32)
-            throw Error("train.weights_dtype = \"bfloat16\": parameter '" + p.key() + "' is " +
-                        std::string(c10::toString(w.scalar_type())) + ", not float32 (build the model in float32)");
         if (w.requires_grad()) masters_.emplace_back(p.key(), master_of(w));
         w.set_data(w.to(torch::kBFloat16));
         if (w.requires_grad()) weights_.emplace_back(p.key(), w);
