@@ -24,6 +24,6 @@ grep -Eq '^3 MoE E8 k2 C512 N1024 fwd\+bwd +sparse [0-9.]+ ms +dense \(all exper
   <<<"$out" || fail "no row 3"
 
 if out=$("$cdrmix" bench --only nope 2>&1); then fail "an unknown row was accepted"; fi
-grep -q "bench: unknown row 'nope' in --only (rows: gemm, wkv, moe, nanogpt, mfu, generation, data, gui, dist, lua, checkpoint, blocks)" \
+grep -q "bench: unknown row 'nope' in --only (rows: gemm, wkv, moe, nanogpt, mfu, generation, data, gui, dist, lua, checkpoint, bf16, blocks)" \
   <<<"$out" || fail "no clear error for an unknown row"
 echo "ok"

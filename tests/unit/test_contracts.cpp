@@ -114,6 +114,52 @@ TEST_P(BlockContract, GradientsMatchFiniteDifferences) {
     }
 }
 
+// train.weights_dtype = "bfloat16": the block's parameters in bf16 (buffers kept,
+// as train/master_weights does), bf16 inputs. Forward, backward and a streamed
+// step (generation) run, the output stays within bf16's precision of float32's, and the
+// gradients arrive in bf16 and finite.
+TEST_P(BlockContract, RunsWithBf16Weights) {
+    auto ref = build_block(GetParam(), torch::kFloat32, 31), b = build_block(GetParam(), torch::kFloat32, 31);
+    {
+        torch::NoGradGuard no_grad;
+        for (auto &p : b->parameters())
+            if (p.is_floating_point()) p.set_data(p.to(torch::kBFloat16));
+    }
+    torch::manual_seed(6);
+    Tensor x = torch::randn({2, 7, kWidth}), vf = torch::randn({2, 7, kWidth}), proj = torch::randn({2, 7, kWidth});
+    Tensor tokens = torch::randint(0, 50, {2, 7});
+    ref->eval();
+    b->eval();
+    Tensor expected;
+    {
+        torch::NoGradGuard no_grad;
+        expected = run(*ref, x, nullptr, vf, tokens);
+    }
+    ForwardContext ctx; // eval mode with gradients: no jitter or dropout, so float32's output is comparable
+    ctx.v_first = vf.to(torch::kBFloat16);
+    ctx.token_ids = tokens;
+    Tensor y = b->forward(x.to(torch::kBFloat16), nullptr, ctx);
+    ASSERT_EQ(y.sizes(), x.sizes());
+    ASSERT_TRUE(torch::isfinite(y).all().item<bool>());
+    EXPECT_LT(max_abs_diff(y.to(torch::kFloat32), expected), 0.05 * (1 + expected.abs().max().item<double>()));
+    Tensor l = (y.to(torch::kFloat32) * proj).sum();
+    for (const auto &a : ctx.aux_losses) l = l + a.value.to(torch::kFloat32);
+    l.backward();
+    int with_grad = 0;
+    for (const auto &p : b->named_parameters()) {
+        if (!p.value().grad().defined()) continue;
+        ++with_grad;
+        EXPECT_EQ(p.value().grad().scalar_type(), torch::kBFloat16) << p.key();
+        EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    }
+    if (!b->parameters().empty()) EXPECT_GT(with_grad, 0);
+    torch::NoGradGuard no_grad;
+    cdrmix::BlockState state;
+    Tensor step = run(*b, x.slice(1, 0, 1).to(torch::kBFloat16), &state, vf.slice(1, 0, 1).to(torch::kBFloat16),
+                      tokens.slice(1, 0, 1));
+    EXPECT_TRUE(torch::isfinite(step).all().item<bool>());
+}
+
 INSTANTIATE_TEST_SUITE_P(Registered, BlockContract, ::testing::ValuesIn(registered(PluginKind::Block)), param_name);
 
 namespace {

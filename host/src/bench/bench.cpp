@@ -31,6 +31,7 @@ const std::vector<RowGroup> &row_groups() {
         {"dist", bench::dist_rows},
         {"lua", bench::lua_router_row},
         {"checkpoint", bench::checkpoint_row},
+        {"bf16", bench::bf16_weights_row},
         {"blocks", bench::block_rows},
     };
     return groups;

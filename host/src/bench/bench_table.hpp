@@ -45,6 +45,7 @@ void gui_row(Run &run);         // 8: training with the dashboard open against h
 void dist_rows(Run &run);       // 9: data-parallel weak scaling and all-reduce bandwidth (bench_dist.cpp)
 void lua_router_row(Run &run);  // 10: the Lua top-k router against the C++ one in training (bench_training.cpp)
 void checkpoint_row(Run &run);  // 11: activation checkpointing: training tokens/s and peak memory (bench_training.cpp)
+void bf16_weights_row(Run &run); // 12: bf16 weights with float32 masters: training tokens/s and peak memory
 
 // A file of the source tree: $CDRMIX_SOURCE_DIR, else the tree this binary was built from.
 std::filesystem::path source_file(const std::string &relative);

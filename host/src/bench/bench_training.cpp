@@ -171,6 +171,7 @@ TrainConfig bench_train_config(const TrainingShape &s) {
     t.eval_every = 0; // only the one evaluation at the end, after the timed steps
     t.eval_batches = 1;
     t.checkpoint_activations = s.checkpointing;
+    t.weights_dtype = s.weights_dtype;
     return t;
 }
 
@@ -395,6 +396,38 @@ void checkpoint_row(Run &run) {
     print_row("   peak CPU memory of the run", format("all %.1f MiB", double(all.peak_bytes) / MiB),
               format("none %.1f MiB", double(plain.peak_bytes) / MiB),
               format("%.2fx", double(all.peak_bytes) / double(plain.peak_bytes)));
+}
+
+// Row 12: bf16 weights with float32 masters against float32 weights, in the
+// quickstart's model (cdrmix-small) at row 11's shape: training tokens/s and
+// the peak of live CPU bytes (weights, masters, moments, activations), both
+// runs under one memory tracker.
+void bf16_weights_row(Run &run) {
+    const fs::path preset = source_file("configs/models/cdrmix-small.yaml");
+    TrainingShape shape;
+    shape.batch = run.options.quick ? 4 : 16;
+    shape.seq = run.options.quick ? 64 : 256;
+    shape.warmup_steps = 2;
+    shape.timed_steps = run.options.quick ? 3 : 8;
+    const std::string name = "12 weights_dtype bfloat16, cdrmix-small B" + std::to_string(shape.batch) + " T" +
+                             std::to_string(shape.seq);
+    if (!fs::is_regular_file(preset)) {
+        print_row(name, "skipped", "-", "no " + preset.string() + " (set CDRMIX_SOURCE_DIR to the source tree)");
+        return;
+    }
+    Json spec = load_yaml_file(preset.string());
+    spec["seq_length"] = shape.seq;
+    MemoryTracker tracker;
+    const TrainingFigure fp32 = measure_training(run.registry, spec, shape);
+    shape.weights_dtype = "bfloat16";
+    const TrainingFigure bf16 = measure_training(run.registry, spec, shape);
+    const double MiB = 1024.0 * 1024.0;
+    print_row(name + " tok/s", format("bf16 %.0f tok/s", bf16.tokens_per_s),
+              format("float32 %.0f tok/s", fp32.tokens_per_s),
+              format("%.2fx the time per token", fp32.tokens_per_s / bf16.tokens_per_s));
+    print_row("   peak CPU memory of the run", format("bf16 %.1f MiB", double(bf16.peak_bytes) / MiB),
+              format("float32 %.1f MiB", double(fp32.peak_bytes) / MiB),
+              format("%.2fx", double(bf16.peak_bytes) / double(fp32.peak_bytes)));
 }
 
 } // namespace cdrmix::bench

@@ -19,6 +19,7 @@ struct TrainingShape {
     int warmup_steps = 3; // run first, not timed (thread pools, allocator, caches)
     int timed_steps = 20;
     ActivationCheckpointing checkpointing; // train.checkpoint_activations
+    std::string weights_dtype = "float32"; // train.weights_dtype
 };
 
 struct TrainingFigure {

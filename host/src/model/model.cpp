@@ -248,6 +248,9 @@ LossOutput Model::loss(const torch::Tensor &batch, bool record_routing) {
     ctx.record_routing = record_routing;
     const torch::Tensor on_device = batch.device() == device() ? batch : batch.to(device());
     torch::Tensor logits = forward(on_device.slice(1, 0, T), nullptr, ctx);
+    // 16-bit logits (bf16 weights) lose the log-softmax's small differences: the loss is float32.
+    if (logits.scalar_type() == torch::kBFloat16 || logits.scalar_type() == torch::kHalf)
+        logits = logits.to(torch::kFloat32);
     LossOutput out;
     out.ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
                                                   on_device.slice(1, 1, T + 1).reshape({-1}));

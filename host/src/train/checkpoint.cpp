@@ -89,8 +89,9 @@ NamedTensors model_tensors(Model &model) {
 
 void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, const Json &model_spec,
                             torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
-                            const Json &run_config) {
+                            const Json &run_config, const NamedTensors &masters) {
     write_model_files(dir, weights, model_spec, tokenizer);
+    if (!masters.empty()) save_safetensors((dir / checkpoint_layout::masters).string(), masters, {{"format", "pt"}});
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
     if (!run_config.is_null()) write_json_atomic((dir / checkpoint_layout::run_config).string(), run_config);
     // Serialised in memory, then written like every other file: LibTorch's file
@@ -135,14 +136,15 @@ std::string save_derived_checkpoint(const std::string &out_path, Model &model, c
 }
 
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
-                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config) {
+                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config,
+                            const NamedTensors &masters) {
     return save_checkpoint(root, step, model_tensors(model), model.spec().source_json, optimizer, tokenizer,
-                           trainer_state, run_config);
+                           trainer_state, run_config, masters);
 }
 
 std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,
                             torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
-                            const Json &run_config) {
+                            const Json &run_config, const NamedTensors &masters) {
     const std::string name = run_layout::checkpoint_folder(step);
     const fs::path final_dir = fs::path(root) / name;
     const fs::path tmp_dir = fs::path(root) / (".tmp-" + name);
@@ -153,7 +155,7 @@ std::string save_checkpoint(const std::string &root, int64_t step, const NamedTe
         if (e.path().filename().string().rfind(".tmp-", 0) == 0) remove_tree(e.path());
     fs::create_directories(tmp_dir);
     try {
-        write_checkpoint_files(tmp_dir, weights, model_spec, optimizer, tokenizer, trainer_state, run_config);
+        write_checkpoint_files(tmp_dir, weights, model_spec, optimizer, tokenizer, trainer_state, run_config, masters);
     } catch (...) {
         std::error_code ec;
         remove_tree(tmp_dir, ec);

@@ -4,6 +4,7 @@
 //   tokenizer.json      the exact vocabulary
 //   trainer_state.json  step, schedule, data position, RNG state, train config
 //   optimizer.pt        AdamW moments (LibTorch archive)
+//   masters.safetensors float32 master weights, when the weights are bf16 (train.weights_dtype)
 //   run_config.json     the run's resolved config (data, model, train), when known
 //   manifest.json       every other file's size and CRC-32C, written last
 // The folder is written under a temporary name, every file and the folder are
@@ -46,16 +47,19 @@ std::string save_derived_checkpoint(const std::string &out, Model &model, const 
 namespace checkpoint_layout {
 inline constexpr const char *run_config = "run_config.json";
 inline constexpr const char *legacy_run_config = "config.json";
+inline constexpr const char *masters = "masters.safetensors"; // float32 masters of bf16 weights
 } // namespace checkpoint_layout
 
-// Returns the path of the new checkpoint folder.
+// Returns the path of the new checkpoint folder. `masters` (bf16 weights'
+// float32 masters, train/master_weights.hpp) go to masters.safetensors when given.
 std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
-                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config = Json());
+                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config = Json(),
+                            const NamedTensors &masters = {});
 // The same from weights this process assembled (a model whose experts are
 // split over ranks, train/expert_state.hpp) and the spec they belong to.
 std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,
                             torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
-                            const Json &run_config = Json());
+                            const Json &run_config = Json(), const NamedTensors &masters = {});
 
 // Deletes the oldest step-* folders under root so that at most `keep` remain
 // (keep <= 0: nothing is deleted). The folder `latest` points to is never deleted.

@@ -12,6 +12,7 @@
 #include "train/expert_state.hpp"
 #include "train/fused_adamw.hpp"
 #include "train/masked_loss.hpp"
+#include "train/master_weights.hpp"
 #include "train/optimizer_shards.hpp"
 
 #include <cdrmix/data_mixture.hpp>
@@ -68,6 +69,10 @@ const Schema &TrainConfig::schema() {
         k.number("grad_clip", 1.0, "clip the global gradient norm to this (0: off; the norm is still logged)").min(0);
         k.string("autocast", "none", "bf16 autocast on the model's device; auto: bf16 where it pays (CUDA)")
             .one_of({"none", "bf16", "auto"});
+        k.string("weights_dtype", "float32",
+                 "dtype of the model's weights: bfloat16 keeps float32 masters in the optimiser (independent of "
+                 "autocast)")
+            .one_of({"float32", "bfloat16"});
         k.integer("eval_every", 100, "evaluate every N steps (0: only at the end)").min(0);
         k.integer("eval_batches", 8, "validation batches per evaluation (always the same ones)").min(1);
         k.integer("log_every", 10, "progress line and routing statistics every N steps").min(1);
@@ -111,6 +116,7 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.eps = c.get_double("eps");
     t.grad_clip = c.get_double("grad_clip");
     t.autocast = AutocastGuard::resolve(c.get_string("autocast"), device); // records what ran, not "auto"
+    t.weights_dtype = c.get_string("weights_dtype");
     t.eval_every = c.get_int("eval_every");
     t.eval_batches = c.get_int("eval_batches");
     t.log_every = c.get_int("log_every");
@@ -255,7 +261,17 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
     check_splits();
     config_.autocast = AutocastGuard::resolve(config_.autocast, model_->device().type());
     model_->set_activation_checkpointing(config_.checkpoint_activations);
-    optimizer_ = make_adamw(*model_, config_.schedule.lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
+    if (config_.weights_dtype == "bfloat16") {
+        if (model_->expert_group())
+            throw Error("train.weights_dtype = \"bfloat16\" is not supported with the experts split over ranks "
+                        "(model.expert_parallel > 1): use \"float32\"");
+        masters_ = std::make_unique<MasterWeights>(*model_);
+    }
+    config_.resolved["weights_dtype"] = config_.weights_dtype; // what checkpoints record, however config_ was built
+    optimizer_ = masters_ ? make_adamw(masters_->named(), config_.schedule.lr, config_.weight_decay, config_.beta1,
+                                       config_.beta2, config_.eps)
+                          : make_adamw(*model_, config_.schedule.lr, config_.weight_decay, config_.beta1, config_.beta2,
+                                       config_.eps);
     keep_freed_memory_for_reuse();
 }
 
@@ -264,6 +280,10 @@ Trainer::~Trainer() = default;
 void Trainer::set_process_group(ProcessGroup *group) {
     if (!group || group->world_size() == 1) return;
     if (group_) throw Error("trainer: set_process_group was already called");
+    // The gradient all-reduce and ZeRO's shards work on the model's parameters, not on float32 masters.
+    if (masters_)
+        throw Error("train.weights_dtype = \"bfloat16\" is not supported with data parallelism (world size " +
+                    std::to_string(group->world_size()) + "): use \"float32\"");
     group_ = group;
     experts_ = dynamic_cast<ExpertParallel *>(model_->expert_group());
     sync_ = std::make_unique<ModelSync>(*group_, *model_, experts_);
@@ -278,11 +298,12 @@ void Trainer::set_process_group(ProcessGroup *group) {
 
 int64_t Trainer::optimizer_state_bytes() const {
     int64_t bytes = 0;
-    for (const auto &p : model_->parameters())
-        if (auto *s = param_state(*optimizer_, p)) {
-            auto &a = static_cast<torch::optim::AdamWParamState &>(*s);
-            bytes += (a.exp_avg().numel() + a.exp_avg_sq().numel()) * int64_t(a.exp_avg().element_size());
-        }
+    for (const auto &group : optimizer_->param_groups()) // the model's parameters, or their float32 masters
+        for (const auto &p : group.params())
+            if (auto *s = param_state(*optimizer_, p)) {
+                auto &a = static_cast<torch::optim::AdamWParamState &>(*s);
+                bytes += (a.exp_avg().numel() + a.exp_avg_sq().numel()) * int64_t(a.exp_avg().element_size());
+            }
     return bytes;
 }
 
@@ -311,12 +332,29 @@ void Trainer::check_splits() const {
                     "train.seq_len");
 }
 
+namespace {
+
+// After load_model_weights: the float32 values the checkpoint holds. With bf16
+// weights the masters come back exactly (from its masters, or from a float32
+// checkpoint's weights); a float32 run resuming bf16 weights takes their masters.
+void restore_float32_weights(MasterWeights *masters, Model &model, const std::string &checkpoint_dir) {
+    if (masters) return masters->load(checkpoint_dir);
+    if (!has_master_weights(checkpoint_dir)) return;
+    NamedTensors trainable;
+    for (const auto &p : model.named_parameters())
+        if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
+    load_float32_weights(trainable, checkpoint_dir);
+}
+
+} // namespace
+
 void Trainer::resume(const std::string &checkpoint_dir) {
     verify_checkpoint(checkpoint_dir);
     const std::string where = checkpoint_dir + "/trainer_state.json";
     // An imported model has weights but no optimiser, data position or step: training starts from its weights.
     if (!std::filesystem::exists(where) && std::filesystem::exists(checkpoint_dir + "/" + kImportRecord)) {
         load_model_weights(*model_, checkpoint_dir);
+        restore_float32_weights(masters_.get(), *model_, checkpoint_dir);
         bus_.publish({{"event", "resume"}, {"step", step_}, {"path", checkpoint_dir}, {"weights_only", true}});
         return;
     }
@@ -324,6 +362,7 @@ void Trainer::resume(const std::string &checkpoint_dir) {
     for (const char *key : {"step", "data_position", "rng_state"})
         if (!state.contains(key)) throw Error(where + ": no '" + key + "' (not a resumable checkpoint)");
     load_model_weights(*model_, checkpoint_dir);
+    restore_float32_weights(masters_.get(), *model_, checkpoint_dir);
     if (experts_)
         load_whole_optimizer_state(*experts_, *model_, *optimizer_, checkpoint_dir);
     else
@@ -480,7 +519,8 @@ std::string Trainer::checkpoint() {
         last_checkpoint_ = experts_ ? save_checkpoint(checkpoint_root_, step_, whole.weights, model_->spec().source_json,
                                                       *whole.optimizer, *data_->tokenizer(), state, run_config_)
                                     : save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_,
-                                                      *data_->tokenizer(), state, run_config_);
+                                                      *data_->tokenizer(), state, run_config_,
+                                                      masters_ ? masters_->named() : NamedTensors{});
         prune_checkpoints(checkpoint_root_, config_.keep_checkpoints);
     }
     if (shards_) shards_->release(*optimizer_);
@@ -559,6 +599,7 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
             if (!masked) (n == 1 ? out.total : out.total / double(n)).backward();
             else (out.ce * share + (out.total - out.ce) / double(n)).backward();
         }
+        if (masters_) masters_->widen_gradients(); // accumulated over micro-batches in float32
         r.loss += ce * share;
         r.aux += aux;
         for (auto &rec : out.routing) r.routing.push_back(std::move(rec)); // pooled over the micro-batches
@@ -566,7 +607,9 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
     }
     if (sync_) r.comm += sync_->last_wait_s();
     if (experts_) r.comm += experts_->take_exchange_seconds(); // the experts' all-to-alls, both passes
-    r.grad_norm = sync_ ? sync_->clip_grad_norm(config_.grad_clip) : clip_gradients(*model_, config_.grad_clip);
+    r.grad_norm = sync_      ? sync_->clip_grad_norm(config_.grad_clip)
+                  : masters_ ? clip_grad_norm(masters_->tensors(), config_.grad_clip)
+                             : clip_gradients(*model_, config_.grad_clip);
     if (!std::isfinite(r.grad_norm))
         throw Error("training diverged at step " + std::to_string(step_ + 1) + ": the gradient norm is " +
                     number(r.grad_norm) + "; stopped before the optimiser step" +
@@ -575,6 +618,7 @@ Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
         shards_->step(*optimizer_);
     else
         optimizer_->step();
+    if (masters_) masters_->round_into_weights();
     return r;
 }
 
@@ -612,15 +656,27 @@ Json Trainer::swap_router(int64_t layer, const Json &router, const Registry &reg
     if (group_ || experts_ || shards_) throw Error("swap_router: only in a single-process run, for now");
     // AdamW's state is keyed by each parameter's tensor; the swap makes new ones, so carry it over by name.
     auto key = [](const torch::Tensor &p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); };
+    // What the optimiser steps: the model's parameters, or their float32 masters.
+    auto optimised = [&] {
+        if (masters_) return masters_->named();
+        NamedTensors named;
+        for (const auto &p : model_->named_parameters()) named.emplace_back(p.key(), p.value());
+        return named;
+    };
     std::map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>> by_name;
     auto &state = optimizer_->state();
-    for (const auto &p : model_->named_parameters())
-        if (auto it = state.find(key(p.value())); it != state.end()) by_name[p.key()] = it->second->clone();
+    for (const auto &[name, p] : optimised())
+        if (auto it = state.find(key(p)); it != state.end()) by_name[name] = it->second->clone();
     const auto layers = model_->swap_router(layer, router, registry, config_.seed + static_cast<uint64_t>(step_));
+    if (masters_) {
+        std::vector<std::string> routers; // what Model::swap_router replaced
+        for (const int64_t i : layers) routers.push_back("blocks." + std::to_string(i) + ".ffn.router.");
+        masters_->rebind(*model_, routers);
+    }
     const double lr = static_cast<torch::optim::AdamWOptions &>(optimizer_->param_groups().front().options()).lr();
-    optimizer_ = make_adamw(*model_, lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
-    for (const auto &p : model_->named_parameters())
-        if (auto it = by_name.find(p.key()); it != by_name.end()) optimizer_->state()[key(p.value())] = std::move(it->second);
+    optimizer_ = make_adamw(optimised(), lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
+    for (const auto &[name, p] : optimised())
+        if (auto it = by_name.find(name); it != by_name.end()) optimizer_->state()[key(p)] = std::move(it->second);
     Json rec = {{fields::event, fields::events::swap},
                 {fields::step::step, step_},
                 {fields::swap::layers, layers},

@@ -24,6 +24,7 @@ namespace cdrmix {
 
 class ModelSync;
 class ExpertParallel;
+class MasterWeights;
 class OptimizerShards;
 class ProcessGroup;
 
@@ -44,6 +45,7 @@ struct TrainConfig {
     double beta1 = 0, beta2 = 0, eps = 0;
     double grad_clip = 0;     // 0: off (the norm is still reported)
     std::string autocast;     // "none" | "bf16" (after "auto" is resolved; see autocast.hpp)
+    std::string weights_dtype; // "float32" | "bfloat16": bf16 weights with float32 masters (master_weights.hpp)
     int64_t eval_every = 0;   // 0: only at the end
     int64_t eval_batches = 0;
     int64_t log_every = 0;
@@ -156,6 +158,8 @@ public:
     int64_t optimizer_state_bytes() const;
     // The checkpoint written most recently by this trainer (empty if none).
     const std::string &last_checkpoint() const { return last_checkpoint_; }
+    // The float32 masters the optimiser steps with weights_dtype "bfloat16"; null with "float32".
+    const MasterWeights *master_weights() const { return masters_.get(); }
 
 private:
     struct StepResult {
@@ -202,6 +206,7 @@ private:
     std::unique_ptr<ModelSync> sync_;
     ExpertParallel *experts_ = nullptr; // the model's, when its experts are split over ranks
     std::unique_ptr<OptimizerShards> shards_; // train.shard_optimizer on several ranks
+    std::unique_ptr<MasterWeights> masters_;  // train.weights_dtype = "bfloat16"
     bool synced_ = false; // the ranks' parameters agree (broadcast or checked)
 };
 
