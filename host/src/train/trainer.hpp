@@ -24,6 +24,7 @@ namespace cdrmix {
 
 class ModelSync;
 class ExpertParallel;
+class ExpertRotation;
 class OptimizerShards;
 class ProcessGroup;
 
@@ -55,6 +56,11 @@ struct TrainConfig {
     double sample_temperature = 0;
     ActivationCheckpointing checkpoint_activations; // which layers recompute their activations in backward
     bool shard_optimizer = false; // ZeRO-1 over the data-parallel ranks (optimizer_shards.hpp)
+    // Expert-at-a-time training (expert_rotation.hpp): one routed expert per MoE
+    // layer trains, the others are frozen, and the active one changes every
+    // expert_switch_every steps.
+    bool expert_at_a_time = false;
+    int64_t expert_switch_every = 0;
     uint64_t seed = 0;
 
     // Every key of the trainer table: the optimiser's, the schedule's and the trainer's own.
@@ -156,6 +162,8 @@ public:
     int64_t optimizer_state_bytes() const;
     // The checkpoint written most recently by this trainer (empty if none).
     const std::string &last_checkpoint() const { return last_checkpoint_; }
+    // With train.expert_at_a_time, which experts train and where the others' moments are; null otherwise.
+    const ExpertRotation *expert_rotation() const { return rotation_.get(); }
 
 private:
     struct StepResult {
@@ -203,6 +211,7 @@ private:
     ExpertParallel *experts_ = nullptr; // the model's, when its experts are split over ranks
     std::unique_ptr<OptimizerShards> shards_; // train.shard_optimizer on several ranks
     bool synced_ = false; // the ranks' parameters agree (broadcast or checked)
+    std::unique_ptr<ExpertRotation> rotation_; // train.expert_at_a_time
 };
 
 } // namespace cdrmix
