@@ -233,6 +233,49 @@ TEST(ExpertRotation, ResumeAcrossASwitchIsBitwise) {
         EXPECT_EQ(rest[i], full[stop_at + i]) << "step " << stop_at + i + 1; // bitwise
 }
 
+// Checkpoints move between the modes: one written expert at a time resumes
+// without it (every expert that trained gets its moments back from its file),
+// and one written with every expert at once resumes with it (what is frozen
+// now is spilled at once, so the optimiser holds one expert per layer).
+TEST(ExpertRotation, CheckpointsMoveBetweenModes) {
+    const fs::path dir = scratch("modes");
+    cdrmix::MetricsBus bus;
+    auto data = text_source(dir);
+    const int64_t vocab = data->tokenizer()->vocab_size();
+    cdrmix::TrainConfig rotating = rotating_config(3, 2); // experts 0, 0, 1: expert 2 never trains
+    cdrmix::TrainConfig all = rotating;
+    all.expert_at_a_time = false;
+    cdrmix::Trainer a(make_model(vocab, 5), text_source(dir), rotating, bus, (dir / "rotating").string());
+    a.run();
+    cdrmix::Trainer b(make_model(vocab, 5), text_source(dir), all, bus, (dir / "all").string());
+    b.run();
+    // AdamW state bytes of every parameter except the given experts of each MoE layer.
+    auto state_bytes = [](cdrmix::Model &m, const std::vector<int64_t> &without) {
+        int64_t bytes = 0;
+        for (const auto &p : m.parameters()) bytes += 2 * p.numel() * int64_t(p.element_size());
+        for (const auto &layer : cdrmix::find_routed_experts(m))
+            for (int64_t e : without)
+                for (const auto &np : layer.experts[size_t(e)]) bytes -= 2 * np.second.numel() * int64_t(np.second.element_size());
+        return bytes;
+    };
+
+    auto model_c = make_model(vocab, 99);
+    cdrmix::Trainer c(model_c, text_source(dir), rotating_config(6, 2), bus, "");
+    c.resume(b.last_checkpoint()); // every expert at once -> expert 1 active at step 3
+    EXPECT_EQ(c.optimizer_state_bytes(), state_bytes(*model_c, {0, 2}));
+    for (const auto &layer : c.expert_rotation()->layers())
+        for (int64_t e : {0, 2})
+            EXPECT_TRUE(fs::is_regular_file(fs::path(c.expert_rotation()->spill_dir()) /
+                                            cdrmix::expert_moments_file(layer.layer, e)));
+
+    auto model_d = make_model(vocab, 99);
+    cdrmix::TrainConfig longer = all;
+    longer.steps = longer.schedule.total_steps = 6;
+    cdrmix::Trainer d(model_d, text_source(dir), longer, bus, "");
+    d.resume(a.last_checkpoint()); // expert at a time -> every expert: 0 and 1 trained, 2 never
+    EXPECT_EQ(d.optimizer_state_bytes(), state_bytes(*model_d, {2}));
+}
+
 TEST(ExpertRotation, RefusesWhatItDoesNotSupport) {
     using cdrmix::test::error_of;
     const Json both = {{"expert_at_a_time", true}, {"shard_optimizer", true}};
