@@ -6,6 +6,7 @@
 # against the arithmetic, and that bad rank layouts fail with one line.
 # Then --budget and --checkpoint-activations on cdrmix-tiny: the verdict and
 # the advice against the arithmetic, and bad budgets fail with one line.
+# Then --expert-at-a-time against the arithmetic, and its refusal with --dp.
 set -euo pipefail
 cdrmix=$1 dir=$2
 status=0
@@ -151,4 +152,20 @@ for bad in "--budget 18GB?:describe: --budget: '18GB?' is not a size" "--budget 
            "--checkpoint-activations some:describe: --checkpoint-activations: key 'checkpoint_activations' must be"; do
   expect_one_line "$bad"
 done
+
+# ---- --expert-at-a-time: gradients and AdamW state for one routed expert per MoE layer ----
+plain=$("$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 --json)
+rotating=$("$cdrmix" describe "$tiny" --vocab-size 256 --seq-len 64 --json --expert-at-a-time)
+python3 - "$plain" "$rotating" <<'PY' || status=1
+import json, sys
+plain, rot = (json.loads(a) for a in sys.argv[1:])
+frozen = sum(l["count"] * (l["experts"] - 1) * l["parameters_per_expert"] for l in plain["layers"] if "experts" in l)
+m, r = plain["memory_bytes"], rot["memory_bytes"]
+ok = frozen > 0 and rot["expert_at_a_time"] and r["weights"] == m["weights"] and r["activations"] == m["activations"] \
+    and r["gradients"] == m["gradients"] - frozen * 4 and r["optimizer"] == m["optimizer"] - frozen * 8 \
+    and r["total"] == r["weights"] + r["gradients"] + r["optimizer"] + r["activations"]
+print(("ok  " if ok else "FAIL") + f" expert at a time: {frozen} frozen expert parameters without gradients or AdamW state")
+sys.exit(0 if ok else 1)
+PY
+expect_one_line "--expert-at-a-time --dp 2:describe: --expert-at-a-time is for a single process"
 exit $status

@@ -330,6 +330,16 @@ TEST(TrainBf16Weights, RefusedValuesAndModels) {
     EXPECT_NE(wide.find("is Double, not float32"), std::string::npos) << wide;
     for (const auto &p : model->named_parameters())
         EXPECT_EQ(p.value().scalar_type(), p.key() == "emb.weight" ? torch::kFloat32 : torch::kFloat64) << p.key();
+
+    // Expert-at-a-time freezes the model's parameters, while the optimiser would step their masters.
+    cdrmix::TrainConfig rotating = config(2, "bfloat16");
+    rotating.expert_at_a_time = true;
+    auto moe = make_model(data->tokenizer()->vocab_size(), 5);
+    const std::string both = cdrmix::test::error_of([&] { cdrmix::Trainer t(moe, data, rotating, bus, ""); });
+    EXPECT_NE(both.find("train.expert_at_a_time is not supported with train.weights_dtype = \"bfloat16\""),
+              std::string::npos)
+        << both;
+    for (const auto &p : moe->named_parameters()) EXPECT_EQ(p.value().scalar_type(), torch::kFloat32) << p.key();
 }
 
 // Data parallelism (and with it ZeRO sharding) is refused with one line on

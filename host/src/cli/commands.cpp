@@ -324,6 +324,9 @@ int cli_main(int argc, char **argv) {
     auto *shard = describe->add_flag("--shard-optimizer", describe_options.shard_optimizer,
                                      "ZeRO-1: AdamW state divided over its replicas (dense: --dp ranks, an expert "
                                      "shard: --dp/--ep ranks)");
+    describe->add_flag("--expert-at-a-time", describe_options.expert_at_a_time,
+                       "train.expert_at_a_time: gradients and AdamW state for one routed expert per MoE layer "
+                       "(every expert's weights stay in memory)");
     describe->footer("Per rank: dense parameters are replicated on every rank, a rank holds 1/ep of each MoE "
                      "layer's routed experts, gradients follow the parameters held, and AdamW state does too unless "
                      "--shard-optimizer. --batch-size is per rank, so activations are the estimate for one process "

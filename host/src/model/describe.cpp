@@ -86,6 +86,9 @@ void check_ranks(const DescribeOptions &o) {
     if (o.ep < 1 || o.dp % o.ep != 0)
         throw Error("describe: --ep " + std::to_string(o.ep) + " must divide --dp " + std::to_string(o.dp) +
                     ": one of " + divisors_of(o.dp));
+    if (o.expert_at_a_time && o.per_rank)
+        throw Error("describe: --expert-at-a-time is for a single process (the trainer refuses it with --dp, --ep and "
+                    "--shard-optimizer)");
 }
 
 // Every MoE layer's experts split evenly over the ep ranks of a group.
@@ -109,15 +112,19 @@ constexpr const char *kMemoryFields[] = {"weights", "gradients", "optimizer", "a
 // What one rank holds with dp ranks, experts split over ep of them and, under
 // ZeRO-1, AdamW state divided over its replicas (dense parameters are on all dp
 // ranks, one expert shard on dp/ep). A single process is dp 1, ep 1, unsharded.
+// `frozen`: routed-expert parameters with neither gradients nor AdamW state
+// (expert-at-a-time training; single process).
 Json memory_of(int64_t dense, int64_t expert, double value_bytes, double optimizer_bytes, double activations,
-               int64_t dp, int64_t ep, bool shard_optimizer) {
+               int64_t dp, int64_t ep, bool shard_optimizer, int64_t frozen = 0) {
     const double expert_held = double(expert) / double(ep);
     const double dense_replicas = shard_optimizer ? double(dp) : 1.0;
     const double expert_replicas = shard_optimizer ? double(dp / ep) : 1.0;
     const double weights = (double(dense) + expert_held) * value_bytes;
-    const double optimizer = (double(dense) / dense_replicas + expert_held / expert_replicas) * optimizer_bytes;
-    // Gradients follow the weights held.
-    const double values[] = {weights, weights, optimizer, activations, 2 * weights + optimizer + activations};
+    const double optimizer =
+        (double(dense) / dense_replicas + expert_held / expert_replicas - double(frozen)) * optimizer_bytes;
+    // Gradients follow the weights held (and trained).
+    const double gradients = weights - double(frozen) * value_bytes;
+    const double values[] = {weights, gradients, optimizer, activations, weights + gradients + optimizer + activations};
     Json m;
     for (size_t i = 0; i < std::size(kMemoryFields); ++i) m[kMemoryFields[i]] = values[i];
     return m;
@@ -220,9 +227,10 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
     // Weights, gradients and AdamW state of what has been counted so far, against the budget.
     std::map<std::string, int64_t> layers_of_kind;
     for (int64_t i = 0; i < spec.num_layers; ++i) ++layers_of_kind[layer_key(spec.layers[static_cast<size_t>(i)], i)];
+    // Expert at a time: which parameters train is known at the end, so only the weights count here.
+    const double bytes_per_parameter = o.expert_at_a_time ? value_bytes : 2 * value_bytes + optimizer_bytes;
     const auto over_budget = [&](double parameters) {
-        return o.stop_when_over_budget && o.budget_bytes > 0 &&
-               parameters * (2 * value_bytes + optimizer_bytes) > o.budget_bytes;
+        return o.stop_when_over_budget && o.budget_bytes > 0 && parameters * bytes_per_parameter > o.budget_bytes;
     };
     const Json gave_up = {{"name", spec.name}, {"budget", {{"bytes", o.budget_bytes}, {"fits", false}}}};
     double counted = 0; // parameters, every layer of each kind built so far
@@ -308,7 +316,7 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
     };
 
     Json layers = Json::array();
-    int64_t expert_total = 0;
+    int64_t expert_total = 0, expert_one = 0; // expert_one: one routed expert of each MoE layer
     std::vector<int64_t> expert_counts;
     for (const auto &key : order) {
         const LayerCost &c = kinds.at(key);
@@ -318,6 +326,7 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
             l["parameters_per_expert"] = c.expert;
             l["experts"] = c.experts;
             expert_total += c.count * c.experts * c.expert;
+            expert_one += c.count * c.expert;
             expert_counts.push_back(c.experts);
         }
         layers.push_back(l);
@@ -343,7 +352,11 @@ Json describe_model(const ModelSpec &spec, const Registry &registry, const Descr
         by_mode[m.name()] = activations_with(m) * double(o.batch_size) * per_sequence;
     report["activations_by_checkpointing"] = by_mode;
     const int64_t dense = total - expert_total;
-    report["memory_bytes"] = memory_of(dense, expert_total, value_bytes, optimizer_bytes, acts, 1, 1, false);
+    if (o.expert_at_a_time && expert_total == 0)
+        throw Error("describe: --expert-at-a-time: the model has no MoE layer with routed experts");
+    report["expert_at_a_time"] = o.expert_at_a_time;
+    report["memory_bytes"] = memory_of(dense, expert_total, value_bytes, optimizer_bytes, acts, 1, 1, false,
+                                       o.expert_at_a_time ? expert_total - expert_one : 0);
     if (o.per_rank)
         report["per_rank"] = {
             {"data_parallel", o.dp},
@@ -470,9 +483,11 @@ std::string format_description(const Json &r) {
     }
     const Json &m = r["memory_bytes"];
     const std::string checkpointing = r["checkpoint_activations"];
-    std::snprintf(line, sizeof line, "  memory (%s, batch %lld, sequence %lld, AdamW, checkpoint_activations %s)\n",
+    std::snprintf(line, sizeof line, "  memory (%s, batch %lld, sequence %lld, AdamW%s, checkpoint_activations %s)\n",
                   r["dtype"].get<std::string>().c_str(), static_cast<long long>(r["batch_size"]),
-                  static_cast<long long>(r["seq_len"]), checkpointing.c_str());
+                  static_cast<long long>(r["seq_len"]),
+                  r.value("expert_at_a_time", false) ? " for one expert per MoE layer (expert at a time)" : "",
+                  checkpointing.c_str());
     out += line;
     if (!r.contains("per_rank")) {
         for (const char *k : kMemoryFields) {

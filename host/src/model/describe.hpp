@@ -40,6 +40,7 @@ struct DescribeOptions {
     int64_t dp = 1;                // data-parallel world size: ranks in total
     int64_t ep = 1;                // expert-parallel degree: divides dp and every MoE layer's expert count
     bool shard_optimizer = false;  // ZeRO-1: AdamW state divided over the replicas of each parameter
+    bool expert_at_a_time = false; // train.expert_at_a_time: gradients and AdamW state of one routed expert per MoE layer
     ActivationCheckpointing checkpointing; // what the activation figure assumes (train.checkpoint_activations)
     double budget_bytes = 0;               // > 0: whether the total fits in this many bytes, and if not what would
     // With budget_bytes: give up as soon as the parameters counted so far need

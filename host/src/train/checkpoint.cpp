@@ -2,6 +2,7 @@
 
 #include "core/files.hpp"
 #include "core/zip_bounds.hpp"
+#include "train/checkpoint_extra_files.hpp"
 #include "train/checkpoint_files.hpp"
 #include "run/run_folder.hpp"
 
@@ -20,6 +21,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -87,11 +89,14 @@ NamedTensors model_tensors(Model &model) {
     return tensors;
 }
 
+using WriteMore = std::function<void(const std::string &dir)>;
+
 void write_checkpoint_files(const fs::path &dir, const NamedTensors &weights, const Json &model_spec,
                             torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
-                            const Json &run_config, const NamedTensors &masters) {
+                            const Json &run_config, const NamedTensors &masters, const WriteMore &write_more) {
     write_model_files(dir, weights, model_spec, tokenizer);
     if (!masters.empty()) save_safetensors((dir / checkpoint_layout::masters).string(), masters, {{"format", "pt"}});
+    if (write_more) write_more(dir.string());
     write_json_atomic((dir / "trainer_state.json").string(), trainer_state);
     if (!run_config.is_null()) write_json_atomic((dir / checkpoint_layout::run_config).string(), run_config);
     // Serialised in memory, then written like every other file: LibTorch's file
@@ -135,16 +140,12 @@ std::string save_derived_checkpoint(const std::string &out_path, Model &model, c
     return out.string();
 }
 
-std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
-                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config,
-                            const NamedTensors &masters) {
-    return save_checkpoint(root, step, model_tensors(model), model.spec().source_json, optimizer, tokenizer,
-                           trainer_state, run_config, masters);
-}
+namespace {
 
-std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,
-                            torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
-                            const Json &run_config, const NamedTensors &masters) {
+std::string save_checkpoint_folder(const std::string &root, int64_t step, const NamedTensors &weights,
+                                   const Json &model_spec, torch::optim::Optimizer &optimizer,
+                                   const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config,
+                                   const NamedTensors &masters, const WriteMore &write_more) {
     const std::string name = run_layout::checkpoint_folder(step);
     const fs::path final_dir = fs::path(root) / name;
     const fs::path tmp_dir = fs::path(root) / (".tmp-" + name);
@@ -155,7 +156,8 @@ std::string save_checkpoint(const std::string &root, int64_t step, const NamedTe
         if (e.path().filename().string().rfind(".tmp-", 0) == 0) remove_tree(e.path());
     fs::create_directories(tmp_dir);
     try {
-        write_checkpoint_files(tmp_dir, weights, model_spec, optimizer, tokenizer, trainer_state, run_config, masters);
+        write_checkpoint_files(tmp_dir, weights, model_spec, optimizer, tokenizer, trainer_state, run_config, masters,
+                               write_more);
     } catch (...) {
         std::error_code ec;
         remove_tree(tmp_dir, ec);
@@ -173,6 +175,29 @@ std::string save_checkpoint(const std::string &root, int64_t step, const NamedTe
     fs::rename(link_tmp, link);
     fsync_path(root);
     return final_dir.string();
+}
+
+} // namespace
+
+std::string save_checkpoint(const std::string &root, int64_t step, Model &model, torch::optim::Optimizer &optimizer,
+                            const Tokenizer &tokenizer, const Json &trainer_state, const Json &run_config,
+                            const NamedTensors &masters) {
+    return save_checkpoint_folder(root, step, model_tensors(model), model.spec().source_json, optimizer, tokenizer,
+                                  trainer_state, run_config, masters, nullptr);
+}
+
+std::string save_checkpoint(const std::string &root, int64_t step, const NamedTensors &weights, const Json &model_spec,
+                            torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer, const Json &trainer_state,
+                            const Json &run_config, const NamedTensors &masters) {
+    return save_checkpoint_folder(root, step, weights, model_spec, optimizer, tokenizer, trainer_state, run_config,
+                                  masters, nullptr);
+}
+
+std::string save_checkpoint_with(const std::string &root, int64_t step, Model &model,
+                                 torch::optim::Optimizer &optimizer, const Tokenizer &tokenizer,
+                                 const Json &trainer_state, const Json &run_config, const WriteMore &write_more) {
+    return save_checkpoint_folder(root, step, model_tensors(model), model.spec().source_json, optimizer, tokenizer,
+                                  trainer_state, run_config, {}, write_more);
 }
 
 void prune_checkpoints(const std::string &root, int64_t keep) {

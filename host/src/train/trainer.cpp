@@ -8,7 +8,9 @@
 #include "model/sampler.hpp"
 #include "train/autocast.hpp"
 #include "train/checkpoint.hpp"
+#include "train/checkpoint_extra_files.hpp"
 #include "train/evaluate.hpp"
+#include "train/expert_rotation.hpp"
 #include "train/expert_state.hpp"
 #include "train/fused_adamw.hpp"
 #include "train/masked_loss.hpp"
@@ -89,6 +91,11 @@ const Schema &TrainConfig::schema() {
         k.integer("checkpoint_activations_every", 2, "every_k: the k of checkpoint_activations").min(1);
         k.boolean("shard_optimizer", false,
                   "ZeRO-1: split AdamW's moments over the data-parallel ranks (each updates its share)");
+        k.boolean("expert_at_a_time", false,
+                  "train one routed expert per MoE layer at a time (the others frozen, their AdamW moments on disk)");
+        k.integer("expert_switch_every", 100,
+                  "expert_at_a_time: the active expert of a layer with E experts at step s is (s / N) mod E")
+            .min(1);
         k.integer("seed", 1337, "seed of initialisation-independent randomness (data order, dropout, sampling)").min(0);
         k.string("name", nullptr, "run name: runs/<name>-<stamp>/ (default: the script's file name)");
         k.string("resume", nullptr, "\"auto\" (newest checkpoint of an earlier run of this name) or a checkpoint path");
@@ -128,6 +135,10 @@ TrainConfig TrainConfig::from_config(const Config &given, c10::DeviceType device
     t.sample_temperature = c.get_double("sample_temperature");
     t.seed = static_cast<uint64_t>(c.get_int("seed"));
     t.shard_optimizer = c.get_bool("shard_optimizer");
+    t.expert_at_a_time = c.get_bool("expert_at_a_time");
+    t.expert_switch_every = c.get_int("expert_switch_every");
+    if (t.expert_at_a_time && t.shard_optimizer)
+        throw Error(c.where("expert_at_a_time") + ": expert_at_a_time does not combine with shard_optimizer (ZeRO-1)");
     t.checkpoint_activations = ActivationCheckpointing::parse(
         c.get_string("checkpoint_activations"), c.get_int("checkpoint_activations_every"), c.where("checkpoint_activations"));
     // The run's identity (name, resume) belongs to the Run, not to what is saved as training settings.
@@ -265,6 +276,10 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
         if (model_->expert_group())
             throw Error("train.weights_dtype = \"bfloat16\" is not supported with the experts split over ranks "
                         "(model.expert_parallel > 1): use \"float32\"");
+        // The rotation freezes the model's parameters; the optimiser would step their masters.
+        if (config_.expert_at_a_time)
+            throw Error("train.expert_at_a_time is not supported with train.weights_dtype = \"bfloat16\": use "
+                        "\"float32\"");
         masters_ = std::make_unique<MasterWeights>(*model_);
     }
     config_.resolved["weights_dtype"] = config_.weights_dtype; // what checkpoints record, however config_ was built
@@ -272,6 +287,13 @@ Trainer::Trainer(std::shared_ptr<Model> model, std::shared_ptr<DataSource> data,
                                        config_.beta2, config_.eps)
                           : make_adamw(*model_, config_.schedule.lr, config_.weight_decay, config_.beta1, config_.beta2,
                                        config_.eps);
+    if (config_.expert_at_a_time) {
+        if (model_->expert_group())
+            throw Error("train.expert_at_a_time: not with the experts split over ranks (expert_parallel)");
+        // After make_adamw, which leaves out parameters that do not require gradients: the
+        // optimiser holds every parameter, so optimizer.pt pairs states with them as always.
+        rotation_ = std::make_unique<ExpertRotation>(*model_, config_.expert_switch_every);
+    }
     keep_freed_memory_for_reuse();
 }
 
@@ -284,6 +306,7 @@ void Trainer::set_process_group(ProcessGroup *group) {
     if (masters_)
         throw Error("train.weights_dtype = \"bfloat16\" is not supported with data parallelism (world size " +
                     std::to_string(group->world_size()) + "): use \"float32\"");
+    if (rotation_) throw Error("train.expert_at_a_time: only in a single-process run (not with data parallelism)");
     group_ = group;
     experts_ = dynamic_cast<ExpertParallel *>(model_->expert_group());
     sync_ = std::make_unique<ModelSync>(*group_, *model_, experts_);
@@ -368,9 +391,14 @@ void Trainer::resume(const std::string &checkpoint_dir) {
     else
         load_optimizer_state(*optimizer_, checkpoint_dir);
     if (shards_) shards_->release(*optimizer_);
+    const int64_t step = state["step"].get<int64_t>();
+    if (rotation_)
+        rotation_->restore(checkpoint_dir, step, *optimizer_, checkpoint_root_);
+    else if (!experts_)
+        load_all_expert_moments(*model_, *optimizer_, checkpoint_dir); // written by expert-at-a-time training
     data_->restore(saved_data_position(state, group_ ? group_->rank() : 0, where));
     set_cpu_rng_state(state["rng_state"].get<std::string>(), where);
-    step_ = state["step"].get<int64_t>();
+    step_ = step;
     tokens_ = state.value("tokens", int64_t(0));
     elapsed_ = state.value("elapsed_s", 0.0);
     last_val_loss_ = state.value("val_loss", -1.0);
@@ -515,7 +543,12 @@ std::string Trainer::checkpoint() {
     if (shards_) shards_->consolidate(*optimizer_);
     WholeModel whole;
     if (experts_) whole = gather_whole_model(*experts_, *model_, *optimizer_);
-    if (!group_ || group_->rank() == 0) {
+    if (rotation_) { // single-process: the frozen experts' moment files go into the folder beside optimizer.pt
+        last_checkpoint_ = save_checkpoint_with(checkpoint_root_, step_, *model_, *optimizer_, *data_->tokenizer(), state,
+                                                run_config_,
+                                                [this](const std::string &dir) { rotation_->write_spilled(dir); });
+        prune_checkpoints(checkpoint_root_, config_.keep_checkpoints);
+    } else if (!group_ || group_->rank() == 0) {
         last_checkpoint_ = experts_ ? save_checkpoint(checkpoint_root_, step_, whole.weights, model_->spec().source_json,
                                                       *whole.optimizer, *data_->tokenizer(), state, run_config_)
                                     : save_checkpoint(checkpoint_root_, step_, *model_, *optimizer_,
@@ -542,6 +575,7 @@ Json Trainer::sample() {
 }
 
 Trainer::StepResult Trainer::train_step(double lr, bool record_routing) {
+    if (rotation_) rotation_->advance(step_, *optimizer_, checkpoint_root_);
     set_lr(*optimizer_, lr);
     // Undefined rather than zeroed: the first backward then hands its gradients
     // over instead of adding them into zeros (one sweep and one op per parameter fewer).
@@ -654,6 +688,8 @@ Json Trainer::run(const TrainCallbacks &cb) {
 
 Json Trainer::swap_router(int64_t layer, const Json &router, const Registry &registry) {
     if (group_ || experts_ || shards_) throw Error("swap_router: only in a single-process run, for now");
+    // make_adamw would leave the frozen experts out, and optimizer.pt would no longer pair states by position.
+    if (rotation_) throw Error("swap_router: not with train.expert_at_a_time");
     // AdamW's state is keyed by each parameter's tensor; the swap makes new ones, so carry it over by name.
     auto key = [](const torch::Tensor &p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); };
     // What the optimiser steps: the model's parameters, or their float32 masters.

@@ -25,6 +25,7 @@ namespace cdrmix {
 class ModelSync;
 class ExpertParallel;
 class MasterWeights;
+class ExpertRotation;
 class OptimizerShards;
 class ProcessGroup;
 
@@ -57,6 +58,11 @@ struct TrainConfig {
     double sample_temperature = 0;
     ActivationCheckpointing checkpoint_activations; // which layers recompute their activations in backward
     bool shard_optimizer = false; // ZeRO-1 over the data-parallel ranks (optimizer_shards.hpp)
+    // Expert-at-a-time training (expert_rotation.hpp): one routed expert per MoE
+    // layer trains, the others are frozen, and the active one changes every
+    // expert_switch_every steps.
+    bool expert_at_a_time = false;
+    int64_t expert_switch_every = 0;
     uint64_t seed = 0;
 
     // Every key of the trainer table: the optimiser's, the schedule's and the trainer's own.
@@ -160,6 +166,8 @@ public:
     const std::string &last_checkpoint() const { return last_checkpoint_; }
     // The float32 masters the optimiser steps with weights_dtype "bfloat16"; null with "float32".
     const MasterWeights *master_weights() const { return masters_.get(); }
+    // With train.expert_at_a_time, which experts train and where the others' moments are; null otherwise.
+    const ExpertRotation *expert_rotation() const { return rotation_.get(); }
 
 private:
     struct StepResult {
@@ -208,6 +216,7 @@ private:
     std::unique_ptr<OptimizerShards> shards_; // train.shard_optimizer on several ranks
     std::unique_ptr<MasterWeights> masters_;  // train.weights_dtype = "bfloat16"
     bool synced_ = false; // the ranks' parameters agree (broadcast or checked)
+    std::unique_ptr<ExpertRotation> rotation_; // train.expert_at_a_time
 };
 
 } // namespace cdrmix
