@@ -187,7 +187,13 @@ TEST(TrainSwapRouter, MidRunSwapEqualsResumeThenSwap) {
     auto model_b = make_model(vocab, true, 99);
     cdrmix::Trainer b(model_b, text_source(dir), config, bus, "");
     b.resume((dir / "ckpt" / "step-000003").string());
+    int64_t router_moments = 0; // top-k's gate, whose name sinkhorn's gate reuses
+    for (const auto &p : model_b->named_parameters())
+        if (p.key().find(".router.") != std::string::npos) router_moments += 2 * p.value().numel() * 4;
+    const int64_t moments = b.optimizer_state_bytes();
     b.swap_router(1, sinkhorn, cdrmix::Registry::global());
+    EXPECT_GT(router_moments, 0);
+    EXPECT_EQ(b.optimizer_state_bytes(), moments - router_moments) << "the new router's moments start at zero";
     for (const auto &p : model_b->named_parameters())
         if (p.key().find(".router.") == std::string::npos)
             EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key() << " is kept through the swap";

@@ -24,6 +24,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <cmath>
@@ -704,15 +705,18 @@ Json Trainer::swap_router(int64_t layer, const Json &router, const Registry &reg
     for (const auto &[name, p] : optimised())
         if (auto it = state.find(key(p)); it != state.end()) by_name[name] = it->second->clone();
     const auto layers = model_->swap_router(layer, router, registry, config_.seed + static_cast<uint64_t>(step_));
-    if (masters_) {
-        std::vector<std::string> routers; // what Model::swap_router replaced
-        for (const int64_t i : layers) routers.push_back("blocks." + std::to_string(i) + ".ffn.router.");
-        masters_->rebind(*model_, routers);
-    }
+    std::vector<std::string> routers; // what Model::swap_router replaced
+    for (const int64_t i : layers) routers.push_back("blocks." + std::to_string(i) + ".ffn.router.");
+    if (masters_) masters_->rebind(*model_, routers);
+    // A new router's moments start at zero, even where its parameters reuse the old router's names.
+    auto replaced = [&](const std::string &name) {
+        return std::any_of(routers.begin(), routers.end(), [&](const std::string &r) { return name.rfind(r, 0) == 0; });
+    };
     const double lr = static_cast<torch::optim::AdamWOptions &>(optimizer_->param_groups().front().options()).lr();
     optimizer_ = make_adamw(optimised(), lr, config_.weight_decay, config_.beta1, config_.beta2, config_.eps);
     for (const auto &[name, p] : optimised())
-        if (auto it = by_name.find(name); it != by_name.end()) optimizer_->state()[key(p)] = std::move(it->second);
+        if (auto it = by_name.find(name); it != by_name.end() && !replaced(name))
+            optimizer_->state()[key(p)] = std::move(it->second);
     Json rec = {{fields::event, fields::events::swap},
                 {fields::step::step, step_},
                 {fields::swap::layers, layers},
